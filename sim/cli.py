@@ -1,0 +1,162 @@
+"""The ``veilcast`` command (also ``python -m sim``): a thin layer over :mod:`sim.api`.
+
+Exit codes (SPEC section 1): 0 success; 2 bad input, one line per problem naming the file and
+the dotted key, never a traceback; 1 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from importlib.util import find_spec
+from pathlib import Path
+
+from sim.errors import InputError
+from sim.scenario import ScenarioError, expand, load_scenario
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments in one line with exit code 2 (its own convention)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_INPUT, f"veilcast: {message}\n")
+
+
+def _add_run_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("scenario", type=Path)
+    cmd.add_argument("--out", type=Path, default=Path("results"))
+    cmd.add_argument("--seed", type=int, default=None)
+    cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar of SPEC section 1."""
+    parser = _Parser(prog="veilcast", description="privacy-preserving prediction market simulator")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run_options(
+        sub.add_parser("run", help="run a scenario (every replication and sweep point)")
+    )
+    sweep = sub.add_parser("sweep", help="run a scenario's sweep in parallel")
+    _add_run_options(sweep)
+    sweep.add_argument("--executor", choices=["local", "ray"], default="local")
+    sweep.add_argument("--workers", type=int, default=None)
+    sweep.add_argument("--address", default=None, help="Ray cluster address (executor ray)")
+    sweep.add_argument("--resume", action="store_true", help="skip runs already complete")
+    validate = sub.add_parser("validate", help="check scenario files")
+    validate.add_argument("scenarios", type=Path, nargs="+")
+    compare = sub.add_parser("compare", help="compare metrics of runs grouped by swept keys")
+    compare.add_argument("dirs", type=Path, nargs="+")
+    compare.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    dash = sub.add_parser("dashboard", help="start the dashboard on 127.0.0.1")
+    dash.add_argument("--results", type=Path, default=Path("results"))
+    dash.add_argument("--port", type=int, default=8501)
+    dash.add_argument(
+        "--address", default="127.0.0.1", help="interface to bind (default loopback only)"
+    )
+    return parser
+
+
+def _validate(paths: Sequence[Path]) -> int:
+    failed = False
+    for path in paths:
+        try:
+            scenario = load_scenario(path)
+            expand(scenario)
+        except ScenarioError as exc:
+            failed = True
+            print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+        else:
+            print(f"ok {scenario.name}")
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.sweep import run_sweep
+
+    scenario = load_scenario(args.scenario, overrides=args.overrides)
+    summary = run_sweep(
+        scenario,
+        out=args.out,
+        seed=args.seed,
+        executor=getattr(args, "executor", "local"),
+        workers=getattr(args, "workers", None) or (1 if args.command == "run" else None),
+        resume=getattr(args, "resume", False),
+        address=getattr(args, "address", None),
+    )
+    return EXIT_INTERNAL if summary.failed else EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sim.compare import compare_dirs, render
+
+    frame = compare_dirs(args.dirs)
+    print(render(frame, args.format))
+    return EXIT_OK
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    spec = find_spec("dashboard")
+    if spec is None or spec.origin is None:
+        print("veilcast: the dashboard package is not installed", file=sys.stderr)
+        return EXIT_INTERNAL
+    app = Path(spec.origin).parent / "app.py"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--",
+        "--results",
+        str(args.results.resolve()),
+    ]
+    print(f"veilcast dashboard on http://{args.address}:{args.port} (Ctrl-C stops it)")
+    try:
+        return subprocess.call(command, env=os.environ.copy())
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``veilcast`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        match args.command:
+            case "validate":
+                return _validate(args.scenarios)
+            case "run" | "sweep":
+                return _run(args)
+            case "compare":
+                return _compare(args)
+            case "dashboard":
+                return _dashboard(args)
+    except ScenarioError as exc:
+        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+        return EXIT_INPUT
+    except InputError as exc:
+        print("\n".join(exc.lines()), file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(
+            "veilcast: interrupted; finished runs are kept, none is left half-written",
+            file=sys.stderr,
+        )
+        return 130
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The metrics of SPEC section 4 that a run computes, as pure functions of what it recorded.
+
+A metric that does not apply (no executed order, no finalized market) is NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from market.exchange import Exchange, maker_account, maker_funding
+from market.types import MICRO
+from sim.records import OrderRecord, SettlementRecord
+
+NAN = math.nan
+
+
+def mean(values: Iterable[float]) -> float:
+    """Arithmetic mean, NaN for no values (a metric that does not apply)."""
+    items = list(values)
+    return math.fsum(items) / len(items) if items else NAN
+
+
+def brier(prices: Sequence[float], outcome: int) -> float:
+    """Σᵢ (pᵢ − oᵢ)² for one market whose realised outcome is ``outcome``."""
+    return math.fsum((p - (1.0 if i == outcome else 0.0)) ** 2 for i, p in enumerate(prices))
+
+
+def market_metrics(
+    exchange: Exchange,
+    initial: Exchange,
+    *,
+    true_probs: Sequence[Sequence[float]],
+    outcomes: Sequence[int],
+    executed: int,
+) -> dict[str, float]:
+    """Price accuracy and the market makers' loss against their bound."""
+    prices = [exchange.prices(m) for m in range(len(outcomes))]
+    gaps = [
+        abs(p - t)
+        for ps, ts in zip(prices, true_probs, strict=True)
+        for p, t in zip(ps, ts, strict=True)
+    ]
+    loss = 0.0
+    for market in range(len(outcomes)):
+        funding = maker_funding(initial.makers[market])
+        cash = exchange.ledger.cash(maker_account(market))
+        loss += (funding - cash) / MICRO + open_liability(exchange, market, prices[market])
+    return {
+        "market.brier": mean(brier(p, o) for p, o in zip(prices, outcomes, strict=True)),
+        "market.abs_error": mean(gaps),
+        "market.maker_loss": loss,
+        "market.maker_loss_bound": math.fsum(m.loss_bound() for m in initial.makers),
+        "market.orders_executed": float(executed),
+    }
+
+
+def open_liability(exchange: Exchange, market: int, prices: Sequence[float]) -> float:
+    """What an unsettled market's maker owes holders, valued at current prices (0 once settled)."""
+    if exchange.ledger.is_settled(market):
+        return 0.0
+    ledger = exchange.ledger
+    return math.fsum(
+        ledger.position(account, market, outcome) / MICRO * price
+        for account in ledger.accounts()
+        for outcome, price in enumerate(prices)
+    )
+
+
+def account_value(exchange: Exchange, account: int) -> float:
+    """Cash plus open positions valued at current prices, in units."""
+    ledger = exchange.ledger
+    value = ledger.cash(account) / MICRO
+    for market in range(len(exchange.makers)):
+        if not ledger.is_settled(market):
+            prices = exchange.prices(market)
+            value += math.fsum(
+                ledger.position(account, market, o) / MICRO * p for o, p in enumerate(prices)
+            )
+    return value
+
+
+def order_metrics(orders: Sequence[OrderRecord], *, delivered: int) -> dict[str, float]:
+    """Latency, exposure and message cost over executed orders."""
+    done = [r for r in orders if r.status == "executed"]
+    per_block = Counter(r.block for r in done)
+    seen = [r.t_executed - r.t_first_seen for r in done if not math.isnan(r.t_first_seen)]
+    return {
+        "cost.order_latency_s": mean(r.t_executed - r.t_submit for r in done),
+        "cost.messages_per_order": delivered / len(done) if done else NAN,
+        "privacy.exposure_s": mean(seen),
+        "privacy.propagation_delay_s": mean(r.t_sequencer - r.t_submit for r in done),
+        "privacy.anonymity_set": mean(per_block[r.block] for r in done),
+    }
+
+
+def settlement_metrics(
+    records: Sequence[SettlementRecord], *, resolve_s: float, messages: int
+) -> dict[str, float]:
+    """How many markets settled, correctly, how fast, at what message cost."""
+    final = [r for r in records if not math.isnan(r.t_final)]
+    return {
+        "settlement.correct_fraction": mean(float(r.outcome == r.true_outcome) for r in records),
+        "settlement.finalized_fraction": mean(float(r in final) for r in records),
+        "settlement.latency_s": mean(r.t_final - resolve_s for r in final),
+        "settlement.messages": float(messages),
+    }
+
+
+def divergence(hashes: Sequence[bytes]) -> int:
+    """Replicas whose state hash differs from the most common one."""
+    if not hashes:
+        return 0
+    _, majority = Counter(hashes).most_common(1)[0]
+    return len(hashes) - majority

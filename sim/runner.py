@@ -1,0 +1,195 @@
+"""Build one run from a resolved scenario and its seeds, run it, return tables and manifest.
+
+Nothing here writes files: :mod:`sim.io` is the only writer. ``wall_s`` covers building,
+running and measuring, not writing.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from sim import tables
+from sim.metrics import (
+    account_value,
+    divergence,
+    market_metrics,
+    mean,
+    order_metrics,
+    settlement_metrics,
+)
+from sim.scenario import RunSpec, resolved_dict
+from sim.simulation import Simulation
+from sim.world import build_world
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished run: its tables as polars frames and its manifest (without table entries)."""
+
+    run_id: str
+    tables: dict[str, pl.DataFrame]
+    manifest: dict[str, Any]
+
+    def metric(self, name: str) -> float:
+        """One metric's value (NaN when absent)."""
+        rows = self.tables["metrics"].filter(pl.col("metric") == name)
+        return float(rows["value"][0]) if rows.height else float("nan")
+
+    def metrics(self) -> dict[str, float]:
+        """Every metric of the run by name."""
+        frame = self.tables["metrics"]
+        return dict(zip(frame["metric"].to_list(), frame["value"].to_list(), strict=True))
+
+
+def _events(sim: Simulation) -> int:
+    """Simpy events processed: scheduled (simpy's event counter) minus still queued."""
+    scheduled = next(sim.env._eid)
+    return scheduled - len(sim.env._queue)
+
+
+def compute_metrics(sim: Simulation) -> dict[str, float]:
+    """Every metric this run can compute (perf.* excluded)."""
+    stats = sim.net.close()
+    orders = sim.records.orders
+    executed = sum(1 for r in orders if r.status == "executed")
+    values: dict[str, float] = {}
+    values.update(
+        market_metrics(
+            sim.exchange,
+            sim.initial,
+            true_probs=sim.world.true_probs,
+            outcomes=sim.world.outcomes,
+            executed=executed,
+        )
+    )
+    budget = sim.scenario.traders.budget
+    for kind in ("informed", "noise"):
+        specs = [s for s in sim.world.traders if s.kind == kind]
+        values[f"traders.{kind}_pnl"] = mean(
+            account_value(sim.exchange, s.trader) - budget for s in specs
+        )
+    values.update(order_metrics(orders, delivered=stats.total_delivered()))
+    values.update(
+        settlement_metrics(
+            sim.records.settlements,
+            resolve_s=sim.scenario.market.resolve_s,
+            messages=stats.delivered.get("vote", 0),
+        )
+    )
+    ledgers = [sim.exchange.ledger] + [r.exchange.ledger for r in sim.replicas.values()]
+    values["ledger.conservation_error"] = float(
+        max(abs(ledger.conservation_error()) for ledger in ledgers)
+    )
+    values["ledger.replica_divergence"] = float(
+        divergence([r.exchange.state_hash() for r in sim.replicas.values()])
+    )
+    values["cost.crypto_ops"] = 0.0
+    return values
+
+
+def _perf(sim: Simulation, wall_s: float) -> dict[str, float]:
+    events = _events(sim)
+    return {
+        "perf.events": float(events),
+        "perf.messages": float(sim.net.stats.total_delivered()),
+        "perf.wall_s": wall_s,
+        "perf.events_per_s": events / wall_s if wall_s > 0 else float("nan"),
+        "perf.peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "perf.crypto_cpu_s": 0.0,
+    }
+
+
+def git_commit() -> str | None:
+    """The repository's commit when veilcast runs from a git checkout, else None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_version() -> str:
+    """veilcast's installed version."""
+    try:
+        return metadata.version("veilcast")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def base_manifest(spec: RunSpec) -> dict[str, Any]:
+    """The manifest fields known before a run starts."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "running",
+        "run_id": spec.run_id,
+        "scenario": resolved_dict(spec.scenario),
+        "point": spec.point,
+        "seed": spec.seed,
+        "world_seed": spec.world_seed,
+        "replication": spec.replication,
+        "package_version": package_version(),
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def execute(spec: RunSpec) -> RunResult:
+    """Build, run and measure one run of ``spec``."""
+    started = time.perf_counter()
+    world = build_world(spec.scenario, spec.world_seed)
+    sim = Simulation(spec.scenario, world, seed=spec.seed)
+    sim.run()
+    values = compute_metrics(sim)
+    frames = _frames(sim, spec.run_id)
+    wall_s = time.perf_counter() - started
+    values.update(_perf(sim, wall_s))
+    names = sorted(values)
+    frames["metrics"] = tables.frame(
+        "metrics", {"metric": names, "value": [values[n] for n in names]}, spec.run_id
+    )
+    manifest = base_manifest(spec) | {
+        "status": "complete",
+        "wall_s": wall_s,
+        "events": _events(sim),
+    }
+    return RunResult(spec.run_id, frames, manifest)
+
+
+def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
+    return {
+        "orders": tables.orders_table(sim, run_id),
+        "prices": tables.prices_table(sim, run_id),
+        "markets": tables.markets_table(sim, run_id),
+        "traders": tables.traders_table(sim, run_id),
+        "messages": tables.messages_table(sim, run_id),
+        "settlement": tables.settlement_table(sim, run_id),
+        "fl_rounds": tables.frame("fl_rounds", {}, run_id),
+        "nodes": tables.nodes_table(sim, run_id),
+        "edges": tables.edges_table(sim, run_id),
+    }
+
+
+def python_info() -> str:
+    """A one-line description of the interpreter, for benchmarks."""
+    return f"{platform.python_implementation()} {platform.python_version()} on {sys.platform}"

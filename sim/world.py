@@ -1,0 +1,137 @@
+"""The world of a run: everything drawn from the world seed.
+
+Topology, link latencies, roles, true probabilities, realised outcomes, trader signals and the
+times, markets and sizes of every trader's orders come from the world seed, which depends on the
+root seed and the replication only. Every sweep point of one replication therefore sees the
+same world, and privacy settings are compared like for like (SPEC section 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from sim.network import Topology, build_topology
+from sim.rng import Streams
+from sim.scenario import Scenario
+
+TraderKind = Literal["informed", "noise"]
+
+
+def role_count(fraction: float, total: int) -> int:
+    """A fraction of a role count, rounded to the nearest whole number (halves up)."""
+    return int(np.floor(fraction * total + 0.5))
+
+
+@dataclass(frozen=True, slots=True)
+class TraderSpec:
+    """One trader of the world.
+
+    Attributes:
+        trader: the trader's id, also its ledger account.
+        kind: informed traders hold signals, noise traders trade at random.
+        node: the network node it submits from.
+        signals: per market, the outcome its private signal names (-1 for noise traders).
+    """
+
+    trader: int
+    kind: TraderKind
+    node: int
+    signals: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedOrder:
+    """When a trader acts, on which market, how much, and a uniform draw for random choices."""
+
+    t: float
+    trader: int
+    market: int
+    shares: float
+    pick: float
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """Everything a run's world seed decides."""
+
+    topology: Topology
+    spies: frozenset[int]
+    reporters: tuple[int, ...]
+    traders: tuple[TraderSpec, ...]
+    true_probs: tuple[tuple[float, ...], ...]
+    outcomes: tuple[int, ...]
+    plan: tuple[PlannedOrder, ...]
+
+
+def _signal(outcome: int, outcomes: int, accuracy: float, rng: np.random.Generator) -> int:
+    """The true outcome with probability ``accuracy``, else a uniformly chosen other one."""
+    if rng.random() < accuracy:
+        return outcome
+    others = [o for o in range(outcomes) if o != outcome]
+    return int(others[rng.integers(len(others))])
+
+
+def _traders(
+    scenario: Scenario, honest_nodes: list[int], outcomes: tuple[int, ...], rng: np.random.Generator
+) -> tuple[TraderSpec, ...]:
+    cfg = scenario.traders
+    informed: list[TraderKind] = ["informed"] * cfg.informed
+    noise: list[TraderKind] = ["noise"] * cfg.noise
+    kinds = informed + noise
+    specs = []
+    for trader, kind in enumerate(kinds):
+        node = honest_nodes[trader % len(honest_nodes)]
+        signals = tuple(
+            _signal(o, scenario.market.outcomes, cfg.signal_accuracy, rng)
+            if kind == "informed"
+            else -1
+            for o in outcomes
+        )
+        specs.append(TraderSpec(trader, kind, node, signals))
+    return tuple(specs)
+
+
+def _plan(scenario: Scenario, traders: int, rng: np.random.Generator) -> tuple[PlannedOrder, ...]:
+    """Each trader's orders as a Poisson process until the markets close."""
+    rate = scenario.traders.orders_per_hour / 3600.0
+    close = scenario.market.close_s
+    plan: list[PlannedOrder] = []
+    for trader in range(traders):
+        t = 0.0
+        while rate > 0:
+            t += float(rng.exponential(1.0 / rate))
+            if t >= close:
+                break
+            market = int(rng.integers(scenario.market.count))
+            shares = float(rng.exponential(scenario.traders.order_size))
+            plan.append(PlannedOrder(t, trader, market, shares, float(rng.random())))
+    plan.sort(key=lambda p: (p.t, p.trader))
+    return tuple(plan)
+
+
+def build_world(scenario: Scenario, world_seed: int) -> World:
+    """Draw the world of ``scenario`` from ``world_seed``."""
+    streams = Streams(world_seed)
+    topology = build_topology(scenario.network, streams.numpy("topology"))
+    roles = streams.numpy("roles")
+    nodes = scenario.network.nodes
+    order = [int(v) for v in roles.permutation(nodes)]
+    spy_count = role_count(scenario.adversary.spy_fraction, nodes)
+    spies = frozenset(order[:spy_count])
+    honest = order[spy_count:] or order
+    reporters = tuple(
+        sorted(int(v) for v in roles.choice(nodes, scenario.settlement.reporters, replace=False))
+    )
+    truth = streams.numpy("truth")
+    n_out = scenario.market.outcomes
+    probs = tuple(
+        tuple(float(p) for p in truth.dirichlet([1.5] * n_out))
+        for _ in range(scenario.market.count)
+    )
+    outcomes = tuple(int(truth.choice(n_out, p=np.asarray(p))) for p in probs)
+    traders = _traders(scenario, honest, outcomes, streams.numpy("signals"))
+    plan = _plan(scenario, len(traders), streams.numpy("orders"))
+    return World(topology, spies, reporters, traders, probs, outcomes, plan)
