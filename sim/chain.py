@@ -1,21 +1,25 @@
-"""Blocks, replicas and catch-up by height: the protocol rules, apart from the clock.
+"""Blocks, transactions and replicas: the chain's rules, apart from the clock.
 
-A rotating sequencer closes a block every ``block_interval_s`` from the orders in its mempool
-(ordered by priority fee, then arrival) and emits it only when it is not empty. Blocks diffuse
-like any message. Every replica applies blocks strictly in height order; a replica that sees a
-gap (a later block arrived, the earlier one did not) fetches the missing block from a peer by
-height, so loss delays a replica but never makes it diverge.
+A rotating sequencer closes a block every ``block_interval_s`` from what it holds and emits it
+only when it is not empty. Blocks diffuse like any message. Every replica applies blocks strictly
+in height order; a replica that sees a gap fetches the missing block by height, so loss delays a
+replica but never makes it diverge.
+
+A block is a sequence of transactions, one small frozen dataclass per kind, applied by
+:func:`apply_tx` with ``match``. Applying the same blocks in the same order gives the same state
+everywhere; the runner compares replicas' state hashes to prove it.
 
 Assumption, stated once: the rotating sequencers agree on the chain tip among themselves (their
 own consensus is not simulated), so a proposer always builds on the latest height and never
-includes an order or a settlement the chain already holds.
+includes a transaction the chain already holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from market.batch import BatchResult
 from market.exchange import Exchange, Settlement
 from market.execute import Rejection
 from market.types import ORDER_WIRE_BYTES, Fill, Order
@@ -23,66 +27,137 @@ from market.types import ORDER_WIRE_BYTES, Fill, Order
 BLOCK_HEADER_BYTES = 96
 """Height, time, proposer, parent hash and state root, as a real header would carry."""
 
-SETTLEMENT_BYTES = 8
-"""Market, outcome and the voter bitmap's length; voters add 2 bytes each."""
+
+@dataclass(frozen=True, slots=True)
+class OrderTx:
+    """A plaintext order, executed at once against its market maker."""
+
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTx:
+    """A decrypted batch of orders, cleared together at one price per outcome."""
+
+    batch_id: int
+    orders: tuple[Order, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitTx:
+    """A commitment to a hidden order; the trader's deposit is escrowed until it reveals."""
+
+    trader: int
+    commitment: bytes
+    deposit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevealTx:
+    """The order behind a commitment, with its salt; executed if the commitment opens."""
+
+    order: Order
+    salt: bytes
+    commitment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ForfeitTx:
+    """A commitment not revealed in time: its deposit goes to the treasury."""
+
+    commitment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTx:
+    """Trading in a market stops."""
+
+    market: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettleTx:
+    """A market's outcome with the evidence that justifies it."""
+
+    settlement: Settlement
+
+
+Tx = OrderTx | BatchTx | CommitTx | RevealTx | ForfeitTx | CloseTx | SettleTx
+TxResult = Fill | Rejection | BatchResult | bool | None
+
+
+def tx_size(tx: Tx) -> int:
+    """Bytes a transaction takes on the wire."""
+    match tx:
+        case OrderTx():
+            return ORDER_WIRE_BYTES
+        case BatchTx(orders=orders):
+            return 8 + ORDER_WIRE_BYTES * len(orders)
+        case CommitTx():
+            return 4 + 32 + 8
+        case RevealTx():
+            return ORDER_WIRE_BYTES + 16 + 32
+        case ForfeitTx():
+            return 32
+        case CloseTx():
+            return 4
+        case SettleTx(settlement=s):
+            return 8 + s.evidence_bytes()
+    raise AssertionError(tx)
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One block of the chain.
-
-    Attributes:
-        height: 0, 1, 2, ... without gaps (empty blocks are never emitted).
-        t: simulated time the block was closed.
-        proposer: the sequencer node that closed it.
-        closes: markets whose trading stops before this block's orders.
-        orders: orders in execution order.
-        settlements: markets settled after the orders.
-    """
+    """One block: height 0, 1, 2, ... without gaps, its time, proposer and transactions."""
 
     height: int
     t: float
     proposer: int
-    closes: tuple[int, ...] = ()
-    orders: tuple[Order, ...] = ()
-    settlements: tuple[Settlement, ...] = ()
+    txs: tuple[Tx, ...]
 
     def size(self) -> int:
         """Bytes on the wire."""
-        voters = sum(len(s.voters) for s in self.settlements)
-        return (
-            BLOCK_HEADER_BYTES
-            + 4 * len(self.closes)
-            + ORDER_WIRE_BYTES * len(self.orders)
-            + SETTLEMENT_BYTES * len(self.settlements)
-            + 2 * voters
-        )
+        return BLOCK_HEADER_BYTES + sum(tx_size(tx) for tx in self.txs)
+
+
+SettlementCheck = Callable[[Settlement], bool]
+"""Whether a replica accepts a settlement's evidence (quorum, signatures, certificate)."""
+
+
+def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck) -> TxResult:
+    """Apply one transaction to ``exchange``; returns what it did."""
+    match tx:
+        case OrderTx(order=order):
+            return exchange.execute(order)
+        case BatchTx(orders=orders):
+            return exchange.execute_batch(orders)
+        case CommitTx(trader=trader, commitment=commitment, deposit=deposit):
+            return exchange.commit(trader, commitment, deposit)
+        case RevealTx(order=order, salt=salt, commitment=commitment):
+            return exchange.reveal(order, salt, commitment)
+        case ForfeitTx(commitment=commitment):
+            return exchange.forfeit(commitment)
+        case CloseTx(market=market):
+            exchange.close(market)
+            return None
+        case SettleTx(settlement=settlement):
+            if settlement_ok(settlement) and not exchange.ledger.is_settled(settlement.market):
+                exchange.settle(settlement)
+                return True
+            return False
+    raise AssertionError(tx)
+
+
+def apply_block(
+    exchange: Exchange, block: Block, *, settlement_ok: SettlementCheck
+) -> list[TxResult]:
+    """Apply every transaction of ``block`` in order."""
+    return [apply_tx(exchange, tx, settlement_ok=settlement_ok) for tx in block.txs]
 
 
 def order_priority(order: Order, arrival: float) -> tuple[int, float, int, int]:
     """Sort key of the sequencer: highest priority fee first, then earliest arrival."""
     return (-order.priority_fee, arrival, order.trader, order.nonce)
-
-
-def settlement_valid(settlement: Settlement, *, reporters: frozenset[int], quorum: int) -> bool:
-    """A settlement counts only with ``quorum`` distinct reporters behind it."""
-    voters = settlement.voters
-    return len(set(voters)) == len(voters) >= quorum and set(voters) <= reporters
-
-
-def apply_block(
-    exchange: Exchange, block: Block, *, reporters: frozenset[int], quorum: int
-) -> list[Fill | Rejection]:
-    """Apply ``block`` to ``exchange``: closes, then orders, then valid settlements."""
-    for market in block.closes:
-        exchange.close(market)
-    results = [exchange.execute(order) for order in block.orders]
-    for settlement in block.settlements:
-        if settlement_valid(settlement, reporters=reporters, quorum=quorum) and (
-            not exchange.ledger.is_settled(settlement.market)
-        ):
-            exchange.settle(settlement)
-    return results
 
 
 @dataclass(slots=True)
@@ -92,14 +167,14 @@ class Replica:
     Attributes:
         node: the node holding this replica.
         exchange: its state.
+        settlement_ok: how it checks a settlement's evidence before paying out.
         next_height: the height it needs next.
         pending: blocks received ahead of a gap.
     """
 
     node: int
     exchange: Exchange
-    reporters: frozenset[int]
-    quorum: int
+    settlement_ok: SettlementCheck
     next_height: int = 0
     pending: dict[int, Block] = field(default_factory=dict)
 
@@ -111,7 +186,7 @@ class Replica:
         applied = 0
         while self.next_height in self.pending:
             ready = self.pending.pop(self.next_height)
-            apply_block(self.exchange, ready, reporters=self.reporters, quorum=self.quorum)
+            apply_block(self.exchange, ready, settlement_ok=self.settlement_ok)
             self.next_height += 1
             applied += 1
         return applied
@@ -121,21 +196,3 @@ class Replica:
         if self.next_height <= known_height and self.next_height not in self.pending:
             return self.next_height
         return None
-
-
-def build_block(
-    *,
-    height: int,
-    t: float,
-    proposer: int,
-    mempool: dict[tuple[int, int], tuple[Order, float]],
-    included: set[tuple[int, int]],
-    closes: Sequence[int],
-    settlements: Sequence[Settlement],
-) -> Block | None:
-    """The block a proposer closes from its mempool, or None when it would be empty."""
-    fresh = [(order, arrival) for key, (order, arrival) in mempool.items() if key not in included]
-    fresh.sort(key=lambda pair: order_priority(*pair))
-    if not fresh and not closes and not settlements:
-        return None
-    return Block(height, t, proposer, tuple(closes), tuple(o for o, _ in fresh), tuple(settlements))

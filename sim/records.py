@@ -68,6 +68,5 @@ class RunRecords:
 
     orders: list[OrderRecord] = field(default_factory=list)
     prices: list[PricePoint] = field(default_factory=list)
-    settlements: list[SettlementRecord] = field(default_factory=list)
     blocks: int = 0
     fetches: int = 0

@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -20,15 +21,11 @@ from typing import Any
 import polars as pl
 
 from sim import tables
-from sim.metrics import (
-    account_value,
-    divergence,
-    market_metrics,
-    mean,
-    order_metrics,
-    settlement_metrics,
-)
+from sim.components import OrderFlow
+from sim.metrics import account_value, divergence, market_metrics, mean, order_metrics
+from sim.orderflow.transparent import Transparent
 from sim.scenario import RunSpec, resolved_dict
+from sim.settlement import MajorityVote
 from sim.simulation import Simulation
 from sim.world import build_world
 
@@ -82,13 +79,8 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
             account_value(sim.exchange, s.trader) - budget for s in specs
         )
     values.update(order_metrics(orders, delivered=stats.total_delivered()))
-    values.update(
-        settlement_metrics(
-            sim.records.settlements,
-            resolve_s=sim.scenario.market.resolve_s,
-            messages=stats.delivered.get("vote", 0),
-        )
-    )
+    for component in sim.components:
+        values.update(component.metrics())
     ledgers = [sim.exchange.ledger] + [r.exchange.ledger for r in sim.replicas.values()]
     values["ledger.conservation_error"] = float(
         max(abs(ledger.conservation_error()) for ledger in ledgers)
@@ -154,11 +146,23 @@ def base_manifest(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+ORDER_FLOWS: dict[str, Callable[[Simulation], OrderFlow]] = {"transparent": Transparent}
+"""The order-flow component of each ``privacy.order_flow`` mode."""
+
+
+def build(spec: RunSpec) -> Simulation:
+    """The simulation of one run: its world, order flow and settlement plugged in."""
+    world = build_world(spec.scenario, spec.world_seed)
+    sim = Simulation(spec.scenario, world, seed=spec.seed)
+    sim.plug(ORDER_FLOWS[spec.scenario.privacy.order_flow](sim))
+    sim.plug(MajorityVote(sim))
+    return sim
+
+
 def execute(spec: RunSpec) -> RunResult:
     """Build, run and measure one run of ``spec``."""
     started = time.perf_counter()
-    world = build_world(spec.scenario, spec.world_seed)
-    sim = Simulation(spec.scenario, world, seed=spec.seed)
+    sim = build(spec)
     sim.run()
     values = compute_metrics(sim)
     frames = _frames(sim, spec.run_id)
@@ -177,17 +181,19 @@ def execute(spec: RunSpec) -> RunResult:
 
 
 def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
-    return {
+    frames = {
         "orders": tables.orders_table(sim, run_id),
         "prices": tables.prices_table(sim, run_id),
         "markets": tables.markets_table(sim, run_id),
         "traders": tables.traders_table(sim, run_id),
         "messages": tables.messages_table(sim, run_id),
-        "settlement": tables.settlement_table(sim, run_id),
         "fl_rounds": tables.frame("fl_rounds", {}, run_id),
         "nodes": tables.nodes_table(sim, run_id),
         "edges": tables.edges_table(sim, run_id),
     }
+    for component in sim.components:
+        frames.update(component.tables(run_id))
+    return frames
 
 
 def python_info() -> str:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from market.types import MICRO
 from sim.metrics import account_value
+from sim.records import SettlementRecord
 from sim.simulation import Simulation
 
 F64, I64, STR, BOOL = pl.Float64, pl.Int64, pl.String, pl.Boolean
@@ -236,15 +238,17 @@ def messages_table(sim: Simulation, run_id: str) -> pl.DataFrame:
     )
 
 
-def settlement_table(sim: Simulation, run_id: str) -> pl.DataFrame:
+def settlement_table(
+    records: Sequence[SettlementRecord], *, protocol: str, run_id: str
+) -> pl.DataFrame:
     """One row per market and settlement round."""
-    recs = sim.records.settlements
+    recs = records
     return frame(
         "settlement",
         {
             "market": [r.market for r in recs],
             "round": [0] * len(recs),
-            "protocol": [sim.scenario.settlement.protocol] * len(recs),
+            "protocol": [protocol] * len(recs),
             "leader": [_none_if(r.leader) for r in recs],
             "outcome": [_none_if(r.outcome) for r in recs],
             "true_outcome": [r.true_outcome for r in recs],

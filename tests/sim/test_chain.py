@@ -1,16 +1,35 @@
-"""Blocks and replicas: order of execution, catch-up by height, no divergence."""
+"""Blocks and replicas: transactions, order of execution, catch-up by height, no divergence."""
 
 from __future__ import annotations
 
 import itertools
 
-from market.exchange import Exchange, Settlement, maker_account, maker_funding
+from market.crypto import commit
+from market.exchange import ESCROW, TREASURY, Exchange, Settlement, maker_account, maker_funding
 from market.ledger import Ledger
 from market.lmsr import LMSR
-from market.types import MICRO, Order
-from sim.chain import Block, Replica, build_block, order_priority, settlement_valid
+from market.types import MICRO, Fill, Order
+from sim.chain import (
+    BatchTx,
+    Block,
+    CloseTx,
+    CommitTx,
+    ForfeitTx,
+    OrderTx,
+    Replica,
+    RevealTx,
+    SettleTx,
+    apply_block,
+    order_priority,
+)
+from sim.settlement import majority_ok
 
 REPORTERS = frozenset({100, 101, 102})
+SALT = bytes(range(16))
+
+
+def _ok(settlement: Settlement) -> bool:
+    return majority_ok(settlement, reporters=REPORTERS, needed=2)
 
 
 def _exchange() -> Exchange:
@@ -27,20 +46,28 @@ def _order(trader: int, nonce: int, outcome: int = 0, fee: int = 0) -> Order:
 
 
 def _blocks() -> list[Block]:
+    hidden = _order(2, 9)
+    commitment = commit(hidden.encode(), SALT)
     return [
-        Block(0, 2.0, 100, orders=(_order(0, 0), _order(1, 1, 1))),
-        Block(1, 4.0, 101, orders=(_order(2, 2),)),
-        Block(2, 6.0, 102, closes=(0,), settlements=(Settlement(0, 1, (100, 101)),)),
+        Block(0, 2.0, 100, (OrderTx(_order(0, 0)), OrderTx(_order(1, 1, 1)))),
+        Block(1, 4.0, 101, (OrderTx(_order(2, 2)), CommitTx(2, commitment, 5 * MICRO))),
+        Block(
+            2,
+            5.0,
+            102,
+            (RevealTx(hidden, SALT, commitment), BatchTx(0, (_order(0, 3), _order(1, 4, 1)))),
+        ),
+        Block(3, 6.0, 100, (CloseTx(0), SettleTx(Settlement(0, 1, (100, 101))))),
     ]
 
 
 def test_replicas_applying_blocks_in_any_arrival_order_agree() -> None:
     hashes = set()
     for arrival in itertools.permutations(_blocks()):
-        replica = Replica(100, _exchange(), REPORTERS, 2)
+        replica = Replica(100, _exchange(), _ok)
         for block in arrival:
             replica.receive(block)
-        assert replica.next_height == 3 and not replica.pending
+        assert replica.next_height == 4 and not replica.pending
         assert replica.exchange.ledger.conservation_error() == 0
         hashes.add(replica.exchange.state_hash())
     assert len(hashes) == 1
@@ -48,58 +75,88 @@ def test_replicas_applying_blocks_in_any_arrival_order_agree() -> None:
 
 def test_a_gap_is_reported_until_the_missing_block_arrives() -> None:
     blocks = _blocks()
-    replica = Replica(100, _exchange(), REPORTERS, 2)
+    replica = Replica(100, _exchange(), _ok)
     replica.receive(blocks[0])
+    replica.receive(blocks[3])
+    assert replica.missing(3) == 1
+    assert replica.exchange.ledger.is_settled(0) is False  # block 3 waits for blocks 1 and 2
     replica.receive(blocks[2])
-    assert replica.missing(2) == 1
-    assert replica.exchange.ledger.is_settled(0) is False  # block 2 waits for block 1
     replica.receive(blocks[1])
-    assert replica.missing(2) is None
+    assert replica.missing(3) is None
     assert replica.exchange.ledger.is_settled(0)
 
 
 def test_a_duplicate_block_is_ignored() -> None:
     blocks = _blocks()
-    replica = Replica(100, _exchange(), REPORTERS, 2)
+    replica = Replica(100, _exchange(), _ok)
     replica.receive(blocks[0])
     before = replica.exchange.state_hash()
     assert replica.receive(blocks[0]) == 0
     assert replica.exchange.state_hash() == before
 
 
-def test_sequencer_orders_by_priority_fee_then_arrival() -> None:
-    early, late, rich = _order(0, 0), _order(1, 1), _order(2, 2, fee=10)
-    mempool = {early.key: (early, 1.0), late.key: (late, 2.0), rich.key: (rich, 3.0)}
-    block = build_block(
-        height=0,
-        t=4.0,
-        proposer=100,
-        mempool=mempool,
-        included={late.key},
-        closes=(),
-        settlements=(),
+def test_a_revealed_commitment_refunds_its_deposit_and_executes() -> None:
+    exchange = _exchange()
+    blocks = _blocks()
+    for block in blocks[:2]:
+        apply_block(exchange, block, settlement_ok=_ok)
+    assert exchange.ledger.cash(ESCROW) == 5 * MICRO
+    reveal, _ = apply_block(exchange, blocks[2], settlement_ok=_ok)
+    assert isinstance(reveal, Fill)
+    assert exchange.ledger.cash(ESCROW) == 0 and not exchange.commitments
+
+
+def test_a_forged_reveal_is_rejected_and_the_deposit_forfeited() -> None:
+    exchange = _exchange()
+    hidden = _order(2, 9)
+    commitment = commit(hidden.encode(), SALT)
+    forged = _order(2, 9, outcome=1)
+    block = Block(
+        0,
+        1.0,
+        100,
+        (
+            CommitTx(2, commitment, 5 * MICRO),
+            RevealTx(forged, SALT, commitment),
+            ForfeitTx(commitment),
+        ),
     )
-    assert block is not None
-    assert block.orders == (rich, early)
+    _, reveal, forfeited = apply_block(exchange, block, settlement_ok=_ok)
+    assert reveal.reason == "invalid" and forfeited is True  # type: ignore[union-attr]
+    assert exchange.ledger.cash(TREASURY) == 5 * MICRO
+    assert exchange.ledger.cash(2) == 95 * MICRO
+    assert exchange.ledger.conservation_error() == 0
+
+
+def test_orders_after_close_are_rejected() -> None:
+    exchange = _exchange()
+    block = Block(0, 1.0, 100, (CloseTx(0), OrderTx(_order(0, 0)), BatchTx(1, (_order(1, 1),))))
+    _, single, batch = apply_block(exchange, block, settlement_ok=_ok)
+    assert single.reason == "closed"  # type: ignore[union-attr]
+    assert [r.reason for r in batch.rejections] == ["closed"]  # type: ignore[union-attr]
+
+
+def test_a_settlement_without_quorum_pays_nothing() -> None:
+    exchange = _exchange()
+    block = Block(0, 1.0, 100, (OrderTx(_order(0, 0)), SettleTx(Settlement(0, 0, (100,)))))
+    _, settled = apply_block(exchange, block, settlement_ok=_ok)
+    assert settled is False and not exchange.ledger.is_settled(0)
+
+
+def test_priority_fee_first_then_arrival() -> None:
+    early, rich = _order(0, 0), _order(2, 2, fee=10)
     assert order_priority(rich, 3.0) < order_priority(early, 1.0)
-
-
-def test_an_empty_block_is_not_emitted() -> None:
-    assert (
-        build_block(
-            height=0, t=1.0, proposer=1, mempool={}, included=set(), closes=(), settlements=()
-        )
-        is None
-    )
+    assert order_priority(early, 1.0) < order_priority(_order(1, 1), 2.0)
 
 
 def test_a_settlement_needs_a_quorum_of_distinct_reporters() -> None:
-    assert settlement_valid(Settlement(0, 1, (100, 101)), reporters=REPORTERS, quorum=2)
-    assert not settlement_valid(Settlement(0, 1, (100,)), reporters=REPORTERS, quorum=2)
-    assert not settlement_valid(Settlement(0, 1, (100, 100)), reporters=REPORTERS, quorum=2)
-    assert not settlement_valid(Settlement(0, 1, (100, 7)), reporters=REPORTERS, quorum=2)
+    assert _ok(Settlement(0, 1, (100, 101)))
+    assert not _ok(Settlement(0, 1, (100,)))
+    assert not _ok(Settlement(0, 1, (100, 100)))
+    assert not _ok(Settlement(0, 1, (100, 7)))
 
 
-def test_block_size_counts_its_orders_bytes() -> None:
-    blocks = _blocks()
-    assert blocks[0].size() - blocks[1].size() == 32
+def test_block_size_counts_its_transactions_bytes() -> None:
+    one = Block(0, 1.0, 1, (OrderTx(_order(0, 0)),))
+    two = Block(0, 1.0, 1, (OrderTx(_order(0, 0)), OrderTx(_order(0, 1))))
+    assert two.size() - one.size() == 32
