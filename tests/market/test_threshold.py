@@ -1,0 +1,233 @@
+"""market.threshold: Feldman DKG, cheater detection, threshold recovery, reproducibility."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+import pytest
+from Crypto.PublicKey.ECC import EccPoint
+
+from market.crypto import (
+    P256_ORDER,
+    CryptoMeter,
+    base_mul,
+    ecies_decrypt,
+    ecies_encrypt,
+    point_bytes,
+    shamir_combine,
+)
+from market.errors import CryptoError
+from market.threshold import (
+    Deal,
+    EpochKey,
+    combine_secret,
+    corrupt,
+    deal,
+    run_dkg,
+    verify_secret_share,
+)
+
+
+def deals_for(n: int, t: int, seed: int) -> list[Deal]:
+    randbytes = random.Random(seed).randbytes
+    return [deal(i, n=n, t=t, randbytes=randbytes) for i in range(1, n + 1)]
+
+
+def point_sum(points: list[EccPoint]) -> EccPoint:
+    total = points[0]
+    for p in points[1:]:
+        total = total + p
+    return total
+
+
+def committed_value(commitments: tuple[EccPoint, ...], j: int) -> EccPoint:
+    """Σ_k j^k·C_k the naive way, independent of the module's Horner and batching."""
+    return point_sum([c * (j**k) for k, c in enumerate(commitments)])
+
+
+def dealt_secret(d: Deal, t: int) -> int:
+    """f_i(0), recovered from the dealer's own shares."""
+    return shamir_combine([(j, d.shares[j]) for j in range(1, t + 1)])
+
+
+def assert_key_works(key: EpochKey, deals: list[Deal]) -> int:
+    """x = Σ_{i∈Q} f_i(0), x·G = X = Σ_{i∈Q} C_i0, and every keyper's shares are consistent."""
+    by_dealer = {d.dealer: d for d in deals}
+    x = combine_secret(key, key.secret_shares)
+    assert base_mul(x) == key.public_key
+    assert x == sum(dealt_secret(by_dealer[i], key.t) for i in key.qualified) % P256_ORDER
+    assert key.public_key == point_sum([by_dealer[i].commitments[0] for i in key.qualified])
+    for j, x_j in key.secret_shares.items():
+        agg = tuple(
+            point_sum([by_dealer[i].commitments[k] for i in key.qualified]) for k in range(key.t)
+        )
+        assert key.public_shares[j] == base_mul(x_j) == committed_value(agg, j)
+    return x
+
+
+def test_deal_is_a_feldman_sharing() -> None:
+    d = deal(3, n=5, t=3, randbytes=random.Random(1).randbytes)
+    assert d.dealer == 3
+    assert len(d.commitments) == 3
+    assert sorted(d.shares) == [1, 2, 3, 4, 5]
+    for j, s in d.shares.items():
+        assert base_mul(s) == committed_value(d.commitments, j)
+    assert base_mul(dealt_secret(d, 3)) == d.commitments[0]
+
+
+def test_honest_dkg_any_t_shares_recover_the_key() -> None:
+    n, t = 5, 3
+    deals = deals_for(n, t, seed=2)
+    key = run_dkg(deals, n=n, t=t)
+    assert key.qualified == (1, 2, 3, 4, 5)
+    assert key.complaints == ()
+    assert (key.n, key.t) == (n, t)
+    x = assert_key_works(key, deals)
+    for subset in itertools.combinations(range(1, n + 1), t):
+        assert combine_secret(key, {j: key.secret_shares[j] for j in subset}) == x
+    for subset in itertools.combinations(range(1, n + 1), t - 1):
+        with pytest.raises(CryptoError):
+            combine_secret(key, {j: key.secret_shares[j] for j in subset})
+        assert shamir_combine([(j, key.secret_shares[j]) for j in subset]) != x
+
+
+def test_cheating_dealer_is_caught_and_excluded_and_key_still_works() -> None:
+    n, t = 7, 4
+    for dealer, victim in ((1, 1), (4, 6), (7, 2)):
+        deals = deals_for(n, t, seed=3)
+        deals[dealer - 1] = corrupt(deals[dealer - 1], victim)
+        key = run_dkg(deals, n=n, t=t)
+        assert key.complaints == ((victim, dealer),)
+        assert key.qualified == tuple(i for i in range(1, n + 1) if i != dealer)
+        assert_key_works(key, deals)
+
+
+def test_deviations_that_cancel_for_one_recipient_are_still_caught() -> None:
+    # dealer 2 is +1 to keyper 3 and to keyper 5; dealer 4 is -1 to keyper 3: keyper 3's sum is
+    # right, so only once dealer 2 is gone does dealer 4's bad share show
+    n, t = 6, 3
+    deals = deals_for(n, t, seed=4)
+    deals[1] = corrupt(corrupt(deals[1], 3), 5)
+    shares = dict(deals[3].shares)
+    shares[3] = (shares[3] - 1) % P256_ORDER
+    deals[3] = replace(deals[3], shares=shares)
+    key = run_dkg(deals, n=n, t=t)
+    assert key.qualified == (1, 3, 5, 6)
+    assert (5, 2) in key.complaints
+    assert (3, 4) in key.complaints
+    assert_key_works(key, deals)
+
+
+def test_missing_share_is_a_complaint() -> None:
+    n, t = 4, 2
+    deals = deals_for(n, t, seed=5)
+    shares = {j: s for j, s in deals[0].shares.items() if j != 2}
+    deals[0] = replace(deals[0], shares=shares)
+    key = run_dkg(deals, n=n, t=t)
+    assert key.complaints == ((2, 1),)
+    assert key.qualified == (2, 3, 4)
+    assert_key_works(key, deals)
+
+
+def test_partial_dealer_set_and_no_qualified_dealer() -> None:
+    n, t = 5, 3
+    deals = deals_for(n, t, seed=6)[:2]  # only keypers 1 and 2 dealt
+    key = run_dkg(deals, n=n, t=t)
+    assert key.qualified == (1, 2)
+    assert sorted(key.secret_shares) == [1, 2, 3, 4, 5]
+    assert_key_works(key, deals)
+    with pytest.raises(CryptoError, match="no dealer"):
+        run_dkg([corrupt(deals[0], 4)], n=n, t=t)
+
+
+def test_wrong_revealed_share_is_rejected_and_skipped() -> None:
+    n, t = 5, 3
+    key = run_dkg(deals_for(n, t, seed=7), n=n, t=t)
+    x = combine_secret(key, key.secret_shares)
+    revealed = dict(key.secret_shares)
+    revealed[1] = (revealed[1] + 1) % P256_ORDER
+    revealed[2] = 12345
+    assert not verify_secret_share(key, 1, revealed[1])
+    assert not verify_secret_share(key, 2, revealed[2])
+    assert verify_secret_share(key, 3, revealed[3])
+    assert not verify_secret_share(key, 9, revealed[3])  # not a keyper
+    assert not verify_secret_share(key, 3, revealed[3] + P256_ORDER)  # out of range
+    assert combine_secret(key, revealed) == x  # keypers 3, 4, 5 suffice
+    del revealed[5]
+    with pytest.raises(CryptoError, match="only 2 valid"):
+        combine_secret(key, revealed)
+
+
+def test_dkg_is_reproducible_from_the_seed() -> None:
+    n, t = 5, 3
+    one = run_dkg(deals_for(n, t, seed=8), n=n, t=t)
+    two = run_dkg(deals_for(n, t, seed=8), n=n, t=t)
+    three = run_dkg(deals_for(n, t, seed=9), n=n, t=t)
+    assert point_bytes(one.public_key) == point_bytes(two.public_key)
+    assert one.secret_shares == two.secret_shares
+    assert [point_bytes(p) for p in one.public_shares.values()] == [
+        point_bytes(p) for p in two.public_shares.values()
+    ]
+    assert point_bytes(one.public_key) != point_bytes(three.public_key)
+
+
+def test_orders_encrypted_to_the_epoch_key_open_with_the_combined_secret() -> None:
+    n, t = 5, 3
+    key = run_dkg(deals_for(n, t, seed=10), n=n, t=t)
+    randbytes = random.Random(77).randbytes
+    blob = ecies_encrypt(key.public_key, b"buy 3 YES", randbytes=randbytes, pad_to=64, aad=b"e1")
+    x = combine_secret(key, {j: key.secret_shares[j] for j in (2, 4, 5)})
+    assert ecies_decrypt(x, blob, aad=b"e1") == b"buy 3 YES"
+    other = run_dkg(deals_for(n, t, seed=11), n=n, t=t)
+    with pytest.raises(CryptoError):
+        ecies_decrypt(combine_secret(other, other.secret_shares), blob, aad=b"e1")
+
+
+def test_edge_thresholds() -> None:
+    for n, t in ((1, 1), (4, 1), (4, 4)):
+        deals = deals_for(n, t, seed=12)
+        key = run_dkg(deals, n=n, t=t)
+        assert_key_works(key, deals)
+        bad = list(deals)
+        bad[-1] = corrupt(bad[-1], 1)
+        if n > 1:
+            assert run_dkg(bad, n=n, t=t).complaints == ((1, n),)
+
+
+def test_malformed_input_raises_value_error() -> None:
+    deals = deals_for(4, 2, seed=13)
+    with pytest.raises(ValueError):
+        deal(1, n=3, t=4, randbytes=random.Random().randbytes)
+    with pytest.raises(ValueError):
+        deal(5, n=4, t=2, randbytes=random.Random().randbytes)
+    with pytest.raises(ValueError):
+        run_dkg([deals[0], deals[0]], n=4, t=2)
+    with pytest.raises(ValueError):
+        run_dkg(deals, n=4, t=3)  # commitments of degree 1, not 2
+    with pytest.raises(ValueError):
+        corrupt(deals[0], 9)
+
+
+def test_batched_verification_cost_is_metered_and_far_below_naive() -> None:
+    n, t = 10, 7
+    meter = CryptoMeter()
+    randbytes = random.Random(14).randbytes
+    deals = [deal(i, n=n, t=t, randbytes=randbytes, meter=meter) for i in range(1, n + 1)]
+    assert meter.ops == {"scalar_mult": n * t}
+    verify_meter = CryptoMeter()
+    key = run_dkg(deals, n=n, t=t, meter=verify_meter)
+    # one fixed-base and t short multiplications for the batch, n for the public shares
+    assert verify_meter.ops == {"scalar_mult": 1 + t + n, "hash": 1}
+    assert verify_meter.ops["scalar_mult"] < n * n  # naive: n^2 fixed-base + n^2 (t-1) more
+    assert verify_meter.cpu_s > 0
+    combine_meter = CryptoMeter()
+    combine_secret(key, key.secret_shares, meter=combine_meter)
+    assert combine_meter.ops == {"scalar_mult": t, "shamir": 1}  # stops at t valid shares
+    # a cheater costs the fallback, and the count says so
+    cheat_meter = CryptoMeter()
+    deals[5] = corrupt(deals[5], 2)
+    assert run_dkg(deals, n=n, t=t, meter=cheat_meter).complaints == ((2, 6),)
+    assert cheat_meter.ops["scalar_mult"] > verify_meter.ops["scalar_mult"]
+    assert cheat_meter.ops["hash"] == 2  # the batch check ran again on the smaller set
