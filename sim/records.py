@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from market.types import Order
+from sim.network import Flood
 
 NAN = math.nan
 
@@ -36,6 +37,8 @@ class OrderRecord:
     block: int = -1
     batch_id: int = -1
     frontrun: bool = False
+    flood: Flood | None = None
+    """The first message that carried this order (plaintext, commitment or ciphertext)."""
 
 
 @dataclass(slots=True)

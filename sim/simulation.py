@@ -20,7 +20,7 @@ from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
 from sim.agents import belief, informed_intent, noise_intent
 from sim.chain import Block, CloseTx, Replica, Tx, TxResult, apply_block
 from sim.components import Component, OrderFlow
-from sim.network import Flood, SimNetwork
+from sim.network import Arrival, Flood, SimNetwork
 from sim.records import OrderRecord, PricePoint, RunRecords
 from sim.replication import CatchUp
 from sim.rng import Streams
@@ -198,6 +198,15 @@ class Simulation:
         )
         self.blocks.append((block, flood))
         self.records.blocks += 1
+
+    def propagate(self, origin: int, *, kind: str, size: int, on_arrival: Arrival) -> Flood:
+        """Spread a transaction from ``origin`` as ``network.propagation`` says.
+
+        Every order-bearing message (plaintext order, commitment, reveal, ciphertext) goes
+        through here, so the propagation mode (diffusion, or Dandelion's anonymity stems) applies
+        to all of them alike. Blocks, votes and protocol messages always diffuse.
+        """
+        return self.net.flood(origin, kind=kind, size=size, on_arrival=on_arrival)
 
     def after(self, delay: float, callback: Callable[[], Any]) -> None:
         """Run ``callback`` after ``delay`` simulated seconds."""

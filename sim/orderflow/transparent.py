@@ -38,7 +38,9 @@ class Transparent(OrderFlow):
             if pool is not None:
                 pool[order.key] = (order, self.sim.env.now)
 
-        self.sim.net.flood(record.node, kind="order", size=ORDER_WIRE_BYTES, on_arrival=arrive)
+        record.flood = self.sim.propagate(
+            record.node, kind="order", size=ORDER_WIRE_BYTES, on_arrival=arrive
+        )
 
     def propose(self, proposer: int) -> list[Tx]:
         """The proposer's mempool, without what the chain holds, by priority fee then arrival."""
