@@ -86,7 +86,13 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
         max(abs(ledger.conservation_error()) for ledger in ledgers)
     )
     values["ledger.replica_divergence"] = float(
-        divergence([r.exchange.state_hash() for r in sim.replicas.values()])
+        divergence(
+            [
+                r.exchange.state_hash()
+                for node, r in sorted(sim.replicas.items())
+                if node not in sim.faulty_replicas
+            ]
+        )
     )
     values["cost.crypto_ops"] = 0.0
     return values

@@ -93,6 +93,8 @@ class Simulation:
         self.orderflow: OrderFlow | None = None
         self.settlement_ok: Callable[[Settlement], bool] = lambda _s: False
         self.replicas: dict[int, Replica] = {}
+        self.faulty_replicas: set[int] = set()
+        """Replicas that are Byzantine or crashed: left out of ``ledger.replica_divergence``."""
         self.catch_up = CatchUp(self)
 
     def plug(self, component: Component) -> None:
