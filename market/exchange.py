@@ -136,7 +136,8 @@ class Exchange:
         result = clear_batch(
             self.makers, open_orders, fee_per_share=self.fee_per_share, cash=cash, held=held
         )
-        for fill in result.fills:
+        # fills that pay the maker first: a thinly funded maker pays sellers from them
+        for fill in sorted(result.fills, key=lambda f: (f.cash < 0, f.order.key)):
             ledger.apply_fill(fill, maker=maker_account(fill.order.market))
         self.makers = list(result.makers)
         if not late:

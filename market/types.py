@@ -112,3 +112,68 @@ class Fill:
     def average_price(self) -> float:
         """Units paid per share, fee excluded."""
         return (self.cash - self.fee) / self.shares if self.shares else float("nan")
+
+
+_COMPACT_FIELDS = ("market", "outcome", "shares", "limit_price", "trader", "nonce", "priority_fee")
+
+MAX_COMPACT_BYTES = 11 * len(_COMPACT_FIELDS)
+"""Upper bound on :func:`encode_compact`'s output (a tag and up to ten varint bytes per field)."""
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_compact(order: Order) -> bytes:
+    """A protobuf-style encoding: tagged varints, fields equal to 0 omitted.
+
+    This is how many chains serialise transactions, and it is why ciphertext *sizes* can leak
+    content: outcome 0 costs nothing, outcome 1 two bytes, a large order more bytes than a small
+    one. Encrypted order flows encrypt this encoding; padding (``privacy.pad_to_bytes``) hides it.
+    """
+    out = bytearray()
+    for tag, name in enumerate(_COMPACT_FIELDS, start=1):
+        value = getattr(order, name)
+        if value:
+            zigzag = (value << 1) ^ (value >> 63)  # signed shares stay short
+            out += bytes([tag << 3]) + _varint(zigzag)
+    return bytes(out)
+
+
+def decode_compact(data: bytes) -> Order:
+    """Parse :func:`encode_compact`'s bytes; raises ``ValueError`` on malformed input."""
+    values = dict.fromkeys(_COMPACT_FIELDS, 0)
+    i = 0
+    while i < len(data):
+        tag = data[i] >> 3
+        if not 1 <= tag <= len(_COMPACT_FIELDS) or data[i] & 7:
+            raise ValueError(f"bad field tag {data[i]}")
+        i += 1
+        value, shift = 0, 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise ValueError("truncated varint")
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        values[_COMPACT_FIELDS[tag - 1]] = (value >> 1) ^ -(value & 1)
+    return Order(
+        values["trader"],
+        values["nonce"],
+        values["market"],
+        values["outcome"],
+        values["shares"],
+        values["limit_price"],
+        values["priority_fee"],
+    )

@@ -36,11 +36,25 @@ class OrderTx:
 
 
 @dataclass(frozen=True, slots=True)
+class SealedTx:
+    """An encrypted order on chain: its sender and size are public, its content is not yet."""
+
+    sender: int
+    epoch: int
+    ciphertext: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class BatchTx:
-    """A decrypted batch of orders, cleared together at one price per outcome."""
+    """A decrypted batch of orders, cleared together at one price per outcome.
+
+    ``key`` is the batch's revealed decryption key (32 bytes; empty when none), published with
+    the batch so that anyone can check the decryption of the sealed transactions.
+    """
 
     batch_id: int
     orders: tuple[Order, ...]
+    key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,7 @@ class SettleTx:
     settlement: Settlement
 
 
-Tx = OrderTx | BatchTx | CommitTx | RevealTx | ForfeitTx | CloseTx | SettleTx
+Tx = OrderTx | SealedTx | BatchTx | CommitTx | RevealTx | ForfeitTx | CloseTx | SettleTx
 TxResult = Fill | Rejection | BatchResult | bool | None
 
 
@@ -91,8 +105,10 @@ def tx_size(tx: Tx) -> int:
     match tx:
         case OrderTx():
             return ORDER_WIRE_BYTES
-        case BatchTx(orders=orders):
-            return 8 + ORDER_WIRE_BYTES * len(orders)
+        case SealedTx(ciphertext=ciphertext):
+            return 4 + 4 + len(ciphertext)
+        case BatchTx(orders=orders, key=key):
+            return 8 + len(key) + ORDER_WIRE_BYTES * len(orders)
         case CommitTx():
             return 4 + 32 + 8
         case RevealTx():
@@ -129,6 +145,8 @@ def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck) -> T
     match tx:
         case OrderTx(order=order):
             return exchange.execute(order)
+        case SealedTx():
+            return None
         case BatchTx(orders=orders):
             return exchange.execute_batch(orders)
         case CommitTx(trader=trader, commitment=commitment, deposit=deposit):

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from market.types import ORDER_WIRE_BYTES
+from market.types import MAX_COMPACT_BYTES
 from sim.scenario_expand import (
     MAX_RUNS,
     Problem,
@@ -72,10 +72,9 @@ AVAILABLE: Mapping[str, tuple[object, ...]] = MappingProxyType({
 })
 # fmt: on
 
-# Smallest ciphertext an encrypted order can be padded to (ecies_min_pad). An encoded order is
-# ORDER_WIRE_BYTES (32); ECIES adds an ephemeral public key, a nonce and a tag, so the exact size
-# is larger than 32. 64 is a placeholder: the crypto engineer will confirm the exact ECIES size.
-MIN_PAD_BYTES = 64
+# Encrypted order flows pad the order's compact encoding (at most MAX_COMPACT_BYTES) before
+# encryption; padding needs one marker byte more than the longest encoding.
+MIN_PAD_BYTES = MAX_COMPACT_BYTES + 1
 
 _MAX_SEED = 2**63 - 1  # seeds are TOML integers (signed 64-bit), never negative
 
@@ -257,8 +256,8 @@ def _cross_field_rules(s: Scenario) -> list[tuple[str, str]]:
         (colluding > p.keypers, "adversary.colluding_keypers",
          _at_most("privacy.keypers", p.keypers, colluding)),
         (0 < p.pad_to_bytes < MIN_PAD_BYTES, "privacy.pad_to_bytes",
-         f"must be 0 (no padding) or at least {MIN_PAD_BYTES} (a {ORDER_WIRE_BYTES}-byte order, "
-         f"encrypted), got {p.pad_to_bytes}"),
+         f"must be 0 (no padding) or at least {MIN_PAD_BYTES} (the longest encoded order and "
+         f"a padding marker), got {p.pad_to_bytes}"),
         (m.close_s > m.resolve_s, "market.close_s",
          _at_most("market.resolve_s", m.resolve_s, m.close_s)),
         (m.resolve_s > s.duration_s, "market.resolve_s",
