@@ -8,7 +8,8 @@ the next block in :meth:`Component.propose`, learns what the chain did with them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -35,6 +36,9 @@ class Component:
         """Transactions for the block ``proposer`` is closing now."""
         return []
 
+    def before_commit(self, block: Block) -> None:
+        """The canonical chain is about to execute ``block`` (its state is still the old one)."""
+
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
         """The canonical chain executed ``block``; ``results`` align with its transactions."""
 
@@ -47,15 +51,40 @@ class Component:
         return {}
 
 
+PSEUDONYM_BASE = 1 << 32
+"""One-time sender addresses (``privacy.unlinkable_senders``) are numbered from here."""
+
+
 class OrderFlow(Component):
-    """How an order travels from its trader to execution (one subclass per privacy mode)."""
+    """How an order travels from its trader to execution (one subclass per privacy mode).
+
+    Attributes:
+        watchers: the adversary nodes (spies, and the front-runner's node when there is one):
+            every message that reaches one of them is seen by the adversary.
+        readers: callbacks run when the adversary first reads an order's content before it
+            executes (the front-runner acts on these).
+    """
 
     mode: str = "abstract"
+    can_front_run: bool = True
+    """Whether a reader can get an order of its own executed ahead of what it read."""
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        watchers = set(sim.world.spies)
+        if sim.scenario.adversary.frontrunner:
+            watchers.add(sim.world.adversary_node)
+        self.watchers = frozenset(watchers)
+        self.readers: list[Callable[[OrderRecord], None]] = []
+
+    def sequencers(self) -> tuple[int, ...]:
+        """The nodes that close blocks: the validators by default."""
+        return self.sim.validators
 
     def proposer(self, slot: int) -> int:
-        """The node that closes the block of ``slot``: the validators rotate by default."""
-        validators = self.sim.validators
-        return validators[slot % len(validators)]
+        """The node that closes the block of ``slot``: the sequencers take turns."""
+        sequencers = self.sequencers()
+        return sequencers[slot % len(sequencers)]
 
     def submit(self, record: OrderRecord) -> None:
         """The trader at ``record.node`` sends ``record.order`` (at ``env.now``)."""
@@ -65,6 +94,23 @@ class OrderFlow(Component):
         """Note that ``node`` (not the sender) now sees the order's content."""
         if record.first_seen_by < 0 and node != record.node:
             record.t_first_seen, record.first_seen_by = self.sim.env.now, node
+
+    def public_sender(self, record: OrderRecord) -> int:
+        """The sender address on the order's envelope: its trader, or a one-time address."""
+        if self.sim.scenario.privacy.unlinkable_senders:
+            return PSEUDONYM_BASE + record.order_id
+        return record.order.trader
+
+    def observe(self, record: OrderRecord, *, size: int, readable: bool) -> None:
+        """The adversary sees a message of ``record`` now: its envelope, maybe its content."""
+        now = self.sim.env.now
+        if math.isnan(record.adv_seen_t):
+            record.adv_seen_t, record.adv_size = now, size
+            record.adv_sender = self.public_sender(record)
+        if readable and math.isnan(record.adv_read_t) and record.status == "pending":
+            record.adv_read_t = now
+            for reader in self.readers:
+                reader(record)
 
 
 def record_result(record: OrderRecord, result: Fill | Rejection, block: Block) -> None:

@@ -39,6 +39,14 @@ class OrderRecord:
     frontrun: bool = False
     flood: Flood | None = None
     """The first message that carried this order (plaintext, commitment or ciphertext)."""
+    adv_seen_t: float = NAN
+    """When the adversary (spies, front-runner, public chain) first saw a message of it."""
+    adv_read_t: float = NAN
+    """When the adversary could first read its content (NaN: never before it was public)."""
+    adv_sender: int = -1
+    """The sender id the adversary saw on its envelope (-1: it saw no envelope)."""
+    adv_size: int = -1
+    """The size in bytes of the message the adversary saw (-1: none)."""
 
 
 @dataclass(slots=True)

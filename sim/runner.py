@@ -22,11 +22,17 @@ import polars as pl
 
 from sim import tables
 from sim.components import OrderFlow
+from sim.frontrunner import FrontRunner
+from sim.leakage import Leakage
 from sim.metrics import account_value, divergence, market_metrics, mean, order_metrics
+from sim.orderflow.commit_reveal import CommitReveal
+from sim.orderflow.operator import Operator
+from sim.orderflow.threshold import Threshold
 from sim.orderflow.transparent import Transparent
-from sim.scenario import RunSpec, resolved_dict
-from sim.settlement import MajorityVote
+from sim.scenario import RunSpec, Scenario, resolved_dict
+from sim.settlement import plug_settlement
 from sim.simulation import Simulation
+from sim.spies import Spies
 from sim.world import build_world
 
 SCHEMA_VERSION = 1
@@ -94,7 +100,7 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
             ]
         )
     )
-    values["cost.crypto_ops"] = 0.0
+    values["cost.crypto_ops"] = float(sim.meter.total_ops())
     return values
 
 
@@ -106,7 +112,7 @@ def _perf(sim: Simulation, wall_s: float) -> dict[str, float]:
         "perf.wall_s": wall_s,
         "perf.events_per_s": events / wall_s if wall_s > 0 else float("nan"),
         "perf.peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "perf.crypto_cpu_s": 0.0,
+        "perf.crypto_cpu_s": sim.meter.cpu_s,
     }
 
 
@@ -152,16 +158,33 @@ def base_manifest(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-ORDER_FLOWS: dict[str, Callable[[Simulation], OrderFlow]] = {"transparent": Transparent}
+ORDER_FLOWS: dict[str, Callable[[Simulation], OrderFlow]] = {
+    "transparent": Transparent,
+    "operator": Operator,
+    "commit_reveal": CommitReveal,
+    "threshold": Threshold,
+}
 """The order-flow component of each ``privacy.order_flow`` mode."""
+
+
+def has_frontrunner(scenario: Scenario) -> bool:
+    """A front-runner trades in the run: an external one, or the operator itself."""
+    adversary = scenario.adversary
+    operator = scenario.privacy.order_flow == "operator" and adversary.operator_frontruns
+    return adversary.frontrunner or operator
 
 
 def build(spec: RunSpec) -> Simulation:
     """The simulation of one run: its world, order flow and settlement plugged in."""
     world = build_world(spec.scenario, spec.world_seed)
     sim = Simulation(spec.scenario, world, seed=spec.seed)
-    sim.plug(ORDER_FLOWS[spec.scenario.privacy.order_flow](sim))
-    sim.plug(MajorityVote(sim))
+    flow = ORDER_FLOWS[spec.scenario.privacy.order_flow](sim)
+    sim.plug(flow)
+    if has_frontrunner(spec.scenario):
+        sim.plug(FrontRunner(sim, flow))
+    sim.plug(Leakage(sim))
+    sim.plug(Spies(sim))
+    plug_settlement(sim)
     return sim
 
 

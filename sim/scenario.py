@@ -50,24 +50,39 @@ from sim.scenario_expand import (
 
 # fmt: off
 __all__ = [
-    "AVAILABLE", "MAX_COUNT", "MAX_RUNS", "MIN_PAD_BYTES", "SETTINGS", "Adversary", "Forecaster",
-    "Latency", "MarketConfig", "Network", "Privacy", "Problem", "RunSpec", "Scenario",
-    "ScenarioError", "Settlement", "Traders", "canonical_json", "expand", "load_scenario",
-    "parse_override", "parse_scenario", "problems_from_validation", "resolved_dict", "unsupported",
+    "AVAILABLE",
+    "MAX_COUNT",
+    "MAX_RUNS",
+    "MIN_PAD_BYTES",
+    "SETTINGS",
+    "Adversary",
+    "Crash",
+    "Faults",
+    "Forecaster",
+    "Latency",
+    "MarketConfig",
+    "Network",
+    "Partition",
+    "Privacy",
+    "Problem",
+    "RunSpec",
+    "Scenario",
+    "ScenarioError",
+    "Settlement",
+    "Traders",
+    "canonical_json",
+    "expand",
+    "load_scenario",
+    "parse_override",
+    "parse_scenario",
+    "problems_from_validation",
+    "resolved_dict",
+    "unsupported",
 ]
 
 # Which values the simulator can run today: dotted key -> allowed values. Anything else selects
 # a planned capability and is refused with a one-line message. Edit as capabilities land.
 AVAILABLE: Mapping[str, tuple[object, ...]] = MappingProxyType({
-    "privacy.order_flow": ("transparent",),
-    "privacy.unlinkable_senders": (False,),
-    "network.propagation": ("diffusion",),
-    "settlement.protocol": ("bft",),
-    "settlement.byzantine_fraction": (0.0,),
-    "settlement.crash_fraction": (0.0,),
-    "adversary.frontrunner": (False,),
-    "adversary.colluding_keypers": (0,),
-    "adversary.operator_frontruns": (False,),
     "forecaster.enabled": (False,),
 })
 # fmt: on
@@ -177,6 +192,42 @@ class Settlement(_Section):
     endowment: float = Field(default=2000.0, ge=0.0)
 
 
+NodeId = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+class Partition(_Section):
+    """Nodes cut off from the rest of the network from ``start_s`` until ``end_s``.
+
+    ``nodes`` are node ids; ``reporters`` are positions in the sorted list of reporter nodes
+    (0 = the reporter with the smallest node id), so a schedule can target reporters without
+    knowing where the seed put them.
+    """
+
+    nodes: list[NodeId] = Field(default_factory=list)
+    reporters: list[NodeId] = Field(default_factory=list)
+    start_s: float = Field(ge=0.0)
+    end_s: float = Field(gt=0.0)
+
+
+class Crash(_Section):
+    """One node (``node``, or the reporter at position ``reporter``) that stops at ``at_s``.
+
+    It runs again at ``restart_s`` when given, and catches up by height like any replica.
+    """
+
+    node: NodeId | None = None
+    reporter: NodeId | None = None
+    at_s: float = Field(ge=0.0)
+    restart_s: float | None = Field(default=None, gt=0.0)
+
+
+class Faults(_Section):
+    """Scheduled network faults, on top of ``network.loss`` and the settlement fractions."""
+
+    partitions: list[Partition] = Field(default_factory=list)
+    crashes: list[Crash] = Field(default_factory=list)
+
+
 class Forecaster(_Section):
     """The federated forecaster (optional)."""
 
@@ -212,6 +263,7 @@ class Scenario(_Section):
     adversary: Adversary = Adversary()
     settlement: Settlement = Settlement()
     forecaster: Forecaster = Forecaster()
+    faults: Faults = Faults()
     sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
 
     @field_validator("sweep", mode="before")
@@ -251,6 +303,7 @@ def _cross_field_rules(s: Scenario) -> list[tuple[str, str]]:
     # fmt: off
     rules: list[Rule] = [
         *_network_rules(s),
+        *_fault_rules(s),
         (p.threshold > p.keypers, "privacy.threshold",
          _at_most("privacy.keypers", p.keypers, p.threshold)),
         (colluding > p.keypers, "adversary.colluding_keypers",
@@ -296,6 +349,43 @@ def _network_rules(s: Scenario) -> list[Rule]:
          f"watts_strogatz needs an even degree (k neighbours, k/2 each side), got {d}"),
     ]
     # fmt: on
+
+
+def _fault_rules(s: Scenario) -> list[Rule]:
+    """Scheduled faults name nodes and reporters that exist, and end after they start."""
+    nodes, reporters = s.network.nodes, s.settlement.reporters
+    rules: list[Rule] = []
+    for i, cut in enumerate(s.faults.partitions):
+        key = f"faults.partitions[{i}]"
+        rules += [
+            (not (cut.nodes or cut.reporters), key, "names no node (give nodes or reporters)"),
+            *_ids_exist(f"{key}.nodes", cut.nodes, nodes, reporters=False),
+            *_ids_exist(f"{key}.reporters", cut.reporters, reporters, reporters=True),
+            (cut.end_s <= cut.start_s, f"{key}.end_s",
+             f"must be greater than start_s ({show(cut.start_s)}), got {show(cut.end_s)}"),
+        ]  # fmt: skip
+    for i, crash in enumerate(s.faults.crashes):
+        key = f"faults.crashes[{i}]"
+        restart = crash.restart_s
+        rules += [
+            ((crash.node is None) == (crash.reporter is None), key,
+             "give exactly one of node or reporter"),
+            *_ids_exist(f"{key}.node", [crash.node] if crash.node is not None else [], nodes,
+                        reporters=False),
+            *_ids_exist(f"{key}.reporter",
+                        [crash.reporter] if crash.reporter is not None else [], reporters,
+                        reporters=True),
+            (restart is not None and restart <= crash.at_s, f"{key}.restart_s",
+             f"must be greater than at_s ({show(crash.at_s)}), got {show(restart)}"),
+        ]  # fmt: skip
+    return rules
+
+
+def _ids_exist(key: str, ids: Sequence[int], count: int, *, reporters: bool) -> list[Rule]:
+    what = "settlement.reporters" if reporters else "network.nodes"
+    return [
+        (i >= count, key, f"{i} does not exist: {what} is {count} (ids start at 0)") for i in ids
+    ]
 
 
 def _sweep_key_rules(s: Scenario) -> list[tuple[str, str]]:

@@ -60,6 +60,12 @@ class World:
     topology: Topology
     spies: frozenset[int]
     reporters: tuple[int, ...]
+    keypers: tuple[int, ...]
+    """Keyper nodes in committee order (Shamir x-coordinates 1..n follow this order)."""
+    operator: int
+    """The operator node of ``operator`` order flow."""
+    adversary_node: int
+    """Where the front-runner trades from: a spy when there are spies."""
     traders: tuple[TraderSpec, ...]
     true_probs: tuple[tuple[float, ...], ...]
     outcomes: tuple[int, ...]
@@ -134,4 +140,19 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
     outcomes = tuple(int(truth.choice(n_out, p=np.asarray(p))) for p in probs)
     traders = _traders(scenario, honest, outcomes, streams.numpy("signals"))
     plan = _plan(scenario, len(traders), streams.numpy("orders"))
-    return World(topology, spies, reporters, traders, probs, outcomes, plan)
+    committee = roles.permutation(nodes)[: min(scenario.privacy.keypers, nodes)]
+    keypers = tuple(int(v) for v in committee)
+    operator = int(roles.integers(nodes))
+    adversary_node = min(spies) if spies else order[-1]
+    return World(
+        topology,
+        spies,
+        reporters,
+        keypers,
+        operator,
+        adversary_node,
+        traders,
+        probs,
+        outcomes,
+        plan,
+    )

@@ -12,10 +12,9 @@ from market.execute import Rejection
 from market.types import ORDER_WIRE_BYTES, Fill, Order
 from sim.chain import Block, OrderTx, Tx, TxResult, order_priority
 from sim.components import OrderFlow, record_result
+from sim.orderflow.mempool import Mempools
 from sim.records import OrderRecord
 from sim.simulation import Simulation
-
-Mempool = dict[tuple[int, int], tuple[Order, float]]
 
 
 class Transparent(OrderFlow):
@@ -25,8 +24,7 @@ class Transparent(OrderFlow):
 
     def __init__(self, sim: Simulation) -> None:
         super().__init__(sim)
-        self.mempools: dict[int, Mempool] = {node: {} for node in sim.validators}
-        self.included: set[tuple[int, int]] = set()
+        self.mempools: Mempools[Order] = Mempools(sim.validators)
 
     def submit(self, record: OrderRecord) -> None:
         """Diffuse the order's 32 plaintext bytes from the trader's node."""
@@ -34,9 +32,9 @@ class Transparent(OrderFlow):
 
         def arrive(node: int, _sender: int) -> None:
             self.seen_plaintext(record, node)
-            pool = self.mempools.get(node)
-            if pool is not None:
-                pool[order.key] = (order, self.sim.env.now)
+            if node in self.watchers:
+                self.observe(record, size=ORDER_WIRE_BYTES, readable=True)
+            self.mempools.add(node, order.key, order, self.sim.env.now)
 
         record.flood = self.sim.propagate(
             record.node, kind="order", size=ORDER_WIRE_BYTES, on_arrival=arrive
@@ -44,17 +42,20 @@ class Transparent(OrderFlow):
 
     def propose(self, proposer: int) -> list[Tx]:
         """The proposer's mempool, without what the chain holds, by priority fee then arrival."""
-        pool = self.mempools[proposer]
-        for key in [k for k in pool if k in self.included]:
-            del pool[key]
-        fresh = sorted(pool.values(), key=lambda pair: order_priority(*pair))
+        fresh = self.mempools.take(proposer, order=order_priority)
         for order, arrival in fresh:
-            self.included.add(order.key)
             self.sim.by_key[order.key].t_sequencer = arrival
         return [OrderTx(order) for order, _ in fresh]
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
         """Record each order's fill or rejection."""
-        for tx, result in zip(block.txs, results, strict=True):
-            if isinstance(tx, OrderTx) and isinstance(result, Fill | Rejection):
-                record_result(self.sim.by_key[tx.order.key], result, block)
+        record_fills(self.sim.by_key, block, results)
+
+
+def record_fills(
+    by_key: dict[tuple[int, int], OrderRecord], block: Block, results: Sequence[TxResult]
+) -> None:
+    """Record the fill or rejection of every plaintext order executed in ``block``."""
+    for tx, result in zip(block.txs, results, strict=True):
+        if isinstance(tx, OrderTx) and isinstance(result, Fill | Rejection):
+            record_result(by_key[tx.order.key], result, block)

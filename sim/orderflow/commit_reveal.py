@@ -1,0 +1,123 @@
+"""``commit_reveal``: a hash commitment fixes an order's place; the order is revealed later.
+
+A trader diffuses a commitment ``SHA-256(order, salt)`` with a deposit. Once the block holding
+it reaches the trader's node, the trader diffuses the order and its salt. Sequencers include
+reveals in commitment order (height, then position in the block), so nobody who reads a reveal
+can get ahead of it: reading is still possible (reveals are plaintext before they execute), but
+front-running is not. A commitment not revealed within ``privacy.reveal_deadline_s`` of its block
+forfeits its deposit to the treasury.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from market.crypto import commit
+from market.execute import Rejection
+from market.types import Fill, to_micro
+from sim.chain import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult, tx_size
+from sim.components import OrderFlow, record_result
+from sim.orderflow.mempool import Mempools
+from sim.records import OrderRecord
+from sim.simulation import Simulation
+
+SALT_BYTES = 16
+
+
+class CommitReveal(OrderFlow):
+    """Commit first, reveal after the commitment is on chain, execute in commitment order."""
+
+    mode = "commit_reveal"
+    can_front_run = False
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        self.randbytes = sim.streams.randbytes("salts")
+        self.commits: Mempools[CommitTx] = Mempools(sim.validators)
+        self.reveals: Mempools[RevealTx] = Mempools(sim.validators)
+        self.open: dict[bytes, tuple[int, int, float]] = {}
+        """Commitments on chain, neither revealed nor forfeited: height, index, block time."""
+        self.owner: dict[bytes, OrderRecord] = {}
+        self.waiting: dict[bytes, RevealTx] = {}
+        self.listening: set[int] = set()
+
+    def submit(self, record: OrderRecord) -> None:
+        """Diffuse a commitment (and escrow the deposit once it is on chain)."""
+        salt = self.randbytes(SALT_BYTES)
+        commitment = commit(record.order.encode(), salt, meter=self.sim.meter)
+        deposit = to_micro(self.sim.scenario.privacy.deposit)
+        tx = CommitTx(record.order.trader, commitment, deposit)
+        self.owner[commitment] = record
+        self.waiting[commitment] = RevealTx(record.order, salt, commitment)
+        if record.node not in self.listening:
+            self.listening.add(record.node)
+            self.sim.block_listeners.setdefault(record.node, []).append(
+                partial(self._block_at_trader, record.node)
+            )
+
+        def arrive(node: int, _sender: int) -> None:
+            if node in self.watchers:
+                self.observe(record, size=tx_size(tx), readable=False)
+            self.commits.add(node, commitment, tx, self.sim.env.now)
+
+        record.wire_bytes = tx_size(tx)
+        record.flood = self.sim.propagate(
+            record.node, kind="commit", size=tx_size(tx), on_arrival=arrive
+        )
+
+    def _block_at_trader(self, node: int, block: Block) -> None:
+        """A trader reveals once the block holding its commitment reaches its node."""
+        for tx in block.txs:
+            if isinstance(tx, CommitTx) and tx.commitment in self.waiting:
+                record = self.owner[tx.commitment]
+                if record.node == node and tx.commitment in self.open:
+                    self._reveal(record, self.waiting.pop(tx.commitment))
+
+    def _reveal(self, record: OrderRecord, reveal: RevealTx) -> None:
+        def arrive(node: int, _sender: int) -> None:
+            self.seen_plaintext(record, node)
+            if node in self.watchers:
+                self.observe(record, size=tx_size(reveal), readable=True)
+            self.reveals.add(node, reveal.commitment, reveal, self.sim.env.now)
+
+        self.sim.propagate(record.node, kind="reveal", size=tx_size(reveal), on_arrival=arrive)
+
+    def propose(self, proposer: int) -> list[Tx]:
+        """New commitments, reveals in commitment order, forfeits of expired commitments."""
+        now = self.sim.env.now
+        deadline = self.sim.scenario.privacy.reveal_deadline_s
+        commits = [tx for tx, _ in self.commits.take(proposer, order=lambda _tx, t: t)]
+        reveals = [
+            tx
+            for tx, _ in self.reveals.take(
+                proposer,
+                order=lambda tx, _t: self.open[tx.commitment][:2],
+                ready=lambda tx: tx.commitment in self.open,
+            )
+        ]
+        for reveal in reveals:
+            del self.open[reveal.commitment]
+            self.sim.by_key[reveal.order.key].t_sequencer = now
+        expired = sorted(c for c, (_, _, t) in self.open.items() if now > t + deadline)
+        for commitment in expired:
+            del self.open[commitment]
+        return [*commits, *reveals, *(ForfeitTx(c) for c in expired)]
+
+    def committed(self, block: Block, results: Sequence[TxResult]) -> None:
+        """Place commitments, record reveals' fills and rejected commitments."""
+        for index, (tx, result) in enumerate(zip(block.txs, results, strict=True)):
+            match tx:
+                case CommitTx(commitment=commitment) if result is True:
+                    self.open[commitment] = (block.height, index, block.t)
+                case CommitTx(commitment=commitment):
+                    self.waiting.pop(commitment, None)
+                    record = self.owner[commitment]
+                    record_result(record, Rejection(record.order, "funds"), block)
+                case RevealTx(order=order) if isinstance(result, Fill | Rejection):
+                    record_result(self.sim.by_key[order.key], result, block)
+                case ForfeitTx(commitment=commitment) if result is True:
+                    self.waiting.pop(commitment, None)
+                    record = self.owner[commitment]
+                    record_result(record, Rejection(record.order, "invalid"), block)
+                    record.reason = "forfeited"

@@ -1,0 +1,251 @@
+"""``threshold``: a Shutter-style encrypted mempool, decrypted by a keyper committee in batches.
+
+For every batch epoch the ``privacy.keypers`` keypers run a distributed key generation (Feldman
+VSS over P-256, :mod:`market.threshold`): nobody ever holds the epoch secret. A trader encrypts
+its order (ECIES, padded to ``privacy.pad_to_bytes``) to the epoch that closes at least a few
+blocks ahead and diffuses the sealed transaction; sequencers put sealed transactions on chain,
+where their sender and size are public. When the epoch closes, the keypers send their shares to
+an aggregating keyper, which verifies ``threshold`` of them against the DKG's commitments,
+combines them by Lagrange interpolation and diffuses the epoch key. The next proposer that holds
+the key decrypts the epoch's sealed transactions and clears them as one batch at a uniform price.
+
+A sealed transaction that reaches the chain after its epoch closed is rejected as ``late``; an
+epoch whose key cannot be assembled in time (too few shares arrived) is recorded as failed and
+its orders rejected as ``undecryptable``: nothing is ever executed in plaintext silently.
+
+Simulation choices, stated once: a DKG runs only for epochs that carry at least one order (an
+empty epoch has nothing to decrypt; a deployment would run it anyway), its messages among the
+keypers are counted (kind ``dkg``) but not routed, and keys come from the run's seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+
+from market.batch import BatchResult
+from market.crypto import CryptoMeter, ecies_decrypt, ecies_encrypt
+from market.errors import CryptoError
+from market.threshold import EpochKey, combine_secret, deal, run_dkg
+from market.types import Order, decode_compact, encode_compact
+from sim.chain import BatchTx, Block, SealedTx, Tx, TxResult, tx_size
+from sim.components import OrderFlow, record_result
+from sim.orderflow.mempool import Mempools
+from sim.records import OrderRecord
+from sim.simulation import Simulation
+
+SHARE_BYTES = 4 + 4 + 32
+"""A revealed share on the wire: epoch, keyper index, the 32-byte scalar."""
+
+KEY_BYTES = 4 + 32
+"""A released epoch key on the wire: epoch and secret."""
+
+DKG_SHARE_BYTES = 4 + 32 + 49
+"""A dealer's encrypted share for one recipient (ECIES overhead included)."""
+
+RELEASE_TIMEOUT_S = 60.0
+"""An epoch whose key is not assembled this long after it closed is recorded as failed."""
+
+
+def _epoch_aad(epoch: int) -> bytes:
+    return b"veilcast/epoch/" + epoch.to_bytes(8, "big")
+
+
+class Threshold(OrderFlow):
+    """Encrypted orders, sealed on chain, decrypted per epoch by a t-of-n keyper committee."""
+
+    mode = "threshold"
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        privacy = sim.scenario.privacy
+        self.keypers = sim.world.keypers
+        self.n, self.t = len(self.keypers), privacy.threshold
+        self.interval = privacy.batch_interval_s
+        self.margin = 3 * sim.scenario.network.block_interval_s
+        self.randbytes = sim.streams.randbytes("threshold")
+        self.keys: dict[int, EpochKey] = {}
+        self.adversary_secret: dict[int, int] = {}
+        self.adversary_meter = CryptoMeter()
+        self.colluders = tuple(range(1, sim.scenario.adversary.colluding_keypers + 1))
+        self.sealed: Mempools[SealedTx] = Mempools(sim.validators)
+        self.onchain: dict[int, list[SealedTx]] = {}
+        self.owner: dict[bytes, OrderRecord] = {}
+        self.key_at: dict[int, dict[int, int]] = {node: {} for node in sim.validators}
+        self.batched: set[int] = set()
+        self.failed: set[int] = set()
+        self.shares: dict[int, dict[int, int]] = {}
+        self.released: dict[int, int] = {}
+
+    def close_time(self, epoch: int) -> float:
+        """When epoch ``epoch``'s batch closes."""
+        return (epoch + 1) * self.interval
+
+    def epoch_for(self, t: float) -> int:
+        """The epoch an order made at ``t`` is encrypted to: one closing a few blocks later."""
+        return math.floor((t + self.margin) / self.interval)
+
+    def epoch_key(self, epoch: int) -> EpochKey:
+        """The epoch's key, from a DKG run once (on first use) among the keypers."""
+        key = self.keys.get(epoch)
+        if key is None:
+            deals = [
+                deal(i, n=self.n, t=self.t, randbytes=self.randbytes, meter=self.sim.meter)
+                for i in range(1, self.n + 1)
+            ]
+            key = self.keys[epoch] = run_dkg(deals, n=self.n, t=self.t, meter=self.sim.meter)
+            pairs = self.n * (self.n - 1)
+            self.sim.net.stats.add(
+                "dkg", sent=2 * pairs, delivered=2 * pairs, lost=0, size=DKG_SHARE_BYTES
+            )
+            if len(self.colluders) >= self.t:
+                shares = {j: key.secret_shares[j] for j in self.colluders}
+                self.adversary_secret[epoch] = combine_secret(
+                    key, shares, meter=self.adversary_meter
+                )
+            self.sim.after(self.close_time(epoch) - self.sim.env.now, lambda: self._release(epoch))
+        return key
+
+    def submit(self, record: OrderRecord) -> None:
+        """Encrypt to the epoch key and diffuse the sealed transaction."""
+        epoch = self.epoch_for(self.sim.env.now)
+        key = self.epoch_key(epoch)
+        ciphertext = ecies_encrypt(
+            key.public_key,
+            encode_compact(record.order),
+            randbytes=self.randbytes,
+            pad_to=self.sim.scenario.privacy.pad_to_bytes,
+            aad=_epoch_aad(epoch),
+            meter=self.sim.meter,
+        )
+        tx = SealedTx(self.public_sender(record), epoch, ciphertext)
+        self.owner[ciphertext] = record
+        record.wire_bytes, record.batch_id = len(ciphertext), epoch
+
+        def arrive(node: int, _sender: int) -> None:
+            if node in self.watchers:
+                self._adversary_sees(record, tx)
+            self.sealed.add(node, ciphertext, tx, self.sim.env.now)
+
+        record.flood = self.sim.propagate(
+            record.node, kind="sealed", size=tx_size(tx), on_arrival=arrive
+        )
+
+    def _adversary_sees(self, record: OrderRecord, tx: SealedTx) -> None:
+        """The adversary sees a sealed order; it reads it only if it already holds the key."""
+        secret = self.adversary_secret.get(tx.epoch)
+        if secret is not None and self.sim.env.now < self.close_time(tx.epoch):
+            ecies_decrypt(
+                secret, tx.ciphertext, aad=_epoch_aad(tx.epoch), meter=self.adversary_meter
+            )
+            self.seen_plaintext(record, self.sim.world.adversary_node)
+        self.observe(record, size=tx_size(tx), readable=secret is not None)
+
+    def propose(self, proposer: int) -> list[Tx]:
+        """Sealed transactions of open epochs, then every batch whose key the proposer holds."""
+        now = self.sim.env.now
+        taken = self.sealed.take(proposer, order=lambda _tx, t: t)
+        txs: list[Tx] = []
+        for tx, arrival in taken:
+            record = self.owner[tx.ciphertext]
+            if now < self.close_time(tx.epoch) and tx.epoch not in self.failed:
+                record.t_sequencer = arrival
+                txs.append(tx)
+            elif record.status == "pending":
+                record.status, record.reason = "rejected", "late"
+        for epoch, secret in sorted(self.key_at[proposer].items()):
+            for pool in self.key_at.values():
+                pool.pop(epoch, None)
+            self.batched.add(epoch)
+            key = secret.to_bytes(32, "big")
+            txs.append(BatchTx(epoch, self._decrypt(epoch, secret), key))
+        return txs
+
+    def _decrypt(self, epoch: int, secret: int) -> tuple[Order, ...]:
+        """Decrypt every sealed transaction of ``epoch`` on chain (a tampered one is rejected)."""
+        orders = []
+        for tx in self.onchain.get(epoch, []):
+            try:
+                plain = ecies_decrypt(
+                    secret, tx.ciphertext, aad=_epoch_aad(epoch), meter=self.sim.meter
+                )
+                orders.append(decode_compact(plain))
+            except (CryptoError, ValueError):
+                self.owner[tx.ciphertext].status = "rejected"
+                self.owner[tx.ciphertext].reason = "invalid"
+        return tuple(orders)
+
+    def committed(self, block: Block, results: Sequence[TxResult]) -> None:
+        """Sealed transactions join their epoch; batches record fills and rejections."""
+        for tx, result in zip(block.txs, results, strict=True):
+            if isinstance(tx, SealedTx):
+                self.onchain.setdefault(tx.epoch, []).append(tx)
+                self._adversary_sees(self.owner[tx.ciphertext], tx)
+            elif isinstance(tx, BatchTx) and isinstance(result, BatchResult):
+                for fill in result.fills:
+                    record_result(self.sim.by_key[fill.order.key], fill, block)
+                for rejection in result.rejections:
+                    record_result(self.sim.by_key[rejection.order.key], rejection, block)
+
+    # -- key release ---------------------------------------------------------------------
+
+    def _release(self, epoch: int) -> None:
+        """The epoch closed: keypers send their shares to the aggregator (the first keyper)."""
+        if not self.onchain.get(epoch):
+            return
+        key = self.keys[epoch]
+        aggregator = self.keypers[0]
+        self.shares[epoch] = {}
+        for index, node in enumerate(self.keypers, start=1):
+            share = key.secret_shares[index]
+            path = (
+                self.sim.net.path_to(node, lambda n: n == aggregator)
+                if node != aggregator
+                else [node]
+            )
+            self.sim.net.relay(
+                path,
+                kind="share",
+                size=SHARE_BYTES,
+                on_arrival=partial(self._share_in, epoch, index, share),
+            )
+        self.sim.after(RELEASE_TIMEOUT_S, lambda: self._give_up(epoch))
+
+    def _share_in(self, epoch: int, index: int, share: int) -> None:
+        """A share reached the aggregator; with enough valid ones it releases the key."""
+        shares = self.shares[epoch]
+        shares[index] = share
+        if epoch in self.released or len(shares) < self.t:
+            return
+        try:
+            secret = combine_secret(self.keys[epoch], shares, meter=self.sim.meter)
+        except CryptoError:
+            return  # too few valid shares so far: wait for more
+        self.released[epoch] = secret
+        for tx in self.onchain.get(epoch, []):
+            self.seen_plaintext(self.owner[tx.ciphertext], self.keypers[0])
+
+        def arrive(node: int, _sender: int) -> None:
+            pool = self.key_at.get(node)
+            if pool is not None and epoch not in self.batched:
+                pool[epoch] = secret
+
+        self.sim.net.flood(self.keypers[0], kind="key", size=KEY_BYTES, on_arrival=arrive)
+
+    def _give_up(self, epoch: int) -> None:
+        """No key in time: the epoch's orders are rejected, never executed in plaintext."""
+        if epoch in self.released:
+            return
+        self.failed.add(epoch)
+        for tx in self.onchain.get(epoch, []):
+            record = self.owner[tx.ciphertext]
+            if record.status == "pending":
+                record.status, record.reason = "rejected", "undecryptable"
+
+    def metrics(self) -> dict[str, float]:
+        """Batch failures of this mode."""
+        epochs = [e for e in self.keys if self.onchain.get(e)]
+        return {
+            "privacy.failed_batch_fraction": len(self.failed) / len(epochs) if epochs else math.nan
+        }

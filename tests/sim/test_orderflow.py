@@ -1,0 +1,165 @@
+"""The four order-flow modes, the front-runner and what leaks: small scenarios, real crypto."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import polars as pl
+import pytest
+
+import sim
+from market.types import Order, decode_compact, encode_compact
+
+MODES = ["transparent", "operator", "commit_reveal", "threshold"]
+
+
+def _run(base: dict[str, Any], **sections: dict[str, Any]) -> dict[str, float]:
+    scenario = copy.deepcopy(base)
+    for section, keys in sections.items():
+        scenario.setdefault(section, {}).update(keys)
+    return sim.run(scenario).metrics()
+
+
+@pytest.fixture
+def one_market(small: dict[str, Any]) -> dict[str, Any]:
+    """One deep market where informed traders keep buying their signal: history gives it away."""
+    small["market"] |= {"count": 1, "liquidity_b": 2000.0}
+    small["traders"] |= {"informed": 10, "noise": 4, "signal_accuracy": 0.6}
+    small["privacy"]["order_flow"] = "threshold"
+    return small
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_conserves_money_and_replicas_agree(small: dict[str, Any], mode: str) -> None:
+    m = _run(small, privacy={"order_flow": mode}, adversary={"frontrunner": True})
+    assert m["ledger.conservation_error"] == 0
+    assert m["ledger.replica_divergence"] == 0
+    assert m["market.orders_executed"] > 50
+
+
+def test_privacy_costs_crypto_in_the_expected_order(small: dict[str, Any]) -> None:
+    ops = [_run(small, privacy={"order_flow": mode})["cost.crypto_ops"] for mode in MODES]
+    transparent, operator, commit_reveal, threshold = ops
+    # hashes only < one ECDH each way per order < that plus a key generation per epoch
+    assert transparent < commit_reveal < operator < threshold
+
+
+def test_the_same_world_in_every_mode(small: dict[str, Any]) -> None:
+    worlds = []
+    for mode in MODES:
+        scenario = copy.deepcopy(small)
+        scenario["privacy"]["order_flow"] = mode
+        tables = sim.run(scenario).tables
+        worlds.append(
+            (
+                tables["edges"].drop("run_id"),
+                tables["markets"].select("true_prob", "won"),
+                tables["traders"].select("trader", "node", "kind"),
+            )
+        )
+    for edges, markets, traders in worlds[1:]:
+        assert edges.equals(worlds[0][0])
+        assert markets.equals(worlds[0][1])
+        assert traders.equals(worlds[0][2])
+
+
+def test_transparent_front_running_extracts_value_from_victims(small: dict[str, Any]) -> None:
+    result = sim.run(small | {"adversary": {"frontrunner": True, "spy_fraction": 0.2}})
+    m = result.metrics()
+    assert m["mev.extracted"] > 0
+    assert m["mev.victim_loss"] > 0
+    assert m["privacy.direction_inference_acc"] > 0.95
+    orders = result.tables["orders"]
+    assert orders.filter(pl.col("frontrun")).height > 0
+    assert orders.filter(pl.col("kind") == "frontrunner").height > 0
+
+
+def test_commit_reveal_stops_front_running_but_not_reading(small: dict[str, Any]) -> None:
+    m = _run(small, privacy={"order_flow": "commit_reveal"}, adversary={"frontrunner": True})
+    assert m["mev.extracted"] == 0 and m["mev.victim_loss"] == 0
+    assert m["privacy.direction_inference_acc"] > 0.95  # reveals are plaintext before they execute
+
+
+def test_an_operator_that_front_runs_reads_everything(small: dict[str, Any]) -> None:
+    honest = _run(small, privacy={"order_flow": "operator"}, adversary={"frontrunner": True})
+    assert honest["mev.extracted"] == 0 and honest["privacy.early_decrypt_fraction"] == 0
+    rogue = _run(small, privacy={"order_flow": "operator"}, adversary={"operator_frontruns": True})
+    assert rogue["privacy.early_decrypt_fraction"] > 0.95
+    assert rogue["mev.extracted"] > 0
+
+
+def test_threshold_below_the_threshold_nothing_is_read_early(one_market: dict[str, Any]) -> None:
+    m = _run(one_market, adversary={"frontrunner": True, "colluding_keypers": 2})
+    assert m["privacy.early_decrypt_fraction"] == 0
+    assert m["mev.extracted"] == 0
+
+
+def test_threshold_at_the_threshold_decrypts_early_and_front_runs(
+    one_market: dict[str, Any],
+) -> None:
+    m = _run(one_market, adversary={"frontrunner": True, "colluding_keypers": 3})
+    assert m["privacy.early_decrypt_fraction"] == 1
+    assert m["mev.extracted"] > 0
+    assert m["privacy.direction_inference_acc"] > 0.95
+
+
+def test_address_reuse_gives_direction_away_and_unlinkable_senders_hide_it(
+    one_market: dict[str, Any],
+) -> None:
+    linked = _run(one_market, adversary={"spy_fraction": 0.0})
+    unlinked = _run(
+        one_market, adversary={"spy_fraction": 0.0}, privacy={"unlinkable_senders": True}
+    )
+    assert linked["privacy.direction_inference_advantage"] > 0.08
+    assert abs(unlinked["privacy.direction_inference_advantage"]) < 0.05
+    assert linked["privacy.signal_mi_bits"] > unlinked["privacy.signal_mi_bits"] + 0.2
+
+
+def test_unpadded_ciphertext_sizes_leak_and_padding_removes_it(one_market: dict[str, Any]) -> None:
+    hidden = {"spy_fraction": 0.0}
+    padded = _run(one_market, adversary=hidden, privacy={"unlinkable_senders": True})
+    bare = _run(
+        one_market, adversary=hidden, privacy={"unlinkable_senders": True, "pad_to_bytes": 0}
+    )
+    assert bare["privacy.direction_inference_advantage"] > 0.2
+    assert bare["privacy.direction_inference_advantage"] > (
+        padded["privacy.direction_inference_advantage"] + 0.2
+    )
+
+
+def test_threshold_orders_clear_in_batches_at_one_price(one_market: dict[str, Any]) -> None:
+    orders = sim.run(one_market).tables["orders"].filter(pl.col("status") == "executed")
+    assert orders["batch_id"].null_count() == 0
+    reference = orders.group_by("batch_id", "outcome").agg(
+        uniform=pl.col("price").sort_by("shares").last()
+    )
+    # one uniform price per outcome and batch, up to each order's rounding to a micro-unit
+    gaps = orders.join(reference, on=["batch_id", "outcome"]).select(
+        ((pl.col("price") - pl.col("uniform")).abs() * pl.col("shares")).alias("gap")
+    )
+    assert gaps["gap"].max() <= 2e-6
+    assert reference.height < orders.height  # some batches really did hold several orders
+    assert orders["wire_bytes"].n_unique() == 1  # padded: every ciphertext the same size
+
+
+def test_transparent_metrics_that_do_not_apply_are_nan(small: dict[str, Any]) -> None:
+    m = _run(small)
+    assert math.isnan(m["privacy.early_decrypt_fraction"])
+    assert "mev.extracted" not in m  # no front-runner in the run
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        Order(1, 2, 0, 0, 5_000_000, 700_000),
+        Order(70_000, 2**40, 3, 1, -123_456_789, 990_000, 10_000),
+    ],
+)
+def test_compact_encoding_round_trips_and_omits_zero_fields(order: Order) -> None:
+    data = encode_compact(order)
+    assert decode_compact(data) == order
+    assert len(encode_compact(Order(1, 2, 0, 0, 1, 1))) < len(
+        encode_compact(Order(1, 2, 0, 1, 1, 1))
+    )
