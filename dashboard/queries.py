@@ -1,0 +1,327 @@
+"""Pure polars functions behind the pages: runs, metric tables, intervals, differences.
+
+Nothing here touches Streamlit or the filesystem, so every function is tested on small
+hand-made frames. A metric that does not apply is NaN (or absent) in the results; it stays NaN
+here and is shown as "n/a", never turned into 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+NA = "n/a"
+
+# Leakage and MEV metrics first in this order; any other privacy.* or mev.* metric follows.
+LEAKAGE_METRICS: tuple[str, ...] = (
+    "privacy.direction_inference_advantage",
+    "privacy.direction_inference_acc",
+    "mev.extracted",
+    "mev.victim_loss",
+    "privacy.exposure_s",
+    "privacy.early_decrypt_fraction",
+    "privacy.anonymity_set",
+    "privacy.sender_precision",
+    "privacy.sender_recall",
+    "privacy.propagation_delay_s",
+    "privacy.signal_mi_bits",
+)
+LEAKAGE_PREFIXES = ("privacy.", "mev.")
+UTILITY_METRICS: tuple[str, ...] = (
+    "market.brier",
+    "market.abs_error",
+    "cost.order_latency_s",
+    "cost.messages_per_order",
+    "cost.crypto_ops",
+    "market.maker_loss",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A mean with its two-sided Student-t confidence interval over ``n`` finite values."""
+
+    n: int
+    mean: float
+    low: float
+    high: float
+    half_width: float
+
+
+def missing_columns(frame: pl.DataFrame | None, required: Iterable[str]) -> list[str]:
+    """The required columns that ``frame`` lacks (all of them when there is no frame)."""
+    present = set() if frame is None else set(frame.columns)
+    return [column for column in required if column not in present]
+
+
+def is_number(value: object) -> bool:
+    """True for a finite int or float (not bool, None, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
+
+
+def fmt(value: object, *, digits: int = 4) -> str:
+    """A number for display with ``digits`` significant digits, or "n/a" when not applicable."""
+    if not is_number(value):
+        return NA
+    assert isinstance(value, int | float)
+    return f"{value:.{digits}g}"
+
+
+def fmt_interval(mean: object, low: object, high: object, *, digits: int = 3) -> str:
+    """``"mean [low, high]"``; without an interval just the mean; "n/a" without a mean."""
+    if not is_number(mean):
+        return NA
+    if not (is_number(low) and is_number(high)):
+        return fmt(mean, digits=digits)
+    return f"{fmt(mean, digits=digits)} [{fmt(low, digits=digits)}, {fmt(high, digits=digits)}]"
+
+
+def t_critical(dof: np.ndarray | float, *, level: float = 0.95) -> np.ndarray:
+    """Two-sided Student-t critical values; NaN where there are no degrees of freedom (< 1)."""
+    dof_arr = np.asarray(dof, dtype=float)
+    safe = np.where(np.isfinite(dof_arr) & (dof_arr > 0), dof_arr, 1.0)
+    crit = stats.t.ppf(0.5 + level / 2.0, safe)
+    return np.where(np.isfinite(dof_arr) & (dof_arr > 0), crit, np.nan)
+
+
+def t_interval(values: Sequence[float], *, level: float = 0.95) -> Interval:
+    """Mean and Student-t interval of the finite values (NaN bounds with fewer than two).
+
+    ``mean ± t_{(1+level)/2, n-1} · s / √n`` with the sample standard deviation ``s``.
+    """
+    arr = np.asarray([v for v in values if is_number(v)], dtype=float)
+    n = int(arr.size)
+    if n == 0:
+        return Interval(0, math.nan, math.nan, math.nan, math.nan)
+    mean = float(arr.mean())
+    if n < 2:
+        return Interval(1, mean, math.nan, math.nan, math.nan)
+    half = float(t_critical(n - 1, level=level)) * float(arr.std(ddof=1)) / math.sqrt(n)
+    return Interval(n, mean, mean - half, mean + half, half)
+
+
+def run_labels(runs: pl.DataFrame) -> dict[str, str]:
+    """A short unique label per run path: ``[scenario ·] setting · r<replication>``.
+
+    The scenario is named only when the folder holds several, to keep sidebar chips short;
+    a label that would still repeat gets the run id appended.
+    """
+    several = runs["scenario"].n_unique() > 1
+    labels: dict[str, str] = {}
+    for row in runs.iter_rows(named=True):
+        rep = "" if row["replication"] is None else f" · r{row['replication']}"
+        prefix = f"{row['scenario']} · " if several else ""
+        labels[row["path"]] = f"{prefix}{row['setting']}{rep}"
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {
+        path: (f"{label} ({path.rsplit('/', 1)[-1]})" if counts[label] > 1 else label)
+        for path, label in labels.items()
+    }
+
+
+def with_groups(runs: pl.DataFrame) -> pl.DataFrame:
+    """Add ``group``: the setting, prefixed by the scenario when several scenarios are present.
+
+    Runs of one group differ only by replication, so intervals over a group are intervals over
+    replications.
+    """
+    several = runs["scenario"].n_unique() > 1
+    group = (
+        pl.concat_str(pl.col("scenario"), pl.lit(" · "), pl.col("setting"))
+        if several
+        else pl.col("setting")
+    )
+    return runs.with_columns(group=group)
+
+
+def sweep_pairs(runs: pl.DataFrame) -> pl.DataFrame:
+    """One row per (run, sweep key): columns ``path``, ``key``, ``value`` (value as text)."""
+    rows: list[dict[str, str]] = []
+    for path, point in runs.select("path", "point").iter_rows():
+        try:
+            parsed = json.loads(point or "{}")
+        except json.JSONDecodeError:
+            parsed = {}
+        if isinstance(parsed, dict):
+            rows.extend({"path": path, "key": k, "value": str(v)} for k, v in parsed.items())
+    return pl.DataFrame(rows, schema={"path": pl.String, "key": pl.String, "value": pl.String})
+
+
+def filter_runs(
+    runs: pl.DataFrame,
+    *,
+    scenarios: Sequence[str] = (),
+    key: str | None = None,
+    value: str | None = None,
+) -> pl.DataFrame:
+    """Runs of the given scenarios (all if empty) whose sweep point has ``key`` (= ``value``)."""
+    out = runs.filter(pl.col("scenario").is_in(list(scenarios))) if scenarios else runs
+    if key is None:
+        return out
+    pairs = sweep_pairs(out).filter(pl.col("key") == key)
+    if value is not None:
+        pairs = pairs.filter(pl.col("value") == value)
+    return out.filter(pl.col("path").is_in(pairs["path"].to_list()))
+
+
+def default_selection(runs: pl.DataFrame) -> list[str]:
+    """Complete runs of the scenario with the most recent complete run (the landing view)."""
+    complete = runs.filter(pl.col("loadable"))
+    if complete.is_empty():
+        return []
+    latest = complete.sort("created", nulls_last=False).row(-1, named=True)["scenario"]
+    return complete.filter(pl.col("scenario") == latest)["path"].to_list()
+
+
+def metric_table(metrics: pl.DataFrame) -> pl.DataFrame:
+    """One run's metrics sorted by name with a display column ("n/a" for NaN)."""
+    rows = metrics.select("metric", pl.col("value").cast(pl.Float64)).sort("metric")
+    return rows.with_columns(
+        shown=pl.col("value").map_elements(fmt, return_dtype=pl.String).fill_null(NA)
+    )
+
+
+def metric_value(metrics: pl.DataFrame | None, name: str) -> float:
+    """The mean of metric ``name`` over the given rows, NaN when absent or not applicable."""
+    if metrics is None or missing_columns(metrics, ("metric", "value")):
+        return math.nan
+    values = metrics.filter(pl.col("metric") == name)["value"].to_list()
+    finite = [v for v in values if is_number(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def leakage_metrics(names: Iterable[str]) -> list[str]:
+    """Leakage/MEV metric names among ``names``: the known ones in order, then the rest."""
+    present = set(names)
+    known = [m for m in LEAKAGE_METRICS if m in present]
+    extra = sorted(m for m in present if m.startswith(LEAKAGE_PREFIXES) and m not in known)
+    return known + extra
+
+
+def summarize(metrics: pl.DataFrame, groups: pl.DataFrame, *, level: float = 0.95) -> pl.DataFrame:
+    """Mean and Student-t interval per (group, metric) over the runs of each group.
+
+    Args:
+        metrics: Rows ``path``, ``metric``, ``value`` (several runs).
+        groups: Rows ``path``, ``group``; the order of first appearance orders the output.
+        level: Confidence level of the intervals.
+
+    Returns:
+        Columns ``group, metric, n, mean, std, half_width, low, high``; ``n`` counts finite
+        values, so a metric NaN in every run has ``n = 0`` and NaN everywhere, and one value
+        gives NaN bounds.
+    """
+    order = groups["group"].unique(maintain_order=True).to_list()
+    joined = metrics.join(groups.select("path", "group"), on="path", how="inner")
+    value = pl.col("value").cast(pl.Float64)
+    finite = value.is_finite().fill_null(False)
+    nan = float("nan")
+    out = joined.group_by("group", "metric").agg(
+        n=finite.sum().cast(pl.Int64),
+        mean=value.filter(finite).mean().fill_null(nan),
+        std=value.filter(finite).std(ddof=1).fill_null(nan),
+    )
+    n = out["n"].to_numpy().astype(float)
+    half = t_critical(n - 1, level=level) * out["std"].to_numpy() / np.sqrt(np.maximum(n, 1))
+    rank = {g: i for i, g in enumerate(order)}
+    return (
+        out.with_columns(half_width=pl.Series(half, dtype=pl.Float64))
+        .with_columns(
+            low=pl.col("mean") - pl.col("half_width"),
+            high=pl.col("mean") + pl.col("half_width"),
+            _rank=pl.col("group").replace_strict(rank, return_dtype=pl.Int64),
+        )
+        .sort("metric", "_rank")
+        .drop("_rank")
+    )
+
+
+def differences(summary: pl.DataFrame, *, baseline: str, level: float = 0.95) -> pl.DataFrame:
+    """Each group's mean minus the baseline group's, with a Welch-t interval.
+
+    Welch's interval does not assume equal variances. Runs of two settings that share a
+    replication share the simulated world, so they are positively correlated; ignoring that
+    makes the interval wider (conservative), never narrower.
+
+    Returns:
+        ``summary`` plus ``diff, diff_low, diff_high`` (null on the baseline's own rows, NaN
+        where the baseline lacks the metric or either side has fewer than two values).
+    """
+    base = summary.filter(pl.col("group") == baseline).select(
+        "metric", b_n="n", b_mean="mean", b_std="std"
+    )
+    joined = summary.join(base, on="metric", how="left")
+    n1 = joined["n"].to_numpy().astype(float)
+    n2 = joined["b_n"].fill_null(0).to_numpy().astype(float)
+    v1 = joined["std"].to_numpy() ** 2 / np.where(n1 > 0, n1, np.nan)
+    v2 = joined["b_std"].fill_null(float("nan")).to_numpy() ** 2 / np.where(n2 > 0, n2, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(v1 + v2)
+        dof = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+        half = np.where(se == 0, 0.0, t_critical(dof, level=level) * se)
+    diff = joined["mean"].to_numpy() - joined["b_mean"].fill_null(float("nan")).to_numpy()
+    is_base = (joined["group"] == baseline).to_numpy()
+    return (
+        joined.drop("b_n", "b_mean", "b_std")
+        .with_columns(
+            diff=pl.Series(np.where(is_base, np.nan, diff)),
+            diff_low=pl.Series(np.where(is_base, np.nan, diff - half)),
+            diff_high=pl.Series(np.where(is_base, np.nan, diff + half)),
+            baseline=pl.Series(is_base),
+        )
+        .with_columns(
+            [
+                pl.when(pl.col("baseline")).then(None).otherwise(pl.col(c)).alias(c)
+                for c in ("diff", "diff_low", "diff_high")
+            ]
+        )
+    )
+
+
+def summary_grid(summary: pl.DataFrame, *, metrics: Sequence[str] | None = None) -> pl.DataFrame:
+    """A display grid: one row per metric, one column per group, "mean [low, high]" cells."""
+    rows = summary if metrics is None else summary.filter(pl.col("metric").is_in(list(metrics)))
+    shown = rows.with_columns(
+        cell=pl.struct("mean", "low", "high").map_elements(
+            lambda r: fmt_interval(r["mean"], r["low"], r["high"]), return_dtype=pl.String
+        )
+    )
+    groups = rows["group"].unique(maintain_order=True).to_list()
+    grid = shown.pivot(on="group", index="metric", values="cell").fill_null(NA)
+    if metrics is not None:
+        rank = {m: i for i, m in enumerate(metrics)}
+        grid = grid.sort(pl.col("metric").replace_strict(rank, default=len(rank)))
+    return grid.select("metric", *[g for g in groups if g in grid.columns])
+
+
+def compare_display(table: pl.DataFrame) -> pl.DataFrame:
+    """Text columns for the Compare table (numbers stay in the CSV download)."""
+
+    def cell(row: dict[str, object]) -> str:
+        if row["baseline"]:
+            return "baseline"
+        return fmt_interval(row["diff"], row["diff_low"], row["diff_high"])
+
+    return table.select(
+        "metric",
+        "group",
+        "n",
+        pl.struct("mean", "low", "high")
+        .map_elements(
+            lambda r: fmt_interval(r["mean"], r["low"], r["high"]), return_dtype=pl.String
+        )
+        .alias("mean [95% CI]"),
+        pl.struct("diff", "diff_low", "diff_high", "baseline")
+        .map_elements(cell, return_dtype=pl.String)
+        .alias("difference vs baseline [95% CI]"),
+    )

@@ -1,0 +1,102 @@
+"""Compare: two or more runs, or the settings of whole sweeps, metric by metric."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import data, queries, ui
+
+MODES = {"settings": "settings (replications pooled)", "runs": "single runs"}
+NUMERIC_COLS = (
+    "metric",
+    "group",
+    "n",
+    "mean",
+    "low",
+    "high",
+    "diff",
+    "diff_low",
+    "diff_high",
+)
+
+
+def candidates(ctx: ui.Context) -> tuple[pl.DataFrame, str]:
+    """The complete runs of the chosen sweeps with a ``group`` per the chosen mode."""
+    complete = ctx.runs.filter(pl.col("loadable"))
+    in_view = ctx.selected_runs()["scenario"].unique().to_list()
+    scenarios = complete["scenario"].unique().sort().to_list()
+    left, right = st.columns([1, 2])
+    mode = left.radio("Compare", list(MODES), format_func=MODES.__getitem__, key="compare_mode")
+    chosen = right.multiselect(
+        "Sweeps (scenarios)",
+        scenarios,
+        default=[s for s in scenarios if s in in_view] or scenarios[:1],
+        key="compare_scenarios",
+    )
+    runs = queries.with_groups(complete.filter(pl.col("scenario").is_in(chosen)))
+    if mode == "runs":
+        runs = runs.with_columns(
+            group=pl.col("path").replace_strict(ctx.labels, default=pl.col("path"))
+        )
+    return runs, mode
+
+
+def table(
+    ctx: ui.Context, runs: pl.DataFrame, items: list[str], baseline: str
+) -> pl.DataFrame | None:
+    """Every metric of the chosen items with intervals and differences from the baseline."""
+    members = runs.filter(pl.col("group").is_in(items))
+    metrics = data.tables(ctx.root, members["path"].to_list(), "metrics", ("metric", "value"))
+    if not ui.have(metrics, "metrics", ("metric", "value", "path")):
+        return None
+    assert metrics is not None
+    order = pl.DataFrame({"group": items}).join(members.select("path", "group"), on="group")
+    summary = queries.summarize(metrics, order)
+    return queries.differences(summary, baseline=baseline)
+
+
+def main() -> None:
+    """Lay out the page."""
+    ctx = ui.context()
+    if ctx is None:
+        return
+    st.title("Compare")
+    if ctx.runs.filter(pl.col("loadable")).is_empty():
+        st.info("There is no complete run to compare yet.")
+        return
+    runs, mode = candidates(ctx)
+    options = runs["group"].unique(maintain_order=True).to_list()
+    items = st.multiselect(
+        "Compare these " + ("settings" if mode == "settings" else "runs"),
+        options,
+        default=options[:6],
+        key=f"compare_items_{mode}",  # per mode: switching modes changes the options
+    )
+    if len(items) < 2:
+        st.info("Pick two or more runs or settings to compare.")
+        return
+    baseline = st.selectbox(
+        "Baseline (differences are item minus baseline)", items, key=f"compare_base_{mode}"
+    )
+    result = table(ctx, runs, items, baseline)
+    if result is None:
+        return
+    families = sorted({m.split(".", 1)[0] for m in result["metric"].to_list()})
+    chosen = st.multiselect("Metric families", families, default=families, key="compare_families")
+    shown = result.filter(pl.col("metric").str.split(".").list.first().is_in(chosen))
+    st.caption(
+        "Mean [Student-t 95% CI] over replications; differences with a Welch 95% CI. "
+        "n/a: not applicable, or fewer than two replications for an interval."
+    )
+    st.dataframe(queries.compare_display(shown), hide_index=True, width="stretch", height=520)
+    st.download_button(
+        "Download CSV",
+        shown.select(NUMERIC_COLS).write_csv(),
+        file_name="veilcast-compare.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+
+
+main()

@@ -1,0 +1,95 @@
+"""Market: price paths against the truth, fills by trader kind, volumes and trader profit."""
+
+from __future__ import annotations
+
+import polars as pl
+import streamlit as st
+
+from dashboard import charts, data, queries, shapes, ui
+
+PRICE_COLS = ("t", "market", "outcome", "price", "true_prob")
+ORDER_COLS = (
+    "order_id",
+    "trader",
+    "kind",
+    "market",
+    "outcome",
+    "shares",
+    "status",
+    "t_executed",
+    "price",
+    "frontrun",
+)
+TRADER_COLS = ("trader", "kind", "pnl")
+
+
+def prices_and_fills(ctx: ui.Context, rel: str) -> None:
+    """Price paths of one market with the run's fills on top."""
+    prices = data.table(ctx.root, rel, "prices", PRICE_COLS)
+    if not ui.have(prices, "prices", PRICE_COLS):
+        return
+    assert prices is not None
+    markets = prices["market"].unique().sort().to_list()
+    market = st.segmented_control("Market", markets, default=markets[0], key="market_market")
+    market = markets[0] if market is None else market
+    orders = data.table(ctx.root, rel, "orders", ORDER_COLS)
+    fills = None
+    # ``frontrun`` is optional: without it no order is highlighted.
+    if orders is not None and not queries.missing_columns(orders, ORDER_COLS[:-1]):
+        fills = shapes.executed_fills(orders, market)
+    st.caption(
+        "Solid: price per outcome. Dashed: its true probability. Dots: executed orders by "
+        "trader kind (shape: side). Red rings: front-run orders."
+    )
+    ui.chart(charts.price_paths(shapes.market_prices(prices, market), fills))
+    if fills is None:
+        st.info("This run has no usable `orders` table: fills are not shown.")
+    elif fills.is_empty():
+        st.info("No order executed in this market.")
+    else:
+        st.markdown("**Volume** (shares traded in this market)")
+        ui.chart(charts.volume_bars(fills))
+        frontrun = fills.filter(pl.col("frontrun")).height
+        st.caption(f"{fills.height} fills, {frontrun} front-run.")
+
+
+def trader_profit(ctx: ui.Context, rel: str) -> None:
+    """Profit of every trader, by kind, with a summary table."""
+    traders = data.table(ctx.root, rel, "traders", TRADER_COLS)
+    if not ui.have(traders, "traders", TRADER_COLS):
+        return
+    assert traders is not None
+    left, right = st.columns(2)
+    with left:
+        ui.chart(charts.pnl_by_kind(traders))
+    with right:
+        st.dataframe(shapes.pnl_by_kind(traders), hide_index=True, width="stretch")
+
+
+def main() -> None:
+    """Lay out the page."""
+    ctx = ui.context()
+    if ctx is None:
+        return
+    st.title("Market")
+    rel = ui.pick_run(ctx, key="market_run")
+    if rel is None:
+        return
+    metrics = data.table(ctx.root, rel, "metrics", ("metric", "value"))
+    ui.metric_tiles(
+        metrics,
+        [
+            ("Brier score", "market.brier"),
+            ("Abs. error", "market.abs_error"),
+            ("Maker loss", "market.maker_loss"),
+            ("Loss bound", "market.maker_loss_bound"),
+            ("MEV extracted", "mev.extracted"),
+        ],
+    )
+    st.subheader("Prices")
+    prices_and_fills(ctx, rel)
+    st.subheader("Trader profit by kind")
+    trader_profit(ctx, rel)
+
+
+main()

@@ -1,0 +1,30 @@
+"""Federated training of the forecasting agent: the parts that need no clock.
+
+Modules, from data to attacks:
+
+* :mod:`~sim.federated.data`: the logistic ground truth, the market world, non-IID client data.
+* :mod:`~sim.federated.model`: the :class:`Model` protocol and logistic regression.
+* :mod:`~sim.federated.strategy`: :class:`FLConfig`, FedAvg / DP-FedAvg, round outcomes.
+* :mod:`~sim.federated.secagg`: secure aggregation (Bonawitz et al. 2017) as pure steps.
+* :mod:`~sim.federated.dp`: clipping, noise and the RDP accountant (``dp_accounting``).
+* :mod:`~sim.federated.attacks`: gradient inversion and loss-threshold membership inference.
+* :mod:`~sim.federated.training`: the client and server steps and an in-process driver.
+
+The simpy layer calls the per-client and per-round steps of :mod:`~sim.federated.training` and
+:mod:`~sim.federated.secagg` with its own clock, latencies and dropouts.
+"""
+
+from sim.federated.strategy import ClientResult, FedAvg, FLConfig, RoundOutcome
+from sim.federated.training import PhaseTimer, RoundRow, TrainingResult, train, train_centralized
+
+__all__ = [
+    "ClientResult",
+    "FLConfig",
+    "FedAvg",
+    "PhaseTimer",
+    "RoundOutcome",
+    "RoundRow",
+    "TrainingResult",
+    "train",
+    "train_centralized",
+]

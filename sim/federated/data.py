@@ -1,0 +1,169 @@
+"""Synthetic forecasting data for the federated agent: one logistic ground truth for everything.
+
+The markets' true probabilities and the clients' training records come from the same ground
+truth, a logistic model ``p = sigmoid(w·x + b)``, so a forecaster that learns ``w`` and ``b``
+from the clients' records prices the markets well. Features of the market world and of the
+held-out events follow the base distribution ``N(0, I)``.
+
+Non-IID skew (``non_iid`` in [0, 1]): client ``c`` draws its features from ``N(μ_c, I)`` with
+``μ_c = non_iid · SHIFT_SCALE · z_c`` and ``z_c ~ N(0, I)``. The shift moves each client to its
+own corner of feature space, and its component along ``w`` moves the client's label balance too
+(the logit of a typical record moves by ``non_iid · SHIFT_SCALE · |w| · N(0, 1)``), so one knob
+skews both the feature distribution and the label balance. ``non_iid = 0`` gives every client
+the base distribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SHIFT_SCALE = 1.5
+"""Standard deviation, per feature, of a client's mean shift at ``non_iid = 1``."""
+
+DEFAULT_SIGNAL = 2.0
+"""Norm of the true weights: the standard deviation of the true logit under ``N(0, I)``."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GroundTruth:
+    """The world's logistic model: ``P(event) = sigmoid(weights · x + bias)``."""
+
+    weights: np.ndarray
+    bias: float
+
+    @property
+    def features(self) -> int:
+        """Number of features."""
+        return int(self.weights.shape[0])
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """True event probabilities for the rows of ``x``."""
+        return sigmoid(x @ self.weights + self.bias)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Dataset:
+    """Records ``x`` (rows), their 0/1 outcomes ``y`` and the true probabilities behind them."""
+
+    x: np.ndarray
+    y: np.ndarray
+    probability: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClientData:
+    """One client's private training records and the feature shift it was drawn with."""
+
+    client: int
+    data: Dataset
+    shift: np.ndarray
+
+    @property
+    def samples(self) -> int:
+        """Number of training records."""
+        return len(self.data)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow and with full relative precision in the tails."""
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def ground_truth(
+    features: int, rng: np.random.Generator, *, signal: float = DEFAULT_SIGNAL
+) -> GroundTruth:
+    """Draw a ground truth with ``|weights| ≈ signal`` and a small bias.
+
+    Weights are ``N(0, signal²/features)`` per coordinate so that the true logit of a base record
+    has standard deviation about ``signal`` whatever the number of features: probabilities then
+    spread over (0, 1) instead of piling up at 0.5 or at the ends.
+    """
+    if features < 1:
+        raise ValueError(f"features must be positive, got {features}")
+    weights = rng.normal(0.0, signal / np.sqrt(features), size=features)
+    bias = float(rng.normal(0.0, 0.5))
+    return GroundTruth(weights=weights, bias=bias)
+
+
+def records(
+    truth: GroundTruth, count: int, rng: np.random.Generator, *, shift: np.ndarray | None = None
+) -> Dataset:
+    """``count`` fresh records from ``N(shift, I)`` with outcomes drawn from the truth."""
+    x = rng.standard_normal((count, truth.features))
+    if shift is not None:
+        x += shift
+    probability = truth.probability(x)
+    y = (rng.random(count) < probability).astype(np.float64)
+    return Dataset(x=x, y=y, probability=probability)
+
+
+def market_world(
+    truth: GroundTruth, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix of ``count`` markets and their true probabilities (base distribution)."""
+    x = rng.standard_normal((count, truth.features))
+    return x, truth.probability(x)
+
+
+def client_shifts(
+    features: int, *, clients: int, non_iid: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Per-client mean shifts, one row per client, scaled by ``non_iid`` (see module doc)."""
+    if not 0.0 <= non_iid <= 1.0:
+        raise ValueError(f"non_iid must lie in [0, 1], got {non_iid}")
+    return non_iid * SHIFT_SCALE * rng.standard_normal((clients, features))
+
+
+def client_datasets(
+    truth: GroundTruth,
+    *,
+    clients: int,
+    samples: int,
+    non_iid: float,
+    rng: np.random.Generator,
+) -> list[ClientData]:
+    """Each client's ``samples`` training records, skewed by ``non_iid``; ids are 0..clients-1."""
+    shifts = client_shifts(truth.features, clients=clients, non_iid=non_iid, rng=rng)
+    return [
+        ClientData(client=c, data=records(truth, samples, rng, shift=shifts[c]), shift=shifts[c])
+        for c in range(clients)
+    ]
+
+
+def fresh_like(
+    truth: GroundTruth, datasets: Sequence[ClientData], rng: np.random.Generator
+) -> Dataset:
+    """As many new records as the clients hold, each client's from its own distribution.
+
+    These are the non-members of a membership-inference test: drawn exactly like the training
+    records, but never seen in training.
+    """
+    parts = [records(truth, c.samples, rng, shift=c.shift) for c in datasets]
+    return concat(parts)
+
+
+def holdout(truth: GroundTruth, n: int, rng: np.random.Generator) -> Dataset:
+    """``n`` held-out events from the base distribution (the markets' distribution)."""
+    return records(truth, n, rng)
+
+
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    """All records of ``parts`` in one dataset, in order."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    return Dataset(
+        x=np.concatenate([p.x for p in parts]),
+        y=np.concatenate([p.y for p in parts]),
+        probability=np.concatenate([p.probability for p in parts]),
+    )
+
+
+def pooled(datasets: Sequence[ClientData]) -> Dataset:
+    """Every client's records in one dataset (the centralized baseline's training set)."""
+    return concat([c.data for c in datasets])

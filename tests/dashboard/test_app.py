@@ -1,0 +1,233 @@
+"""Every page run with Streamlit's AppTest against the fixture results folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import catalog, queries, ui
+
+from .conftest import APP
+
+PAGES = {
+    None: "Runs",
+    "market": "Market",
+    "privacy": "Privacy",
+    "network": "Network",
+    "settlement": "Settlement",
+    "learning": "Learning",
+    "compare": "Compare",
+}
+
+
+def _open(page: str | None = None, *, query: dict[str, Any] | None = None) -> AppTest:
+    """Run the app (as ``streamlit run`` would) and switch to ``page``."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _charts(at: AppTest) -> list[dict[str, Any]]:
+    """The Vega-Lite specs drawn on the page."""
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def _chart_rows(at: AppTest, index: int) -> list[pl.DataFrame]:
+    """The data of chart ``index``: Streamlit ships it beside the spec as Arrow streams."""
+    chart = at.get("vega_lite_chart")[index]
+    return [pl.read_ipc_stream(io.BytesIO(d.data.data)) for d in chart.proto.datasets]
+
+
+def _infos(at: AppTest) -> str:
+    return " | ".join(str(i.value) for i in at.info)
+
+
+def _first_run(root: Path) -> tuple[str, dict[str, Any]]:
+    """The run a fresh session shows first, and its manifest."""
+    rel = queries.default_selection(catalog.discover_runs(root))[0]
+    return rel, catalog.read_manifest(root / rel / catalog.MANIFEST)
+
+
+def _has(root: Path, rel: str, manifest: dict[str, Any], table: str) -> bool:
+    return catalog.table_file(root / rel, manifest, table) is not None
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_without_exception(app_argv: Path, page: str | None) -> None:
+    at = _open(page)
+    assert at.title[0].value == PAGES[page]
+    assert at.sidebar.multiselect[0].label == "Runs in view"
+    assert len(at.sidebar.multiselect[0].value) == 4  # the sweep's complete runs, not the rest
+
+
+def test_runs_page_lists_every_run_and_loads_only_complete_ones(app_argv: Path) -> None:
+    at = _open()
+    table = at.dataframe[0].value
+    assert sorted(table["status"]) == ["complete"] * 4 + ["failed", "incomplete"]
+    failed = table[table["status"] == "failed"]
+    assert "KeyperError" in failed["error"].iloc[0]
+    warning = at.warning[0].value
+    assert "2 run(s) are failed or incomplete" in warning
+    assert "KeyperError" in warning and "still being written" in warning
+    options = at.sidebar.multiselect[0].options
+    assert len(options) == 4  # neither the failed nor the partial run can be put in view
+
+
+def test_landing_page_shows_metrics_and_price_paths(app_argv: Path) -> None:
+    at = _open()
+    rel, manifest = _first_run(app_argv)
+    metrics = pl.read_parquet(app_argv / rel / "tables" / "metrics.parquet")
+    shown = at.dataframe[1].value
+    assert len(shown) == metrics.height
+    for name, value in metrics.select("metric", "value").iter_rows():
+        cell = shown[shown["metric"] == name]["value"].iloc[0]
+        assert (cell == "n/a") == (value is None or math.isnan(value)), name
+    if _has(app_argv, rel, manifest, "prices"):
+        price = _charts(at)[0]
+        assert any(layer["mark"].get("strokeDash") for layer in price["layer"])
+
+
+def test_resolved_scenario_on_demand(app_argv: Path) -> None:
+    at = _open()
+    assert not at.json
+    at.toggle(key="runs_show_scenario").set_value(True).run()
+    _rel, manifest = _first_run(app_argv)
+    assert json.loads(at.json[0].value)["name"] == manifest["scenario"]["name"]
+
+
+def test_filter_by_sweep_value_and_put_runs_in_view(app_argv: Path) -> None:
+    at = _open()
+    at.selectbox[0].set_value("privacy.order_flow").run()
+    value = at.selectbox[1].options[0]
+    at.selectbox[1].set_value(value).run()
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table["setting"]) == {f"order_flow={value}"}
+    at.button[0].click().run()
+    in_view = at.sidebar.multiselect[0].value
+    runs = catalog.discover_runs(app_argv)
+    expected = runs.filter(pl.col("setting") == f"order_flow={value}")["path"].to_list()
+    assert sorted(in_view) == sorted(expected)
+
+
+def test_privacy_groups_by_setting(app_argv: Path) -> None:
+    at = _open("privacy")
+    settings = catalog.discover_runs(app_argv).filter(pl.col("loadable"))["setting"].unique()
+    grid = at.dataframe[0].value
+    assert sorted(grid.columns) == sorted(["metric", *settings.to_list()])
+    facets = [c for c in _charts(at) if c.get("facet", {}).get("field") == "metric"]
+    assert facets, "no leakage chart"
+    specs = _charts(at)
+    trade_off = next(
+        i
+        for i, c in enumerate(specs)
+        if "layer" in c and c["layer"][0]["encoding"].get("x2", {}).get("field") == "x_high"
+    )
+    (points,) = _chart_rows(at, trade_off)
+    assert sorted(points["group"].to_list()) == sorted(settings.to_list())  # one point each
+
+
+def test_compare_settings_and_single_runs(app_argv: Path) -> None:
+    at = _open("compare")
+    table = at.dataframe[0].value
+    assert set(table["group"]) == set(
+        catalog.discover_runs(app_argv).filter(pl.col("loadable"))["setting"].to_list()
+    )
+    assert (table["difference vs baseline [95% CI]"] == "baseline").sum() == table[
+        "metric"
+    ].nunique()
+    assert at.get("download_button")
+    at.radio(key="compare_mode").set_value("runs").run()
+    assert table["metric"].nunique() * 4 == len(at.dataframe[0].value)
+
+
+def test_url_run_paths_outside_the_folder_are_refused(app_argv: Path) -> None:
+    bad = ["../../etc", "/etc/passwd", "dash-fixture/../../../x"]
+    at = _open("market", query={"run": bad})
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 3 and all("refused" in e for e in errors)
+    assert at.sidebar.multiselect[0].value == []
+    assert "No complete run is in view" in _infos(at)
+
+
+def test_url_symlink_out_of_the_folder_is_refused(
+    app_argv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "results"
+    shutil.copytree(app_argv, root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "dash-fixture" / "sneaky").symlink_to(outside)
+    monkeypatch.setattr(sys, "argv", [str(APP), "--results", str(root)])
+    at = _open(query={"run": ["dash-fixture/sneaky"]})
+    assert "outside the results folder" in at.sidebar.error[0].value
+
+
+def test_url_failed_run_is_not_loaded_and_complete_run_is(app_argv: Path) -> None:
+    runs = catalog.discover_runs(app_argv)
+    failed = runs.filter(pl.col("status") == "failed")["path"].item()
+    complete = runs.filter(pl.col("loadable"))["path"][1]
+    at = _open("market", query={"run": [failed, complete]})
+    assert "not a complete run" in at.sidebar.error[0].value
+    assert at.sidebar.multiselect[0].value == [complete]
+    assert at.query_params["run"] == complete  # the URL keeps the selection shareable
+
+
+def test_missing_tables_show_messages_not_exceptions(
+    app_argv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "results"
+    shutil.copytree(app_argv, root)
+    gone = ["prices", "orders", "traders", "nodes", "messages", "settlement", "fl_rounds", "fl_roc"]
+    for manifest_path in root.glob("*/*/manifest.json"):
+        manifest = json.loads(manifest_path.read_text())
+        for name in gone:
+            (manifest_path.parent / "tables" / f"{name}.parquet").unlink(missing_ok=True)
+            manifest.get("tables", {}).pop(name, None)
+        manifest_path.write_text(json.dumps(manifest))
+    monkeypatch.setattr(sys, "argv", [str(APP), "--results", str(root)])
+    expected = {
+        None: ["`prices`"],
+        "market": ["`prices`", "`traders`"],
+        "privacy": ["no usable `orders` table"],
+        "network": ["`nodes`", "`messages`"],
+        "settlement": ["`settlement`"],
+        "learning": ["`fl_rounds`", "forecaster", "`fl_roc`"],
+    }
+    for page, phrases in expected.items():
+        infos = _infos(_open(page))
+        for phrase in phrases:
+            assert phrase in infos, (page, phrase, infos)
+
+
+def test_missing_or_empty_results_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", [str(APP), "--results", str(tmp_path / "nowhere")])
+    at = _open()
+    assert "does not exist" in at.error[0].value
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(sys, "argv", [str(APP), "--results", str(tmp_path / "empty")])
+    at = _open()
+    assert "No runs" in _infos(at)
+    at = _open("compare")
+    assert "no complete run" in _infos(at)
+
+
+def test_a_page_run_outside_the_app_explains_itself(app_argv: Path) -> None:
+    page = Path(APP).parent / "views" / "market.py"
+    at = AppTest.from_file(str(page), default_timeout=60).run()
+    assert not at.exception
+    assert "dashboard/app.py" in at.error[0].value
+    assert ui.CONTEXT_KEY not in at.session_state

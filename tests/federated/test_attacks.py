@@ -1,0 +1,128 @@
+"""Gradient inversion and loss-threshold membership inference."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from sim.federated.attacks import (
+    SecureSumObservation,
+    UpdateObservation,
+    loss_threshold_attack,
+    membership_inference,
+    reconstruct_record,
+    reconstruction_rate,
+    thin_roc,
+)
+from sim.federated.data import client_datasets, concat, fresh_like, ground_truth, holdout, pooled
+from sim.federated.dp import membership_advantage_bound
+from sim.federated.model import LogisticRegression
+from sim.federated.strategy import FLConfig
+from sim.federated.training import train
+
+
+def test_single_record_gradient_reveals_the_record_exactly() -> None:
+    model = LogisticRegression(5)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1, 5))
+    params = rng.normal(size=6)
+    guess = reconstruct_record(model.gradient(params, x, np.array([1.0])))
+    assert guess is not None
+    np.testing.assert_allclose(guess, x[0], rtol=1e-12)
+    # several local steps on the one record still point along [x, 1]
+    local = model.local_sgd(params, x, np.array([0.0]), steps=5, lr=0.3, batch=1, rng=rng)
+    again = reconstruct_record(local - params)
+    assert again is not None
+    np.testing.assert_allclose(again, x[0], rtol=1e-9)
+    assert reconstruct_record(np.zeros(6)) is None
+
+
+def test_reconstruction_rate_per_client_updates_versus_secure_sum() -> None:
+    model = LogisticRegression(4)
+    rng = np.random.default_rng(2)
+    records = {c: rng.normal(size=(8, 4)) for c in range(3)}
+    labels = (rng.random(8) < 0.5).astype(float)
+    params = np.zeros(5)
+    one_record = [  # client c trained on its first record only: the server recovers it
+        UpdateObservation(
+            c,
+            model.local_sgd(params, records[c][:1], labels[:1], steps=1, lr=0.1, batch=1, rng=rng),
+        )
+        for c in records
+    ]
+    assert reconstruction_rate(one_record, records) == pytest.approx(3 / 24)
+    whole_batch = [  # full-batch updates mix eight records: no record comes out
+        UpdateObservation(
+            c, model.local_sgd(params, records[c], labels, steps=1, lr=0.1, batch=8, rng=rng)
+        )
+        for c in records
+    ]
+    assert reconstruction_rate(whole_batch, records) == 0.0
+    total = sum((o.delta for o in one_record), np.zeros(5))
+    assert reconstruction_rate(SecureSumObservation(total), records) == 0.0
+    assert np.isnan(reconstruction_rate([], records))
+
+
+def test_roc_auc_and_advantage_known_answer() -> None:
+    # members' losses 1, 2, 2; non-members' 2, 3. Pairs (m, n) with m < n: (1,2) (1,3) (2,3) x2
+    # = 4, ties (2,2) x2 count 1/2: AUC = (4 + 1) / 6
+    result = loss_threshold_attack(np.array([1.0, 2.0, 2.0]), np.array([2.0, 3.0]))
+    assert result.auc == pytest.approx(5 / 6)
+    np.testing.assert_allclose(result.fpr, [0, 0, 0.5, 1.0])
+    np.testing.assert_allclose(result.tpr, [0, 1 / 3, 1.0, 1.0])
+    assert result.advantage == pytest.approx(0.5)  # threshold 2: TPR 1, FPR 1/2
+    grid_fpr, grid_tpr = thin_roc(result, points=5)
+    np.testing.assert_allclose(grid_fpr, [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(grid_tpr, [1 / 3, 1 / 3, 1.0, 1.0, 1.0])
+
+
+def test_mia_is_blind_against_a_model_that_never_saw_the_members() -> None:
+    rng = np.random.default_rng(3)
+    truth = ground_truth(10, rng)
+    model = LogisticRegression(10)
+    train_set = holdout(truth, 3000, rng)
+    params = model.local_sgd(
+        model.init(rng), train_set.x, train_set.y, steps=500, lr=0.2, batch=32, rng=rng
+    )
+    members, nonmembers = holdout(truth, 3000, rng), holdout(truth, 3000, rng)
+    result = membership_inference(model, params, members, nonmembers)
+    # AUC of two samples of one distribution: sd ≈ sqrt((1/m + 1/n)/12) ≈ 0.0075
+    assert abs(result.auc - 0.5) < 0.03
+    assert result.advantage < 0.06
+    with pytest.raises(ValueError, match="non-members"):
+        membership_inference(model, params, members, holdout(truth, 10, rng))
+
+
+def test_mia_sees_an_overfit_model() -> None:
+    rng = np.random.default_rng(4)
+    truth = ground_truth(60, rng)
+    members = holdout(truth, 40, rng)  # 40 records, 60 features: separable, memorised
+    model = LogisticRegression(60)
+    params = model.local_sgd(
+        model.init(rng), members.x, members.y, steps=3000, lr=0.5, batch=40, rng=rng
+    )
+    result = membership_inference(model, params, members, holdout(truth, 400, rng))
+    assert result.auc > 0.8
+    assert result.advantage > 0.5
+
+
+def test_dp_training_keeps_the_measured_advantage_below_the_bound() -> None:
+    config = FLConfig(
+        clients=20, features=40, samples_per_client=8, non_iid=0.0, rounds=5,
+        client_fraction=0.5, local_steps=30, learning_rate=0.5, batch_size=8, dropout=0.0,
+        secure_aggregation=False, dp_noise_multiplier=8.0, dp_clip=1.0,
+    )  # fmt: skip
+    rng = np.random.default_rng(5)
+    truth = ground_truth(config.features, rng)
+    data = client_datasets(truth, clients=20, samples=8, non_iid=0.0, rng=rng)
+    result = train(
+        config, data, holdout=holdout(truth, 500, rng), rng=np.random.default_rng(6),
+        randbytes=random.Random(7).randbytes,
+    )  # fmt: skip
+    nonmembers = concat([fresh_like(truth, data, rng) for _ in range(4)])
+    attack = membership_inference(LogisticRegression(40), result.params, pooled(data), nonmembers)
+    bound = membership_advantage_bound(result.epsilon, config.dp_delta)
+    assert 0.3 < result.epsilon < 1.0  # a meaningful bound, well below 1
+    assert attack.advantage < bound

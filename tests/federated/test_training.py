@@ -1,0 +1,140 @@
+"""The in-process driver: learning, secure = plain, aborts, DP ledger, reproducibility."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sim.federated.attacks import SecureSumObservation, UpdateObservation, reconstruction_rate
+from sim.federated.data import ClientData, Dataset, client_datasets, ground_truth, holdout
+from sim.federated.dp import epsilon
+from sim.federated.model import LogisticRegression
+from sim.federated.strategy import FedAvg, FLConfig
+from sim.federated.training import (
+    PhaseTimer,
+    TrainingResult,
+    brier,
+    client_rng,
+    client_update,
+    train,
+)
+
+SMALL = FLConfig(
+    clients=16, features=6, samples_per_client=60, rounds=8, client_fraction=0.6, dropout=0.15
+)
+
+
+def world(config: FLConfig, seed: int = 1) -> tuple[list[ClientData], Dataset]:
+    rng = np.random.default_rng(seed)
+    truth = ground_truth(config.features, rng)
+    data = client_datasets(
+        truth,
+        clients=config.clients,
+        samples=config.samples_per_client,
+        non_iid=config.non_iid,
+        rng=rng,
+    )
+    return data, holdout(truth, 4000, rng)
+
+
+def run(config: FLConfig, seed: int = 2, timer: PhaseTimer | None = None) -> TrainingResult:
+    data, test = world(config)
+    return train(
+        config, data, holdout=test, rng=np.random.default_rng(seed),
+        randbytes=random.Random(seed).randbytes, timer=timer,
+    )  # fmt: skip
+
+
+def test_training_improves_the_holdout_brier() -> None:
+    config = replace(SMALL, rounds=15)
+    _data, test = world(config)
+    result = run(config)
+    model = LogisticRegression(config.features)
+    start, end = brier(model, result.initial, test), result.rows[-1].brier
+    assert start == pytest.approx(0.25)  # all-zero parameters predict 1/2 everywhere
+    assert end < start - 0.03
+    assert end == pytest.approx(brier(model, result.params, test))
+    # the pooled baseline is at least as good, and federated training gets close to it
+    assert brier(model, result.centralized, test) <= end + 0.002
+    assert end - brier(model, result.centralized, test) < 0.02
+    assert all(r.status == "completed" for r in result.rows)
+    assert [r.round for r in result.rows] == list(range(15))
+
+
+def test_secure_aggregation_changes_nothing_but_what_the_server_sees() -> None:
+    timer = PhaseTimer()
+    secure = run(SMALL, timer=timer)
+    plain = run(replace(SMALL, secure_aggregation=False))
+    np.testing.assert_allclose(secure.params, plain.params, atol=1e-6)
+    assert [o.survivors for o in secure.outcomes] == [o.survivors for o in plain.outcomes]
+    assert isinstance(secure.observed, SecureSumObservation)
+    assert isinstance(plain.observed, tuple)
+    assert all(isinstance(o, UpdateObservation) for o in plain.observed)
+    assert timer.rounds == SMALL.rounds and timer.agreements > 0
+    assert any(r.survivors < r.sampled for r in secure.rows)  # dropouts happened
+
+
+def test_rounds_abort_below_the_threshold_and_keep_the_parameters() -> None:
+    config = replace(SMALL, dropout=0.45, rounds=10)
+    result = run(config)
+    aborted = [r for r in result.rows if r.status == "aborted"]
+    assert aborted, "with 45% dropout some round must fall below t"
+    for row in aborted:
+        assert row.reason in {"below_threshold", "too_few_clients"}
+        before = result.rows[row.round - 1].loss if row.round else None
+        if before is not None:
+            assert row.loss == before  # nothing was applied
+    assert any(r.status == "completed" for r in result.rows)
+
+
+def test_dp_rows_carry_the_growing_epsilon() -> None:
+    config = replace(SMALL, dp_noise_multiplier=1.2, dp_clip=0.5)
+    result = run(config)
+    eps = [r.epsilon for r in result.rows]
+    assert eps == sorted(eps) and eps[0] > 0
+    assert result.epsilon == pytest.approx(
+        epsilon(sampling_rate=0.6, noise_multiplier=1.2, rounds=config.rounds, delta=1e-5)
+    )
+    assert result.accountant == "rdp"
+    assert all(np.isinf(r.epsilon) for r in run(SMALL).rows)
+
+
+def test_same_seeds_give_identical_parameters() -> None:
+    for config in (SMALL, replace(SMALL, secure_aggregation=False, dp_noise_multiplier=1.0)):
+        a, b = run(config), run(config)
+        np.testing.assert_array_equal(a.params, b.params)
+        np.testing.assert_array_equal(a.centralized, b.centralized)
+        assert a.rows == b.rows
+    assert not np.array_equal(run(SMALL, seed=2).params, run(SMALL, seed=3).params)
+
+
+def test_client_updates_do_not_depend_on_the_order_clients_run_in() -> None:
+    data, _ = world(SMALL)
+    model = LogisticRegression(SMALL.features)
+    params = np.full(model.size, 0.1)
+
+    def update(c: int) -> np.ndarray:
+        return client_update(model, params, data[c], config=SMALL, rng=client_rng(9, 4, c)).delta
+
+    forward = [update(c) for c in range(4)]
+    backward = [update(c) for c in reversed(range(4))][::-1]
+    for a, b in zip(forward, backward, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(forward[0], forward[1])
+
+
+def test_single_record_steps_leak_records_only_without_secure_aggregation() -> None:
+    config = replace(SMALL, batch_size=1, local_steps=1, rounds=2, dropout=0.0)
+    data, _ = world(config)
+    records = {c.client: c.data.x for c in data}
+    plain = run(replace(config, secure_aggregation=False))
+    assert isinstance(plain.observed, tuple)
+    # each observed client gave away exactly one of its records
+    assert reconstruction_rate(plain.observed, records) == pytest.approx(1 / 60)
+    secure = run(config)
+    assert isinstance(secure.observed, SecureSumObservation)
+    assert reconstruction_rate(secure.observed, records) == 0.0
+    assert FedAvg.from_config(config).payload_size(7) == 8
