@@ -7,6 +7,7 @@ import platform
 from datetime import date
 
 from benchmarks.core import core_benchmark
+from benchmarks.orderflow import run_benchmark as orderflow_benchmark
 
 
 def main() -> None:
@@ -16,6 +17,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"veilcast benchmarks, {date.today()}, {platform.python_version()}, {platform.machine()}")
     core_benchmark(quick=args.quick)
+    orderflow_benchmark(quick=args.quick)
 
 
 if __name__ == "__main__":
