@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -10,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim.cli import main
 
@@ -123,3 +127,51 @@ def test_the_quickstart_runs_through_the_cli(tmp_path: Path) -> None:
     manifests = list((tmp_path / "quickstart").glob("*/manifest.json"))
     assert len(manifests) >= 1
     assert all(json.loads(m.read_text())["status"] == "complete" for m in manifests)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    content=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(str.encode),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "seed",
+                    "network",
+                    "market",
+                    "traders",
+                    "privacy",
+                    "sweep",
+                    "nodes",
+                    "duration_s",
+                ]
+            ),
+            st.one_of(
+                st.integers(-5, 10**6),
+                st.floats(allow_nan=True),
+                st.text(max_size=8),
+                st.booleans(),
+                st.just({"nodes": -1}),
+                st.just({"order_flow": "x"}),
+            ),
+            max_size=6,
+        ).map(lambda d: _toml(d).encode()),
+    )
+)
+def test_the_cli_meets_any_file_with_exit_2_or_ok_and_never_a_traceback(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "fuzz.toml"
+    path.write_bytes(content)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["validate", str(path)])
+    assert code in (0, 2)
+    lines = err.getvalue().splitlines()
+    assert "Traceback" not in err.getvalue()
+    assert (code == 2) == bool(lines)
+    assert all("fuzz.toml" in line for line in lines)
