@@ -17,6 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/veilcast run scenarios/quickstart.toml --out results
 	$(BIN)/veilcast compare results/quickstart
+	$(BIN)/veilcast sweep scenarios/privacy-comparison.toml --out results --resume
+	$(BIN)/veilcast compare results/privacy-comparison
 	$(BIN)/veilcast dashboard --results results
 
 test: lint typecheck contracts unit
