@@ -163,3 +163,16 @@ def test_compact_encoding_round_trips_and_omits_zero_fields(order: Order) -> Non
     assert len(encode_compact(Order(1, 2, 0, 0, 1, 1))) < len(
         encode_compact(Order(1, 2, 0, 1, 1, 1))
     )
+
+
+def test_a_batch_without_enough_shares_is_never_executed_in_plaintext(
+    one_market: dict[str, Any],
+) -> None:
+    one_market["network"] |= {"loss": 0.45, "degree": 3}
+    result = sim.run(one_market)
+    orders = result.tables["orders"]
+    failed = orders.filter(pl.col("reason") == "undecryptable")
+    assert failed.height > 0  # shares lost on the way to the aggregator: those epochs fail
+    assert failed["t_executed"].null_count() == failed.height
+    assert result.metric("privacy.failed_batch_fraction") > 0
+    assert result.metric("ledger.conservation_error") == 0
