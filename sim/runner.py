@@ -22,6 +22,7 @@ import polars as pl
 
 from sim import tables
 from sim.components import OrderFlow
+from sim.federated.process import plug_forecaster
 from sim.frontrunner import FrontRunner
 from sim.leakage import Leakage
 from sim.metrics import account_value, divergence, market_metrics, mean, order_metrics
@@ -185,6 +186,7 @@ def build(spec: RunSpec) -> Simulation:
     sim.plug(Leakage(sim))
     sim.plug(Spies(sim))
     plug_settlement(sim)
+    plug_forecaster(sim)
     return sim
 
 
@@ -217,6 +219,7 @@ def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
         "traders": tables.traders_table(sim, run_id),
         "messages": tables.messages_table(sim, run_id),
         "fl_rounds": tables.frame("fl_rounds", {}, run_id),
+        "fl_roc": tables.frame("fl_roc", {}, run_id),
         "nodes": tables.nodes_table(sim, run_id),
         "edges": tables.edges_table(sim, run_id),
     }

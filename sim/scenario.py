@@ -83,7 +83,7 @@ __all__ = [
 # Which values the simulator can run today: dotted key -> allowed values. Anything else selects
 # a planned capability and is refused with a one-line message. Edit as capabilities land.
 AVAILABLE: Mapping[str, tuple[object, ...]] = MappingProxyType({
-    "forecaster.enabled": (False,),
+    "forecaster.enabled": (False, True),
 })
 # fmt: on
 

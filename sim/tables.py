@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from market.types import MICRO
 from sim.metrics import account_value
-from sim.records import SettlementRecord
 from sim.simulation import Simulation
+
+if TYPE_CHECKING:
+    from sim.settlement.records import RoundRecord
 
 F64, I64, STR, BOOL = pl.Float64, pl.Int64, pl.String, pl.Boolean
 
@@ -86,13 +88,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "market": I64,
         "round": I64,
         "protocol": STR,
+        "step": STR,
         "leader": I64,
+        "proposed": I64,
         "outcome": I64,
         "true_outcome": I64,
         "votes": STR,
         "rejected_votes": I64,
+        "rejected_non_reporter": I64,
+        "rejected_wrong_market": I64,
+        "rejected_replayed_round": I64,
+        "rejected_bad_signature": I64,
+        "refused_settlements": I64,
         "disputes": I64,
         "bonds_moved": F64,
+        "bond_slashed": F64,
+        "t_start": F64,
         "t_final": F64,
         "finalized": BOOL,
         "correct": BOOL,
@@ -111,6 +122,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "brier": F64,
         "epsilon": F64,
     },
+    "fl_roc": {"run_id": STR, "fpr": F64, "tpr": F64},
     "nodes": {"run_id": STR, "node": I64, "roles": STR, "degree": I64, "spy": BOOL},
     "edges": {"run_id": STR, "src": I64, "dst": I64, "latency_s": F64},
 }
@@ -239,30 +251,38 @@ def messages_table(sim: Simulation, run_id: str) -> pl.DataFrame:
 
 
 def settlement_table(
-    records: Sequence[SettlementRecord], *, protocol: str, run_id: str
+    records: Sequence[RoundRecord], *, protocol: str, run_id: str
 ) -> pl.DataFrame:
-    """One row per market and settlement round."""
+    """One row per market and settlement round (votes) or request (optimistic proposals).
+
+    ``outcome``, ``t_final`` and ``correct`` are null on rows that made nothing final;
+    ``bond_slashed`` is null where no bond was lost.
+    """
     recs = records
-    return frame(
-        "settlement",
-        {
-            "market": [r.market for r in recs],
-            "round": [0] * len(recs),
-            "protocol": [protocol] * len(recs),
-            "leader": [_none_if(r.leader) for r in recs],
-            "outcome": [_none_if(r.outcome) for r in recs],
-            "true_outcome": [r.true_outcome for r in recs],
-            "votes": [json.dumps(r.votes) for r in recs],
-            "rejected_votes": [0] * len(recs),
-            "disputes": [0] * len(recs),
-            "bonds_moved": [0.0] * len(recs),
-            "t_final": [_nan_to_none(r.t_final) for r in recs],
-            "finalized": [not math.isnan(r.t_final) for r in recs],
-            "correct": [r.outcome == r.true_outcome for r in recs],
-            "certificate_size": [r.certificate_size for r in recs],
-        },
-        run_id,
-    )
+    reasons = ("non_reporter", "wrong_market", "replayed_round", "bad_signature")
+    columns: dict[str, list[Any]] = {
+        "market": [r.market for r in recs],
+        "round": [r.round for r in recs],
+        "protocol": [protocol] * len(recs),
+        "step": [r.step for r in recs],
+        "leader": [_none_if(r.leader) for r in recs],
+        "proposed": [_none_if(r.proposed) for r in recs],
+        "outcome": [_none_if(r.outcome) for r in recs],
+        "true_outcome": [r.true_outcome for r in recs],
+        "votes": [json.dumps(r.votes) for r in recs],
+        "rejected_votes": [sum(r.rejected.values()) for r in recs],
+        **{f"rejected_{k}": [r.rejected[k] for r in recs] for k in reasons},  # type: ignore[index]
+        "refused_settlements": [r.refused for r in recs],
+        "disputes": [r.disputes for r in recs],
+        "bonds_moved": [r.bonds_moved / MICRO for r in recs],
+        "bond_slashed": [None if r.bond_slashed < 0 else r.bond_slashed / MICRO for r in recs],
+        "t_start": [_nan_to_none(r.t_start) for r in recs],
+        "t_final": [_nan_to_none(r.t_final) for r in recs],
+        "finalized": [r.finalized for r in recs],
+        "correct": [r.outcome == r.true_outcome if r.finalized else None for r in recs],
+        "certificate_size": [r.certificate_size for r in recs],
+    }
+    return frame("settlement", columns, run_id)
 
 
 def nodes_table(sim: Simulation, run_id: str) -> pl.DataFrame:

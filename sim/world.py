@@ -4,6 +4,10 @@ Topology, link latencies, roles, true probabilities, realised outcomes, trader s
 times, markets and sizes of every trader's orders come from the world seed, which depends on the
 root seed and the replication only. Every sweep point of one replication therefore sees the
 same world, and privacy settings are compared like for like (SPEC section 2).
+
+With the forecaster enabled, the markets' true probabilities come from the same logistic ground
+truth as the forecaster's training data (:func:`sim.federated.data.forecast_world`, drawn from
+its own stream of the world seed); with it disabled the world is exactly what it was without it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from sim.federated.data import ForecastWorld, forecast_world
 from sim.network import Topology, build_topology
 from sim.rng import Streams
 from sim.scenario import Scenario
@@ -70,6 +75,8 @@ class World:
     true_probs: tuple[tuple[float, ...], ...]
     outcomes: tuple[int, ...]
     plan: tuple[PlannedOrder, ...]
+    forecast: ForecastWorld | None = None
+    """The forecaster's ground truth, data and roles (None when the forecaster is off)."""
 
 
 def _signal(outcome: int, outcomes: int, accuracy: float, rng: np.random.Generator) -> int:
@@ -133,10 +140,14 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
     )
     truth = streams.numpy("truth")
     n_out = scenario.market.outcomes
-    probs = tuple(
-        tuple(float(p) for p in truth.dirichlet([1.5] * n_out))
-        for _ in range(scenario.market.count)
-    )
+    forecast = _forecast(scenario, streams.numpy("forecast"))
+    if forecast is None:
+        probs = tuple(
+            tuple(float(p) for p in truth.dirichlet([1.5] * n_out))
+            for _ in range(scenario.market.count)
+        )
+    else:  # binary markets (the scenario checks it): outcome 1 is the event
+        probs = tuple((1.0 - float(p), float(p)) for p in forecast.market_probs)
     outcomes = tuple(int(truth.choice(n_out, p=np.asarray(p))) for p in probs)
     traders = _traders(scenario, honest, outcomes, streams.numpy("signals"))
     plan = _plan(scenario, len(traders), streams.numpy("orders"))
@@ -155,4 +166,21 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
         probs,
         outcomes,
         plan,
+        forecast,
+    )
+
+
+def _forecast(scenario: Scenario, rng: np.random.Generator) -> ForecastWorld | None:
+    """The forecasting world when the forecaster is enabled (None otherwise, drawing nothing)."""
+    cfg = scenario.forecaster
+    if not cfg.enabled:
+        return None
+    return forecast_world(
+        features=cfg.features,
+        clients=cfg.clients,
+        samples=cfg.samples_per_client,
+        non_iid=cfg.non_iid,
+        markets=scenario.market.count,
+        nodes=scenario.network.nodes,
+        rng=rng,
     )

@@ -5,12 +5,17 @@ Modules, from data to attacks:
 * :mod:`~sim.federated.data`: the logistic ground truth, the market world, non-IID client data.
 * :mod:`~sim.federated.model`: the :class:`Model` protocol and logistic regression.
 * :mod:`~sim.federated.strategy`: :class:`FLConfig`, FedAvg / DP-FedAvg, round outcomes.
-* :mod:`~sim.federated.secagg`: secure aggregation (Bonawitz et al. 2017) as pure steps.
+* :mod:`~sim.federated.secagg`: secure aggregation (Bonawitz et al. 2017) as pure steps (its
+  building blocks in :mod:`~sim.federated.secagg_crypto` and
+  :mod:`~sim.federated.secagg_roster`).
 * :mod:`~sim.federated.dp`: clipping, noise and the RDP accountant (``dp_accounting``).
 * :mod:`~sim.federated.attacks`: gradient inversion and loss-threshold membership inference.
-* :mod:`~sim.federated.training`: the client and server steps and an in-process driver.
+* :mod:`~sim.federated.rounds`: the client and server steps of one round.
+* :mod:`~sim.federated.training`: an in-process driver of those steps, and the pooled baseline.
+* :mod:`~sim.federated.process`: the simulation component that runs the rounds over the
+  simulated network and lets the trained forecaster trade.
 
-The simpy layer calls the per-client and per-round steps of :mod:`~sim.federated.training` and
+The simpy layer calls the per-client and per-round steps of :mod:`~sim.federated.rounds` and
 :mod:`~sim.federated.secagg` with its own clock, latencies and dropouts.
 """
 

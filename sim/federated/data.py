@@ -11,6 +11,10 @@ own corner of feature space, and its component along ``w`` moves the client's la
 (the logit of a typical record moves by ``non_iid · SHIFT_SCALE · |w| · N(0, 1)``), so one knob
 skews both the feature distribution and the label balance. ``non_iid = 0`` gives every client
 the base distribution.
+
+:func:`forecast_world` draws everything of a run's forecasting world at once (from the world
+seed): the ground truth, the markets' features, the clients' records and nodes, the coordinator,
+the held-out events and the membership-inference non-members.
 """
 
 from __future__ import annotations
@@ -167,3 +171,66 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
 def pooled(datasets: Sequence[ClientData]) -> Dataset:
     """Every client's records in one dataset (the centralized baseline's training set)."""
     return concat([c.data for c in datasets])
+
+
+HOLDOUT_EVENTS = 10_000
+"""Held-out events the federated model is scored on (``fl.model_brier``)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ForecastWorld:
+    """Everything the world seed decides about the forecaster.
+
+    Attributes:
+        truth: the logistic ground truth shared by the markets and the training data.
+        market_x: one feature row per market.
+        market_probs: each market's true probability of its event (outcome 1).
+        clients: each client's private records (client ``c`` is ``clients[c]``).
+        client_nodes: the network node of each client.
+        coordinator: the node that runs the federated rounds (and the forecaster trader).
+        holdout: :data:`HOLDOUT_EVENTS` fresh events from the base distribution.
+        nonmembers: fresh records drawn like the clients' own, never trained on.
+    """
+
+    truth: GroundTruth
+    market_x: np.ndarray
+    market_probs: np.ndarray
+    clients: tuple[ClientData, ...]
+    client_nodes: tuple[int, ...]
+    coordinator: int
+    holdout: Dataset
+    nonmembers: Dataset
+
+
+def forecast_world(
+    *,
+    features: int,
+    clients: int,
+    samples: int,
+    non_iid: float,
+    markets: int,
+    nodes: int,
+    rng: np.random.Generator,
+) -> ForecastWorld:
+    """Draw the forecasting world from ``rng`` (a stream of the world seed), in a fixed order.
+
+    Clients sit on distinct nodes when there are enough (the scenario checks ``clients ≤
+    nodes``); the coordinator is any node, possibly a client's too.
+    """
+    if clients > nodes:
+        raise ValueError(f"{clients} clients need as many nodes, got {nodes}")
+    truth = ground_truth(features, rng)
+    market_x, market_probs = market_world(truth, markets, rng)
+    data = client_datasets(truth, clients=clients, samples=samples, non_iid=non_iid, rng=rng)
+    client_nodes = tuple(int(v) for v in rng.choice(nodes, clients, replace=False))
+    coordinator = int(rng.integers(nodes))
+    return ForecastWorld(
+        truth=truth,
+        market_x=market_x,
+        market_probs=market_probs,
+        clients=tuple(data),
+        client_nodes=client_nodes,
+        coordinator=coordinator,
+        holdout=holdout(truth, HOLDOUT_EVENTS, rng),
+        nonmembers=fresh_like(truth, data, rng),
+    )

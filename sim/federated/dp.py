@@ -15,17 +15,21 @@ is linear in ``T`` under composition, so :class:`RdpLedger` computes the per-rou
 once and converts ``T`` times it to ``ε`` with ``dp_accounting``'s own conversion; this gives
 the same number as composing the event ``T`` times, at a fraction of the cost. Client-level DP
 implies record-level DP with the same ``(ε, δ)``.
+
+``dp_accounting`` is imported where the accountant is used, not with this module: it pulls in
+scipy (about a second), which a run without the forecaster, or the CLI, should not pay for.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dp_accounting
 import numpy as np
-from dp_accounting.rdp import RdpAccountant
-from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
+
+if TYPE_CHECKING:
+    import dp_accounting
 
 ACCOUNTANT = "rdp"
 """Which accountant the reported ε comes from (dp_accounting's RDP accountant)."""
@@ -54,6 +58,8 @@ def round_event(
     *, sampling_rate: float, noise_multiplier: float
 ) -> dp_accounting.PoissonSampledDpEvent:
     """The DP event of one round: Poisson sampling at ``q`` of a Gaussian with multiplier ``σ``."""
+    import dp_accounting
+
     return dp_accounting.PoissonSampledDpEvent(
         sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)
     )
@@ -63,7 +69,8 @@ def round_event(
 class RdpLedger:
     """The RDP curve of one round, ready to turn ``T`` rounds into ``ε`` at any ``δ``.
 
-    Build it with :meth:`for_rounds`; without noise (``σ = 0``) every ``ε`` is infinite.
+    Build it with :meth:`for_rounds`; without noise (``σ = 0``) every ``ε`` is infinite and
+    the curve is empty.
     """
 
     orders: np.ndarray
@@ -77,9 +84,11 @@ class RdpLedger:
             raise ValueError(f"sampling rate must lie in [0, 1], got {sampling_rate}")
         if noise_multiplier < 0:
             raise ValueError(f"noise multiplier must be non-negative, got {noise_multiplier}")
+        if noise_multiplier == 0:  # no guarantee to account: no need for the accountant
+            return cls(orders=np.empty(0), per_round=np.empty(0), private=False)
+        from dp_accounting.rdp import RdpAccountant
+
         accountant = RdpAccountant()
-        if noise_multiplier == 0:
-            return cls(orders=accountant.orders, per_round=accountant.rdp, private=False)
         accountant.compose(
             round_event(sampling_rate=sampling_rate, noise_multiplier=noise_multiplier)
         )
@@ -93,6 +102,8 @@ class RdpLedger:
             return 0.0
         if not self.private:
             return math.inf
+        from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
+
         eps, _order = compute_epsilon(self.orders, rounds * self.per_round, delta)
         return float(eps)
 

@@ -36,6 +36,7 @@ AbortReason = Literal[
     "too_few_clients",  # fewer participants than secure aggregation's minimum
     "below_threshold",  # fewer survivors than the secret-sharing threshold
     "bad_shares",  # not enough valid shares to unmask after discarding tampered ones
+    "horizon",  # the simulated run ended before the round closed (simulation only)
 ]
 
 

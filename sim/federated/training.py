@@ -1,10 +1,11 @@
-"""An in-process federated training driver, and the per-client and per-round steps it uses.
+"""An in-process federated training driver: sessions, rounds back to back, the baseline.
 
-The simpy layer drives the same steps with latency, timeouts and dropouts of its own:
+The steps it drives live in :mod:`sim.federated.rounds` (re-exported here):
 :func:`start_round` (server: sample clients), :func:`client_update` (client: local SGD),
 :func:`secure_sum` or :func:`plain_sum` (aggregation) and :func:`close_round` (server: apply
 the sum, record the outcome). :func:`train` runs them back to back with dropouts drawn from the
-generator and no clock, which is what the tests and the benchmark measure.
+generator and no clock, which is what the tests and the benchmark measure; the simpy layer
+(:mod:`sim.federated.process`) drives the same steps with latency, timeouts and dropouts.
 
 Randomness: ``rng`` draws the sampling, the dropouts and the DP noise in round order, plus one
 base seed from which each client's local-SGD generator derives by ``(round, client)``
@@ -14,17 +15,13 @@ base seed from which each client's local-SGD generator derives by ``(round, clie
 Under secure aggregation with DP, the server adds the Gaussian noise to the unmasked sum: it
 never sees an individual update, and everyone downstream sees only the noised model. A dropped
 client's mask secret was revealed to unmask the round, so the driver rotates that client's mask
-key pair before it can take part again (:func:`~sim.federated.secagg.rotate_mask_key`); the
-simpy layer must do the same.
+key pair before it can take part again (:func:`rotate`); the simpy layer does the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from time import perf_counter
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,26 +30,23 @@ from sim.federated.attacks import SecureSumObservation, UpdateObservation
 from sim.federated.data import ClientData, Dataset, pooled
 from sim.federated.dp import ACCOUNTANT, RdpLedger
 from sim.federated.model import LogisticRegression, Model
+from sim.federated.rounds import (
+    Observation,
+    PhaseTimer,
+    client_rng,
+    client_update,
+    close_round,
+    plain_sum,
+    secure_sum,
+    start_round,
+    visible_delta,
+)
 from sim.federated.secagg import (
     ClientKeys,
-    ClientRound,
     PairKeys,
-    Roster,
     SecAggAbortError,
-    SecureSum,
-    ShareCommitment,
-    ShareEnvelope,
-    agree_keys,
     client_keys,
-    make_roster,
-    mask_input,
-    receive_shares,
-    reveal,
     rotate_mask_key,
-    share_keys,
-    unmask,
-    unmask_request,
-    with_members,
 )
 from sim.federated.strategy import (
     AbortReason,
@@ -63,39 +57,24 @@ from sim.federated.strategy import (
     RoundStatus,
 )
 
-Observation = tuple[UpdateObservation, ...] | SecureSumObservation
-Phase = Literal["key_agreement", "sharing", "masking", "unmasking"]
-
-
-@dataclass(slots=True)
-class PhaseTimer:
-    """Wall seconds per secure-aggregation phase, summed over rounds (for the benchmark).
-
-    ``agreements`` counts the clients' ECDH agreements that missed the cache (timed under
-    ``key_agreement``); ``server_agreements`` counts the server's recomputations of dropped
-    clients' pair keys (timed under ``unmasking``).
-    """
-
-    key_agreement: float = 0.0
-    sharing: float = 0.0
-    masking: float = 0.0
-    unmasking: float = 0.0
-    agreements: int = 0
-    server_agreements: int = 0
-    rounds: int = 0
-
-    @contextmanager
-    def phase(self, name: Phase) -> Iterator[None]:
-        """Add the wall time of the ``with`` body to phase ``name``."""
-        start = perf_counter()
-        try:
-            yield
-        finally:
-            setattr(self, name, getattr(self, name) + perf_counter() - start)
-
-    def total(self) -> float:
-        """All timed seconds."""
-        return self.key_agreement + self.sharing + self.masking + self.unmasking
+__all__ = [
+    "Observation",
+    "PhaseTimer",
+    "RoundRow",
+    "Session",
+    "TrainingResult",
+    "brier",
+    "client_rng",
+    "client_update",
+    "close_round",
+    "plain_sum",
+    "rotate",
+    "run_round",
+    "secure_sum",
+    "start_round",
+    "train",
+    "train_centralized",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,141 +116,6 @@ class TrainingResult:
     observed: Observation | None
     epsilon: float
     accountant: str
-
-
-def client_rng(seed: int, round_number: int, client: int) -> np.random.Generator:
-    """The local-SGD generator of ``client`` in ``round_number``, independent of other clients."""
-    return np.random.default_rng([seed, round_number, client])
-
-
-def start_round(
-    strategy: FedAvg, round_number: int, clients: Sequence[int], rng: np.random.Generator
-) -> tuple[int, ...]:
-    """Server: the clients sampled for this round (Poisson sampling)."""
-    return strategy.configure(round_number, clients, rng)
-
-
-def client_update(
-    model: Model,
-    params: np.ndarray,
-    data: ClientData,
-    *,
-    config: FLConfig,
-    rng: np.random.Generator,
-) -> ClientResult:
-    """Client: ``local_steps`` of minibatch SGD from the global parameters; returns the update."""
-    local = model.local_sgd(
-        params,
-        data.data.x,
-        data.data.y,
-        steps=config.local_steps,
-        lr=config.learning_rate,
-        batch=config.batch_size,
-        rng=rng,
-    )
-    return ClientResult(client=data.client, delta=local - params, samples=data.samples)
-
-
-def plain_sum(strategy: FedAvg, results: Sequence[ClientResult], size: int) -> np.ndarray:
-    """Server without secure aggregation: the sum of the survivors' payloads."""
-    total = np.zeros(strategy.payload_size(size))
-    for result in results:
-        total += strategy.payload(result)
-    return total
-
-
-def secure_sum(
-    payloads: Mapping[int, np.ndarray],
-    sampled: Sequence[int],
-    *,
-    round_number: int,
-    bound: float,
-    keys: Mapping[int, ClientKeys],
-    pairs: PairKeys,
-    randbytes: RandBytes,
-    meter: CryptoMeter | None = None,
-    timer: PhaseTimer | None = None,
-) -> SecureSum:
-    """Run one secure-aggregation round in process, phase by phase.
-
-    Sampled clients absent from ``payloads`` dropped out after sharing their keys. Raises
-    :class:`SecAggAbortError` when the round cannot finish.
-    """
-    timer = timer if timer is not None else PhaseTimer()
-    dim = len(next(iter(payloads.values()))) if payloads else 1
-    roster = make_roster(round_number, [keys[c].advert() for c in sampled], dim=dim, bound=bound)
-    with timer.phase("key_agreement"):
-        before = pairs.agreements
-        for c in roster.holders:
-            agree_keys(keys[c], roster, pairs)
-        timer.agreements += pairs.agreements - before
-    with timer.phase("sharing"):
-        states, commitments = _share(roster, keys, pairs=pairs, randbytes=randbytes, meter=meter)
-    with timer.phase("masking"):
-        inputs = {
-            c: mask_input(states[c], payloads[c], pairs=pairs, meter=meter)
-            for c in roster.members
-            if c in payloads
-        }
-    with timer.phase("unmasking"):
-        request = unmask_request(roster, list(inputs))
-        reveals = [reveal(states[c], request)[1] for c in request.survivors]
-        result = unmask(roster, request, commitments, inputs, reveals, meter=meter)
-    timer.server_agreements += len(result.dropped) * len(result.survivors)
-    timer.rounds += 1
-    return result
-
-
-def _share(
-    roster: Roster,
-    keys: Mapping[int, ClientKeys],
-    *,
-    pairs: PairKeys,
-    randbytes: RandBytes,
-    meter: CryptoMeter | None,
-) -> tuple[dict[int, ClientRound], dict[int, ShareCommitment]]:
-    """Every holder shares its secrets; envelopes are routed; the members adopt ``U2``."""
-    states: dict[int, ClientRound] = {}
-    mail: dict[int, list[ShareEnvelope]] = {}
-    commitments: dict[int, ShareCommitment] = {}
-    for c in roster.holders:
-        state, envelopes, commitment = share_keys(
-            keys[c], roster, randbytes=randbytes, pairs=pairs, meter=meter
-        )
-        states[c], commitments[c] = state, commitment
-        for envelope in envelopes:
-            mail.setdefault(envelope.holder, []).append(envelope)
-    members = with_members(roster, list(commitments))
-    for c in members.holders:
-        state = replace(states[c], roster=members)
-        states[c] = receive_shares(state, mail.get(c, []), pairs=pairs)
-    return states, commitments
-
-
-def close_round(
-    strategy: FedAvg,
-    params: np.ndarray,
-    total: np.ndarray | None,
-    *,
-    round_number: int,
-    sampled: Sequence[int],
-    survivors: Sequence[int],
-    population: int,
-    rng: np.random.Generator,
-    reason: AbortReason = "",
-) -> tuple[np.ndarray, RoundOutcome]:
-    """Server: the next global parameters and the round's outcome.
-
-    ``total`` is the sum of the survivors' payloads, or None when the round aborted (then
-    ``reason`` says why and the parameters stay as they were).
-    """
-    if total is None:
-        if not reason:
-            raise ValueError("an aborted round needs a reason")
-        outcome = RoundOutcome(round_number, "aborted", reason, tuple(sampled), tuple(survivors))
-        return params.copy(), outcome
-    new = strategy.apply_sum(params, total, population=population, rng=rng)
-    return new, RoundOutcome(round_number, "completed", "", tuple(sampled), tuple(survivors))
 
 
 def train_centralized(
@@ -354,7 +198,7 @@ def _aggregate(
     if not run.config.secure_aggregation:
         if not results and not strategy.dp:
             return None, (), "none_sampled" if not sampled else "no_survivors", None
-        seen = tuple(UpdateObservation(r.client, _visible_delta(strategy, r)) for r in results)
+        seen = tuple(UpdateObservation(r.client, visible_delta(strategy, r)) for r in results)
         survivors = tuple(r.client for r in results)
         return plain_sum(strategy, results, size), survivors, "", seen
     payloads = {r.client: strategy.payload(r) for r in results}
@@ -373,19 +217,13 @@ def _aggregate(
         )
     except SecAggAbortError as abort:
         if abort.reason != "too_few_clients":  # shares went out: the server may hold some
-            _rotate(run, [c for c in sampled if c not in alive])
+            rotate(run, [c for c in sampled if c not in alive])
         return None, tuple(sorted(alive)), abort.reason, None
-    _rotate(run, secure.dropped)
+    rotate(run, secure.dropped)
     return secure.total, secure.survivors, "", SecureSumObservation(secure.total)
 
 
-def _visible_delta(strategy: FedAvg, result: ClientResult) -> np.ndarray:
-    """The update the server can read off a plain payload (clipped under DP)."""
-    payload = strategy.payload(result)
-    return payload if strategy.dp else payload[:-1] / payload[-1]
-
-
-def _rotate(run: Session, dropped: Sequence[int]) -> None:
+def rotate(run: Session, dropped: Sequence[int]) -> None:
     """Dropped clients' mask secrets were (or may have been) revealed: draw new ones."""
     for c in dropped:
         run.pairs.forget(c, run.keys[c].epoch)

@@ -1,0 +1,295 @@
+"""The federated forecaster as a simulation component: FedAvg rounds over the simulated network.
+
+A coordinator node (drawn with the rest of the forecasting world from the world seed, see
+:func:`sim.federated.data.forecast_world`) runs ``forecaster.rounds`` rounds back to back from
+time 0. Each round it samples clients by Poisson sampling (each with probability
+``client_fraction``) and draws which sampled clients will drop out (``dropout``); the round
+itself travels over the network as :mod:`sim.federated.net_rounds` describes (plain, or with
+secure aggregation's messages and real cryptography metered into ``sim.meter``). When it
+closes, the coordinator applies the sum (FedAvg or DP-FedAvg, :mod:`sim.federated.strategy`)
+or keeps the parameters if it aborted, and records one ``fl_rounds`` row. Training that has not
+finished when the run ends leaves its open round recorded as aborted (``horizon``).
+
+Once training has finished (with at least one completed round), the forecaster trader
+(:mod:`sim.federated.trader`) trades the live markets toward the model's probabilities.
+
+Randomness: the protocol's draws (sampling, dropouts, DP noise, local-SGD seeds, keys) come from
+the run seed's ``forecaster`` streams; the data, the markets' truth and the roles from the world
+seed. Same seed, same rounds, same bytes.
+
+Metrics (SPEC section 4): ``fl.model_brier`` (holdout of 10,000 events), ``fl.centralized_brier``
+(the same model trained on the pooled records), ``fl.market_brier`` (the model's probability of
+each market's event against its realised outcome, averaged over markets, the binary
+``(p − o)²`` convention of the other two, half of ``market.brier``'s sum over both outcomes),
+``fl.dp_epsilon`` (RDP accountant over every round started; inf without DP),
+``fl.mia_auc`` / ``fl.mia_advantage`` (loss-threshold attack on the final model),
+``fl.reconstruction_rate`` (gradient inversion of what the coordinator received in the last
+completed round; 0 under secure aggregation, NaN if no round completed) and
+``traders.forecaster_pnl``. Tables: ``fl_rounds`` and ``fl_roc`` (the attack's ROC curve).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import polars as pl
+
+from market.types import to_micro
+from sim import tables
+from sim.components import Component
+from sim.federated.attacks import (
+    MembershipResult,
+    membership_inference,
+    reconstruction_rate,
+    thin_roc,
+)
+from sim.federated.data import ForecastWorld, pooled
+from sim.federated.dp import RdpLedger
+from sim.federated.net_rounds import PlainRound, RoundEnd, RoundPlan, SecureRound
+from sim.federated.rounds import Observation, close_round, start_round
+from sim.federated.strategy import AbortReason, FLConfig, RoundOutcome, RoundStatus
+from sim.federated.trader import ForecastTrader
+from sim.federated.training import Session, brier, train_centralized
+from sim.federated.wire import Courier
+from sim.scenario import Forecaster
+from sim.simulation import Simulation
+
+"""The ``fl_roc`` table: the membership-inference ROC curve on an even FPR grid."""
+
+
+def fl_config(cfg: Forecaster) -> FLConfig:
+    """The federated settings of a scenario's ``[forecaster]`` block."""
+    return FLConfig(**cfg.model_dump())
+
+
+@dataclass(frozen=True, slots=True)
+class FlRow:
+    """One ``fl_rounds`` row (loss and Brier of the global model on the holdout after it)."""
+
+    round: int
+    status: RoundStatus
+    reason: AbortReason
+    t_start: float
+    t_end: float
+    sampled: int
+    survivors: int
+    loss: float
+    brier: float
+    epsilon: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Report:
+    """What the run's end measures of the forecaster (computed once)."""
+
+    rows: tuple[FlRow, ...]
+    metrics: dict[str, float]
+    membership: MembershipResult
+
+
+class FederatedForecaster(Component):
+    """Trains the forecaster over the network, then lets it trade (see the module doc)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        if sim.world.forecast is None:
+            raise ValueError("the world has no forecasting data: is forecaster.enabled set?")
+        self.forecast: ForecastWorld = sim.world.forecast
+        self.config = fl_config(sim.scenario.forecaster)
+        self.rng = sim.streams.numpy("forecaster")
+        self.session = Session.start(
+            self.config,
+            self.forecast.clients,
+            rng=self.rng,
+            randbytes=sim.streams.randbytes("forecaster"),
+            meter=sim.meter,
+        )
+        self.ledger = RdpLedger.for_rounds(
+            sampling_rate=self.config.client_fraction,
+            noise_multiplier=self.config.dp_noise_multiplier,
+        )
+        self.params = self.session.model.init(self.rng)
+        self.courier = Courier(
+            sim, coordinator=self.forecast.coordinator, nodes=self.forecast.client_nodes
+        )
+        self.rows: list[FlRow] = []
+        self.outcomes: list[RoundOutcome] = []
+        """Who was sampled and who survived, per closed round."""
+        self.observed: Observation | None = None
+        self.open: RoundPlan | None = None
+        self.open_since = math.nan
+        # the ledger account exists from genesis, before the replicas copy the exchange
+        account = len(sim.world.traders) + 1  # the front-runner, if any, has len(traders)
+        sim.exchange.ledger.mint(account, to_micro(sim.scenario.traders.budget))
+        self.trader = ForecastTrader(sim, account=account, node=self.forecast.coordinator)
+        self._report: Report | None = None
+
+    def start(self) -> None:
+        """Start round 0 at time 0."""
+        if self.config.rounds > 0:
+            self.sim.after(0.0, partial(self._start_round, 0))
+
+    def _start_round(self, number: int) -> None:
+        session, now = self.session, self.sim.env.now
+        sampled = start_round(session.strategy, number, sorted(session.clients), self.rng)
+        drops = self.rng.random(len(sampled)) < self.config.dropout
+        dropping = frozenset(c for c, d in zip(sampled, drops, strict=True) if d)
+        plan = RoundPlan(number, self.params.copy(), sampled, dropping)
+        self.open, self.open_since = plan, now
+        kind = SecureRound if self.config.secure_aggregation else PlainRound
+        kind(self.sim, session, self.courier, plan, close=partial(self._close, plan, now)).start()
+
+    def _close(self, plan: RoundPlan, t_start: float, end: RoundEnd) -> None:
+        session = self.session
+        self.params, outcome = close_round(
+            session.strategy,
+            plan.params,
+            end.total,
+            round_number=plan.number,
+            sampled=plan.sampled,
+            survivors=end.survivors,
+            population=len(session.clients),
+            rng=self.rng,
+            reason=end.reason,
+        )
+        self.outcomes.append(outcome)
+        if outcome.status == "completed":
+            self.observed = end.observed
+        self.rows.append(
+            self._row(
+                plan,
+                status=outcome.status,
+                reason=end.reason,
+                t_start=t_start,
+                t_end=self.sim.env.now,
+                survivors=len(end.survivors),
+            )
+        )
+        self.open = None
+        if plan.number + 1 < self.config.rounds:
+            self.sim.after(0.0, partial(self._start_round, plan.number + 1))
+        else:
+            self._trained()
+
+    def _row(
+        self,
+        plan: RoundPlan,
+        *,
+        status: RoundStatus,
+        reason: AbortReason,
+        t_start: float,
+        t_end: float,
+        survivors: int,
+    ) -> FlRow:
+        model, holdout = self.session.model, self.forecast.holdout
+        return FlRow(
+            round=plan.number,
+            status=status,
+            reason=reason,
+            t_start=t_start,
+            t_end=t_end,
+            sampled=len(plan.sampled),
+            survivors=survivors,
+            loss=model.loss(self.params, holdout.x, holdout.y),
+            brier=brier(model, self.params, holdout),
+            epsilon=self.ledger.epsilon(plan.number + 1, delta=self.config.dp_delta),
+        )
+
+    def _trained(self) -> None:
+        """Training is over: a forecaster that learnt something starts trading."""
+        if any(row.status == "completed" for row in self.rows):
+            probs = self.session.model.predict_proba(self.params, self.forecast.market_x)
+            self.trader.start(probs.tolist())
+
+    # -- the end of the run -----------------------------------------------------------------
+
+    def report(self) -> Report:
+        """Rows (with a round cut off by the horizon) and metrics, computed once at the end."""
+        if self._report is None:
+            rows = list(self.rows)
+            if self.open is not None:  # the run ended mid-round: started, never closed
+                rows.append(
+                    self._row(
+                        self.open,
+                        status="aborted",
+                        reason="horizon",
+                        t_start=self.open_since,
+                        t_end=math.nan,
+                        survivors=0,
+                    )
+                )
+            membership = membership_inference(
+                self.session.model,
+                self.params,
+                pooled(self.forecast.clients),
+                self.forecast.nonmembers,
+            )
+            self._report = Report(tuple(rows), self._metrics(len(rows), membership), membership)
+        return self._report
+
+    def _metrics(self, started: int, membership: MembershipResult) -> dict[str, float]:
+        model, forecast, config = self.session.model, self.forecast, self.config
+        centralized = train_centralized(
+            config,
+            forecast.clients,
+            rng=np.random.default_rng(self.session.central_seed),
+            model=model,
+        )
+        events = np.array([float(o == 1) for o in self.sim.world.outcomes])
+        market_probs = model.predict_proba(self.params, forecast.market_x)
+        records = {c.client: c.data.x for c in forecast.clients}
+        observed = self.observed
+        return {
+            "fl.model_brier": brier(model, self.params, forecast.holdout),
+            "fl.centralized_brier": brier(model, centralized, forecast.holdout),
+            "fl.market_brier": float(np.mean((market_probs - events) ** 2)),
+            "fl.dp_epsilon": self.ledger.epsilon(started, delta=config.dp_delta),
+            "fl.mia_auc": membership.auc,
+            "fl.mia_advantage": membership.advantage,
+            "fl.reconstruction_rate": (
+                math.nan if observed is None else reconstruction_rate(observed, records)
+            ),
+            "traders.forecaster_pnl": self.trader.pnl(),
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """The ``fl.*`` metrics and ``traders.forecaster_pnl``."""
+        return dict(self.report().metrics)
+
+    def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
+        """``fl_rounds`` (one row per round started) and ``fl_roc``."""
+        rows = self.report().rows
+        fl_rounds = tables.frame(
+            "fl_rounds",
+            {
+                "round": [r.round for r in rows],
+                "status": [r.status for r in rows],
+                "reason": [r.reason or None for r in rows],
+                "t_start": [r.t_start for r in rows],
+                "t_end": [None if math.isnan(r.t_end) else r.t_end for r in rows],
+                "sampled": [r.sampled for r in rows],
+                "survivors": [r.survivors for r in rows],
+                "loss": [r.loss for r in rows],
+                "brier": [r.brier for r in rows],
+                "epsilon": [r.epsilon for r in rows],
+            },
+            run_id,
+        )
+        fpr, tpr = thin_roc(self.report().membership)
+        roc = tables.frame("fl_roc", {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, run_id)
+        return {"fl_rounds": fl_rounds, "fl_roc": roc}
+
+
+def plug_forecaster(sim: Simulation) -> FederatedForecaster | None:
+    """Plug the forecaster into ``sim`` when the scenario enables it; return it (else None).
+
+    Call it before the simulation runs (it mints the forecaster's account at genesis).
+    """
+    if not sim.scenario.forecaster.enabled:
+        return None
+    forecaster = FederatedForecaster(sim)
+    sim.plug(forecaster)
+    return forecaster

@@ -1,0 +1,217 @@
+"""The per-client and per-round steps of federated training, shared by every driver.
+
+:func:`start_round` (server: sample clients), :func:`client_update` (client: local SGD),
+:func:`secure_sum` or :func:`plain_sum` (aggregation) and :func:`close_round` (server: apply the
+sum, record the outcome). The in-process driver (:mod:`sim.federated.training`) runs them back
+to back; the simulated network (:mod:`sim.federated.process`) runs them with its own clock,
+latencies and dropouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from time import perf_counter
+from typing import Literal
+
+import numpy as np
+
+from market.crypto import CryptoMeter, RandBytes
+from sim.federated.attacks import SecureSumObservation, UpdateObservation
+from sim.federated.data import ClientData
+from sim.federated.model import Model
+from sim.federated.secagg import (
+    ClientKeys,
+    ClientRound,
+    PairKeys,
+    Roster,
+    SecureSum,
+    ShareCommitment,
+    ShareEnvelope,
+    agree_keys,
+    make_roster,
+    mask_input,
+    receive_shares,
+    reveal,
+    share_keys,
+    unmask,
+    unmask_request,
+    with_members,
+)
+from sim.federated.strategy import AbortReason, ClientResult, FedAvg, FLConfig, RoundOutcome
+
+Observation = tuple[UpdateObservation, ...] | SecureSumObservation
+Phase = Literal["key_agreement", "sharing", "masking", "unmasking"]
+
+
+@dataclass(slots=True)
+class PhaseTimer:
+    """Wall seconds per secure-aggregation phase, summed over rounds (for the benchmark).
+
+    ``agreements`` counts the clients' ECDH agreements that missed the cache (timed under
+    ``key_agreement``); ``server_agreements`` counts the server's recomputations of dropped
+    clients' pair keys (timed under ``unmasking``).
+    """
+
+    key_agreement: float = 0.0
+    sharing: float = 0.0
+    masking: float = 0.0
+    unmasking: float = 0.0
+    agreements: int = 0
+    server_agreements: int = 0
+    rounds: int = 0
+
+    @contextmanager
+    def phase(self, name: Phase) -> Iterator[None]:
+        """Add the wall time of the ``with`` body to phase ``name``."""
+        start = perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, name, getattr(self, name) + perf_counter() - start)
+
+    def total(self) -> float:
+        """All timed seconds."""
+        return self.key_agreement + self.sharing + self.masking + self.unmasking
+
+
+def client_rng(seed: int, round_number: int, client: int) -> np.random.Generator:
+    """The local-SGD generator of ``client`` in ``round_number``, independent of other clients."""
+    return np.random.default_rng([seed, round_number, client])
+
+
+def start_round(
+    strategy: FedAvg, round_number: int, clients: Sequence[int], rng: np.random.Generator
+) -> tuple[int, ...]:
+    """Server: the clients sampled for this round (Poisson sampling)."""
+    return strategy.configure(round_number, clients, rng)
+
+
+def client_update(
+    model: Model,
+    params: np.ndarray,
+    data: ClientData,
+    *,
+    config: FLConfig,
+    rng: np.random.Generator,
+) -> ClientResult:
+    """Client: ``local_steps`` of minibatch SGD from the global parameters; returns the update."""
+    local = model.local_sgd(
+        params,
+        data.data.x,
+        data.data.y,
+        steps=config.local_steps,
+        lr=config.learning_rate,
+        batch=config.batch_size,
+        rng=rng,
+    )
+    return ClientResult(client=data.client, delta=local - params, samples=data.samples)
+
+
+def plain_sum(strategy: FedAvg, results: Sequence[ClientResult], size: int) -> np.ndarray:
+    """Server without secure aggregation: the sum of the survivors' payloads."""
+    total = np.zeros(strategy.payload_size(size))
+    for result in results:
+        total += strategy.payload(result)
+    return total
+
+
+def secure_sum(
+    payloads: Mapping[int, np.ndarray],
+    sampled: Sequence[int],
+    *,
+    round_number: int,
+    bound: float,
+    keys: Mapping[int, ClientKeys],
+    pairs: PairKeys,
+    randbytes: RandBytes,
+    meter: CryptoMeter | None = None,
+    timer: PhaseTimer | None = None,
+) -> SecureSum:
+    """Run one secure-aggregation round in process, phase by phase.
+
+    Sampled clients absent from ``payloads`` dropped out after sharing their keys. Raises
+    :class:`SecAggAbortError` when the round cannot finish.
+    """
+    timer = timer if timer is not None else PhaseTimer()
+    dim = len(next(iter(payloads.values()))) if payloads else 1
+    roster = make_roster(round_number, [keys[c].advert() for c in sampled], dim=dim, bound=bound)
+    with timer.phase("key_agreement"):
+        before = pairs.agreements
+        for c in roster.holders:
+            agree_keys(keys[c], roster, pairs)
+        timer.agreements += pairs.agreements - before
+    with timer.phase("sharing"):
+        states, commitments = _share(roster, keys, pairs=pairs, randbytes=randbytes, meter=meter)
+    with timer.phase("masking"):
+        inputs = {
+            c: mask_input(states[c], payloads[c], pairs=pairs, meter=meter)
+            for c in roster.members
+            if c in payloads
+        }
+    with timer.phase("unmasking"):
+        request = unmask_request(roster, list(inputs))
+        reveals = [reveal(states[c], request)[1] for c in request.survivors]
+        result = unmask(roster, request, commitments, inputs, reveals, meter=meter)
+    timer.server_agreements += len(result.dropped) * len(result.survivors)
+    timer.rounds += 1
+    return result
+
+
+def _share(
+    roster: Roster,
+    keys: Mapping[int, ClientKeys],
+    *,
+    pairs: PairKeys,
+    randbytes: RandBytes,
+    meter: CryptoMeter | None,
+) -> tuple[dict[int, ClientRound], dict[int, ShareCommitment]]:
+    """Every holder shares its secrets; envelopes are routed; the members adopt ``U2``."""
+    states: dict[int, ClientRound] = {}
+    mail: dict[int, list[ShareEnvelope]] = {}
+    commitments: dict[int, ShareCommitment] = {}
+    for c in roster.holders:
+        state, envelopes, commitment = share_keys(
+            keys[c], roster, randbytes=randbytes, pairs=pairs, meter=meter
+        )
+        states[c], commitments[c] = state, commitment
+        for envelope in envelopes:
+            mail.setdefault(envelope.holder, []).append(envelope)
+    members = with_members(roster, list(commitments))
+    for c in members.holders:
+        state = replace(states[c], roster=members)
+        states[c] = receive_shares(state, mail.get(c, []), pairs=pairs)
+    return states, commitments
+
+
+def close_round(
+    strategy: FedAvg,
+    params: np.ndarray,
+    total: np.ndarray | None,
+    *,
+    round_number: int,
+    sampled: Sequence[int],
+    survivors: Sequence[int],
+    population: int,
+    rng: np.random.Generator,
+    reason: AbortReason = "",
+) -> tuple[np.ndarray, RoundOutcome]:
+    """Server: the next global parameters and the round's outcome.
+
+    ``total`` is the sum of the survivors' payloads, or None when the round aborted (then
+    ``reason`` says why and the parameters stay as they were).
+    """
+    if total is None:
+        if not reason:
+            raise ValueError("an aborted round needs a reason")
+        outcome = RoundOutcome(round_number, "aborted", reason, tuple(sampled), tuple(survivors))
+        return params.copy(), outcome
+    new = strategy.apply_sum(params, total, population=population, rng=rng)
+    return new, RoundOutcome(round_number, "completed", "", tuple(sampled), tuple(survivors))
+
+
+def visible_delta(strategy: FedAvg, result: ClientResult) -> np.ndarray:
+    """The update the server can read off a plain payload (clipped under DP)."""
+    payload = strategy.payload(result)
+    return payload if strategy.dp else payload[:-1] / payload[-1]

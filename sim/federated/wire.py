@@ -1,0 +1,182 @@
+"""How federated rounds use the simulated network: messages, their sizes, and the server's waits.
+
+Every message between the coordinator and a client travels hop by hop along a shortest path of
+the topology (:meth:`sim.network.SimNetwork.relay`), so it pays each link's latency and may be
+lost on any hop like any other message; its kind (``fl_*``) and its size in bytes show up in the
+run's ``messages`` table. Sizes are those of the real payloads: 8 bytes per float of a model or
+a plain update, 4 bytes per word of a masked vector in ``Z_{2^32}``, 33 bytes per compressed
+P-256 point, and the sealed envelopes, digests and shares as they are.
+
+The coordinator waits for a set of clients (:class:`Wait`): the wait ends when every expected
+client has answered or dropped out, or ``round_timeout_s`` after it began, whichever comes
+first. A client that drops out closes its connection, which the coordinator notices at once
+(as a gRPC server does); a message lost on the way, or a crashed or cut-off node, is only
+noticed by the timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from market.crypto import POINT_BYTES
+from sim.federated.secagg import Reveal, ShareCommitment, ShareEnvelope
+from sim.simulation import Simulation
+
+HEADER_BYTES = 16
+"""Round number, sender and message kind, on every message."""
+
+FLOAT_BYTES = 8
+WORD_BYTES = 4
+ID_BYTES = 4
+ENVELOPE_HEADER_BYTES = 24
+"""Owner, holder and round of a share envelope (3 × 64 bits, as sealed)."""
+SHARE_BYTES = ID_BYTES + 32
+"""A revealed Shamir share: whose secret it is, and its y-coordinate (x is the holder's)."""
+
+T = TypeVar("T")
+
+
+def floats_bytes(count: int) -> int:
+    """A message carrying ``count`` float64 values (a model, a plain update)."""
+    return HEADER_BYTES + FLOAT_BYTES * count
+
+
+def words_bytes(count: int) -> int:
+    """A message carrying ``count`` ring words (a masked input)."""
+    return HEADER_BYTES + WORD_BYTES * count
+
+
+def advert_bytes() -> int:
+    """A key advertisement: the channel and mask public keys."""
+    return HEADER_BYTES + 2 * POINT_BYTES
+
+
+def roster_bytes(holders: int) -> int:
+    """The roster sent to each holder: every holder's id and public keys."""
+    return HEADER_BYTES + holders * (ID_BYTES + 2 * POINT_BYTES)
+
+
+def envelopes_bytes(envelopes: Sequence[ShareEnvelope]) -> int:
+    """Sealed share envelopes as they travel."""
+    return sum(ENVELOPE_HEADER_BYTES + len(e.ciphertext) + len(e.mac) for e in envelopes)
+
+
+def commitment_bytes(commitment: ShareCommitment) -> int:
+    """A share commitment: the seed digest and two digests per holder."""
+    digests = sum(len(a) + len(b) + ID_BYTES for a, b in commitment.share_digests.values())
+    return len(commitment.seed_digest) + digests
+
+
+def reveal_bytes(reveal: Reveal) -> int:
+    """A survivor's reveal: one share per survivor's seed and per dropped client's key."""
+    return HEADER_BYTES + SHARE_BYTES * (len(reveal.seed_shares) + len(reveal.key_shares))
+
+
+def ids_bytes(count: int) -> int:
+    """A message listing ``count`` client ids (an unmask request, the masking members)."""
+    return HEADER_BYTES + ID_BYTES * count
+
+
+class Courier:
+    """Carries the federated protocol's messages between the coordinator and the clients.
+
+    Shortest paths are cached while the run schedules no crash or partition (the topology is
+    then fixed); otherwise each message looks for a path around the nodes down at sending time.
+    """
+
+    def __init__(self, sim: Simulation, *, coordinator: int, nodes: Sequence[int]) -> None:
+        self.sim = sim
+        self.coordinator = coordinator
+        self.nodes = tuple(nodes)
+        self._paths: dict[tuple[int, int], list[int]] = {}
+
+    def to_client(self, client: int, *, kind: str, size: int, then: Callable[[], None]) -> None:
+        """Send from the coordinator to ``client``; ``then`` runs at the client on arrival."""
+        self._send(self.coordinator, self.nodes[client], kind=kind, size=size, then=then)
+
+    def to_coordinator(
+        self, client: int, *, kind: str, size: int, then: Callable[[], None]
+    ) -> None:
+        """Send from ``client`` to the coordinator; ``then`` runs at the coordinator."""
+        self._send(self.nodes[client], self.coordinator, kind=kind, size=size, then=then)
+
+    def _send(self, src: int, dst: int, *, kind: str, size: int, then: Callable[[], None]) -> None:
+        net = self.sim.net
+        if src == dst:  # the same node: no network, but never within the sender's own step
+            self.sim.after(0.0, then)
+            return
+        path = self._path(src, dst)
+        if not path:  # no route around the crashed nodes: lost like any undeliverable message
+            net.stats.add(kind, sent=1, delivered=0, lost=1, size=size)
+            return
+        net.relay(path, kind=kind, size=size, on_arrival=then)
+
+    def _path(self, src: int, dst: int) -> list[int]:
+        net = self.sim.net
+        if net.faults_scheduled:
+            return net.path_to(src, lambda node: node == dst)
+        path = self._paths.get((src, dst))
+        if path is None:
+            path = self._paths[(src, dst)] = net.path_to(src, lambda node: node == dst)
+        return path
+
+
+@dataclass(slots=True)
+class Wait(Generic[T]):
+    """The coordinator waiting for a set of clients; ``then`` runs once, with what arrived.
+
+    Attributes:
+        expected: clients still expected (a dropped client is removed at once).
+        then: what the coordinator does next with the answers, by client.
+        arrived: the answers so far.
+        done: set once ``then`` ran; later answers are ignored.
+    """
+
+    expected: set[int]
+    then: Callable[[Mapping[int, T]], None]
+    arrived: dict[int, T] = field(default_factory=dict)
+    done: bool = False
+
+    def deliver(self, client: int, answer: T) -> None:
+        """``client``'s answer reached the coordinator."""
+        if not self.done:
+            self.arrived[client] = answer
+            self._check()
+
+    def drop(self, client: int) -> None:
+        """``client`` dropped out: stop waiting for it."""
+        if not self.done:
+            self.expected.discard(client)
+            self._check()
+
+    def expire(self) -> None:
+        """The timeout passed: go on with what arrived."""
+        if not self.done:
+            self._finish()
+
+    def _check(self) -> None:
+        if self.expected <= self.arrived.keys():
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        self.then(self.arrived)
+
+
+def wait_for(
+    sim: Simulation,
+    clients: Sequence[int],
+    then: Callable[[Mapping[int, T]], None],
+    *,
+    timeout: float,
+) -> Wait[T]:
+    """Start waiting for ``clients``; ends early when all answered, else after ``timeout``.
+
+    With nobody to wait for, ``then`` runs at once (with nothing).
+    """
+    wait: Wait[T] = Wait(set(clients), then)
+    sim.after(timeout, wait.expire)
+    wait._check()
+    return wait
