@@ -17,7 +17,7 @@ LAYOUT_SEED = 7
 BRIER_SOURCES = {
     "fl.model_brier": "federated model",
     "fl.centralized_brier": "centralized model",
-    "fl.market_brier": "market price",
+    "fl.market_brier": "federated model on the live markets",
 }
 
 

@@ -164,7 +164,7 @@ def test_learning_shapes() -> None:
     )
     assert shapes.brier_sources(metrics).rows() == [
         ("federated model", 0.2),
-        ("market price", 0.18),
+        ("federated model on the live markets", 0.18),
     ]
     roc = shapes.roc_points(pl.DataFrame({"fpr": [0.5, 0.2, NAN], "tpr": [0.7, 0.4, 0.1]}))
     assert roc.rows() == [(0.0, 0.0), (0.2, 0.4), (0.5, 0.7), (1.0, 1.0)]
