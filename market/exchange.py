@@ -319,14 +319,16 @@ class Exchange:
         """Apply one settlement step; returns what it paid out by account.
 
         A step that settles the market pays the winning shares and releases the market's bonds
-        (see :func:`bond_release`). A step the state does not allow (a certificate while an
-        optimistic request is still open, a late or second dispute, an unpaid bond, an outcome
-        out of range) changes nothing and returns ``{}``; every step that changed the state is
-        appended to :attr:`applied`.
+        (see :func:`bond_release`). A step the state does not allow (any step on a settled
+        market, a certificate while an optimistic request is still open, a late or second
+        dispute, an unpaid bond, an outcome out of range) changes nothing and returns ``{}``;
+        every step that changed the state is appended to :attr:`applied`.
         """
         s = settlement
         if not (0 <= s.market < len(self.makers) and 0 <= s.outcome < len(self.makers[s.market].q)):
             return {}
+        if self.ledger.is_settled(s.market):
+            return {}  # a market is paid out once
         match s.kind:
             case "certificate":
                 paid = self._certificate(s)

@@ -21,6 +21,7 @@ from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
 from sim.agents import belief, informed_intent, noise_intent
 from sim.chain import Block, CloseTx, Replica, Tx, TxResult, apply_block
 from sim.components import Component, OrderFlow
+from sim.dandelion import Propagation
 from sim.network import Arrival, Flood, SimNetwork
 from sim.records import OrderRecord, PricePoint, RunRecords
 from sim.replication import CatchUp
@@ -97,6 +98,7 @@ class Simulation:
         self.faulty_replicas: set[int] = set()
         """Replicas that are Byzantine or crashed: left out of ``ledger.replica_divergence``."""
         self.catch_up = CatchUp(self)
+        self.propagation: Propagation | None = None
         self.meter = CryptoMeter()
         """Every cryptographic operation the protocol performs (not the adversary's)."""
         self.block_listeners: dict[int, list[Callable[[Block], None]]] = {}
@@ -180,8 +182,8 @@ class Simulation:
             yield self.env.timeout(interval)
             slot += 1
             proposer = self.orderflow.proposer(slot)
-            if proposer in self.net.down:
-                continue  # a crashed sequencer closes no block: its slot passes empty
+            if not self.net.quorate(proposer, self.sequencers):
+                continue  # crashed, or cut off from most sequencers: its slot passes empty
             txs: list[Tx] = list(self._due_closes())
             for component in self.components:
                 txs.extend(component.propose(proposer))
@@ -242,10 +244,8 @@ class Simulation:
         each at its exact arrival time, which is what makes 10,000-node runs affordable. The
         returned flood's ``arrivals`` and ``first_from`` cover every node either way.
         """
-        if "propagation" not in vars(self):
-            # built on first use, so that this method is the whole of the propagation layer here
-            from sim.dandelion import Propagation
-
+        if self.propagation is None:
+            # built on first use, once every component (and its fault schedule) is plugged in
             self.propagation = Propagation(self.net, self.scenario.network, self.streams)
         return self.propagation.spread(
             origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners

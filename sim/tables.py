@@ -250,9 +250,7 @@ def messages_table(sim: Simulation, run_id: str) -> pl.DataFrame:
     )
 
 
-def settlement_table(
-    records: Sequence[RoundRecord], *, protocol: str, run_id: str
-) -> pl.DataFrame:
+def settlement_table(records: Sequence[RoundRecord], *, protocol: str, run_id: str) -> pl.DataFrame:
     """One row per market and settlement round (votes) or request (optimistic proposals).
 
     ``outcome``, ``t_final`` and ``correct`` are null on rows that made nothing final;

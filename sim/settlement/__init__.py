@@ -1,0 +1,58 @@
+"""Settlement: how the reporters agree on each market's outcome, and what faults do to it.
+
+Two protocols (``settlement.protocol``), each a :class:`sim.components.Component`:
+
+* ``bft`` (:mod:`.bft`): rounds of ECDSA-signed votes with a ``2f + 1`` quorum, a new leader
+  each round, certificates that every replica verifies before paying out;
+* ``optimistic`` (:mod:`.optimistic`): UMA-style bonded proposals, disputes, a liveness window
+  and a vote of all reporters after a second dispute.
+
+:func:`plug_settlement` adds the run's faults (:mod:`sim.faults`: Byzantine and crashed
+reporters, scheduled crashes and partitions) and the protocol to a simulation. The pure rules
+(votes, certificates, checks) are in :mod:`.votes`, the voting rounds in :mod:`.voting`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from market.exchange import Settlement
+from sim.faults import FaultInjector, FaultPlan, plan_faults
+from sim.settlement.bft import BFT
+from sim.settlement.optimistic import Optimistic
+from sim.settlement.protocol import SettlementProtocol
+
+if TYPE_CHECKING:
+    from sim.simulation import Simulation
+
+__all__ = ["BFT", "PROTOCOLS", "Optimistic", "SettlementProtocol", "majority_ok", "plug_settlement"]
+
+PROTOCOLS: dict[str, Callable[[Simulation, FaultPlan], SettlementProtocol]] = {
+    "bft": BFT,
+    "optimistic": Optimistic,
+}
+"""The component of each ``settlement.protocol``."""
+
+
+def plug_settlement(sim: Simulation) -> SettlementProtocol:
+    """Plug the run's fault injector and its settlement protocol into ``sim``; return the latter.
+
+    Call it after the order flow is plugged and before the simulation runs (the protocol mints
+    the reporters' endowments before the replicas copy the exchange).
+    """
+    plan = plan_faults(sim.scenario, sorted(sim.validators), sim.streams.numpy("faults"))
+    sim.plug(FaultInjector(sim, plan))
+    protocol = PROTOCOLS[sim.scenario.settlement.protocol](sim, plan)
+    sim.plug(protocol)
+    return protocol
+
+
+def majority_ok(settlement: Settlement, *, reporters: frozenset[int], needed: int) -> bool:
+    """The first version's unsigned check: ``needed`` distinct reporters behind a settlement.
+
+    Kept for the chain's unit tests, which exercise blocks without signatures; runs verify
+    signed certificates (:func:`.votes.settlement_ok`).
+    """
+    voters = settlement.voters
+    return len(set(voters)) == len(voters) >= needed and set(voters) <= reporters

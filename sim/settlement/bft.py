@@ -1,0 +1,33 @@
+"""``bft``: every market is settled by rounds of signed votes, from ``resolve_s`` on.
+
+See :mod:`sim.settlement.voting` for the rounds and :mod:`sim.settlement.votes` for the
+rules: ``2f + 1`` signatures of distinct reporters on one outcome make a certificate, which every
+replica verifies before it pays out. With fewer than a third of the reporters Byzantine and
+enough honest ones able to reach each other, every market settles to the true outcome; with a
+third or more the run shows what happens (no finality, or a wrong one) and records it.
+"""
+
+from __future__ import annotations
+
+from sim.chain import SettleTx, Tx
+from sim.settlement.protocol import SettlementProtocol
+
+
+class BFT(SettlementProtocol):
+    """Signed votes, a ``2f + 1`` quorum, rounds with timeouts and a new leader each."""
+
+    protocol = "bft"
+
+    def start(self) -> None:
+        """Open voting on every market at ``resolve_s``."""
+        self.sim.after(self.sim.scenario.market.resolve_s, self._open)
+
+    def _open(self) -> None:
+        for market in range(self.sim.scenario.market.count):
+            self.voting.open(market)
+
+    def propose(self, proposer: int) -> list[Tx]:
+        """The certificates the proposer holds for markets the chain has not settled."""
+        if not self.up(proposer):
+            return []
+        return [SettleTx(cert) for cert in self.voting.certificates_for(proposer)]

@@ -1,0 +1,238 @@
+"""``optimistic``: UMA-style settlement, a bonded proposal that stands unless disputed.
+
+At ``resolve_s`` a reporter proposes each market's outcome with a ``bond``. During
+``liveness_s`` any reporter who disagrees disputes it with an equal bond: the first dispute
+resets the request and a new proposal is made; a second dispute sends the market to a vote of
+all reporters (the BFT rounds of :mod:`sim.settlement.voting`). An undisputed proposal
+settles the market when its liveness ends. Bonds wait in escrow until the market is final, then
+the right side of each dispute gets its bond back plus half of the loser's and the treasury the
+rest (:func:`market.exchange.bond_release`). Every step is a signed transaction on chain;
+replicas check the signature, the exchange checks the state and the time.
+
+Who acts: honest reporters propose the truth in turn (a rota, one per ``round_timeout_s``, while
+the request waits) and dispute every wrong proposal that reaches them while they can pay the
+bond. Byzantine reporters race to propose their wrong outcome first (at ``resolve_s``, and as
+soon as a request resets) and dispute every true proposal, each within its endowment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from market.crypto import sign
+from market.exchange import Exchange, OracleTerms, Settlement, SettlementKind, reporter_account
+from market.types import to_micro
+from sim.chain import Block, SettleTx, Tx, tx_size
+from sim.faults import FaultPlan
+from sim.settlement.protocol import SettlementProtocol
+from sim.settlement.records import RoundRecord
+from sim.settlement.votes import rota, step_message
+
+if TYPE_CHECKING:
+    from sim.simulation import Simulation
+
+
+def awaiting(exchange: Exchange, market: int, request: int) -> bool:
+    """Whether ``exchange`` waits for proposal number ``request`` on ``market``."""
+    if exchange.ledger.is_settled(market):
+        return False
+    requests = exchange.requests.get(market, ())
+    return len(requests) == request and (request == 0 or requests[-1].disputed)
+
+
+def disputable(exchange: Exchange, market: int, request: int, now: float) -> bool:
+    """Whether proposal ``request`` of ``market`` stands undisputed within its liveness."""
+    requests = exchange.requests.get(market, ())
+    if not requests or exchange.ledger.is_settled(market) or request != len(requests) - 1:
+        return False
+    terms, last = exchange.terms, requests[-1]
+    return terms is not None and not last.disputed and now < last.t + terms.liveness
+
+
+class Optimistic(SettlementProtocol):
+    """Bonded proposals, disputes, liveness, and a vote after a second dispute."""
+
+    protocol = "optimistic"
+    first_vote_row = 2
+
+    def __init__(self, sim: Simulation, plan: FaultPlan) -> None:
+        cfg = sim.scenario.settlement
+        self.bond, self.liveness = to_micro(cfg.bond), cfg.liveness_s
+        super().__init__(sim, plan, terms=OracleTerms(self.bond, self.liveness))
+        self.timeout = cfg.round_timeout_s
+        self.truth = sim.world.outcomes
+        self.pools: dict[int, dict[Settlement, None]] = {}
+        self.signed: set[tuple[int, SettlementKind, int, int]] = set()
+        self.included: set[Settlement] = set()
+        affordable = to_micro(cfg.endowment) // self.bond if self.bond else len(self.truth) * 4
+        self.budget = dict.fromkeys(plan.byzantine, affordable)
+        """Bonds each Byzantine reporter can still post (it spends its endowment, no more)."""
+
+    def start(self) -> None:
+        """Watch blocks at honest reporters; open every market's first request at resolve."""
+        sim = self.sim
+        self.pools = {node: {} for node in sim.sequencers}
+        for node in self.voting.honest:
+            sim.block_listeners.setdefault(node, []).append(partial(self._watch, node))
+        sim.after(sim.scenario.market.resolve_s, self._resolve)
+
+    def _resolve(self) -> None:
+        for market in range(self.sim.scenario.market.count):
+            self._open(market, 0, honest_after=0.0)
+
+    def _open(self, market: int, request: int, *, honest_after: float) -> None:
+        """Request ``request`` of ``market`` opens: the Byzantine race, the honest rota starts.
+
+        After a reset the honest rota waits ``honest_after`` (a round timeout), so that the
+        reset has reached its first proposer.
+        """
+        outcomes = self.sim.scenario.market.outcomes
+        record = RoundRecord(
+            market, request, "proposal", self.truth[market], [0] * outcomes, self.sim.env.now
+        )
+        self.records[(market, request)] = record
+        attacker = self._attacker(exclude=-1)
+        if attacker is not None:
+            self._send(attacker, "propose", market, request, self.wrong[market])
+        self.sim.after(honest_after, partial(self._honest_turn, market, request, 0))
+
+    def _honest_turn(self, market: int, request: int, turn: int) -> None:
+        """The rota's reporter for ``turn`` proposes the truth if the request still waits."""
+        chain, voting = self.sim.exchange, self.voting
+        if turn >= len(voting.order) or not awaiting(chain, market, request):
+            return
+        node = rota(voting.order, market + request + turn)
+        if node in voting.honest_set and self.up(node):
+            mine = self.sim.replicas[node].exchange
+            cash = mine.ledger.cash(reporter_account(node))
+            if awaiting(mine, market, request) and cash >= self.bond:
+                self._send(node, "propose", market, request, self.truth[market])
+        self.sim.after(self.timeout, partial(self._honest_turn, market, request, turn + 1))
+
+    def _attacker(self, *, exclude: int) -> int | None:
+        """A running Byzantine reporter with a bond left to post, or None."""
+        for node in self.voting.byzantine:
+            if node != exclude and self.up(node) and self.budget[node] > 0:
+                return node
+        return None
+
+    def _send(
+        self, node: int, kind: SettlementKind, market: int, request: int, outcome: int
+    ) -> None:
+        """``node`` signs a bond step and floods it to the sequencers (once per step)."""
+        if (node, kind, market, request) in self.signed:
+            return
+        self.signed.add((node, kind, market, request))
+        byzantine = node in self.plan.byzantine
+        if byzantine:
+            self.budget[node] -= 1
+        step = Settlement(market, outcome, (node,), kind=kind, request=request)
+        meter = None if byzantine else self.sim.meter
+        signature = sign(self.keys.secrets[node], step_message(step), meter=meter)
+        step = replace(step, signatures=(signature,))
+        self.sim.net.flood(
+            node,
+            kind="oracle",
+            size=tx_size(SettleTx(step)),
+            on_arrival=lambda at, _sender: self._heard(at, step),
+        )
+
+    def _heard(self, node: int, step: Settlement) -> None:
+        pool = self.pools.get(node)
+        if pool is not None and step not in self.included:
+            pool[step] = None
+
+    def _watch(self, node: int, block: Block) -> None:
+        """A block reached honest ``node``: dispute every wrong proposal its replica now shows."""
+        mine, now = self.sim.replicas[node].exchange, self.sim.env.now
+        for tx in block.txs:
+            if not (isinstance(tx, SettleTx) and tx.settlement.kind == "propose"):
+                continue
+            market = tx.settlement.market
+            requests = mine.requests.get(market, ())
+            request = len(requests) - 1
+            if not disputable(mine, market, request, now):
+                continue
+            last = requests[-1]
+            cash = mine.ledger.cash(reporter_account(node))
+            if last.outcome != self.truth[market] and last.proposer != node and cash >= last.bond:
+                self._send(node, "dispute", market, request, self.truth[market])
+
+    def propose(self, proposer: int) -> list[Tx]:
+        """Bond steps the proposer heard, expiries that are due, certificates it holds."""
+        if not self.up(proposer):
+            return []
+        chain, now = self.sim.exchange, self.sim.env.now
+        txs: list[Tx] = []
+        slots: set[tuple[SettlementKind, int, int]] = set()
+        pool = self.pools.get(proposer, {})
+        for step in list(pool):
+            del pool[step]
+            slot = (step.kind, step.market, step.request)
+            if step in self.included or slot in slots or not self._current(chain, step, now):
+                continue
+            slots.add(slot)
+            self.included.add(step)
+            txs.append(SettleTx(replace(step, t=now)))
+        for market, requests in sorted(chain.requests.items()):
+            last, request = requests[-1], len(requests) - 1
+            due = not last.disputed and now >= last.t + self.liveness
+            if due and not chain.ledger.is_settled(market):
+                expiry = Settlement(market, last.outcome, kind="expire", request=request, t=now)
+                txs.append(SettleTx(expiry))
+        txs += [SettleTx(cert) for cert in self.voting.certificates_for(proposer)]
+        return txs
+
+    @staticmethod
+    def _current(chain: Exchange, step: Settlement, now: float) -> bool:
+        """Whether a heard step still applies to the chain (races leave stale ones behind)."""
+        if step.kind == "propose":
+            return awaiting(chain, step.market, step.request)
+        return disputable(chain, step.market, step.request, now)
+
+    def on_chain(
+        self, block: Block, applied: Sequence[Settlement], refused: Sequence[Settlement]
+    ) -> None:
+        """Record proposals, disputes and finality; react to them."""
+        super().on_chain(block, applied, refused)
+        for s in applied:
+            record = self.records.get((s.market, s.request))
+            match s.kind:
+                case "propose" if record is not None:
+                    self._proposed(s, record)
+                case "dispute" if record is not None:
+                    self._disputed(s, record)
+                case "expire" if record is not None:
+                    record.outcome, record.t_final = s.outcome, block.t
+            if s.kind in ("expire", "certificate"):
+                self._released(s.market)
+        for s in refused:
+            record = self.records.get((s.market, s.request))
+            if s.kind != "certificate" and record is not None:
+                record.refused += 1
+
+    def _proposed(self, step: Settlement, record: RoundRecord) -> None:
+        record.leader, record.proposed = step.voters[0], step.outcome
+        record.bonds_moved += self.bond
+        if step.outcome == self.truth[step.market]:
+            attacker = self._attacker(exclude=step.voters[0])
+            if attacker is not None:
+                self._send(attacker, "dispute", step.market, step.request, self.wrong[step.market])
+
+    def _disputed(self, step: Settlement, record: RoundRecord) -> None:
+        record.disputes += 1
+        record.bonds_moved += self.bond
+        if step.request == 0:
+            self._open(step.market, 1, honest_after=self.timeout)
+        else:
+            self.voting.open(step.market)
+
+    def _released(self, market: int) -> None:
+        """The market is final: the wrong side of each dispute lost its bond."""
+        for request, proposal in enumerate(self.sim.exchange.requests.get(market, ())):
+            record = self.records.get((market, request))
+            if record is not None and proposal.disputed:
+                record.bond_slashed = proposal.bond

@@ -1,0 +1,126 @@
+"""What every settlement protocol shares: keys, endowments, the replicas' check, records, metrics.
+
+A protocol is a :class:`sim.components.Component`. At construction (before the replicas copy the
+exchange) it mints each reporter's ``endowment`` into its ledger account, sets the optimistic
+oracle's terms, draws the reporters' keys and installs ``sim.settlement_ok``: the check every
+replica runs on a settlement step before it applies it. After each block it reads which steps
+the chain applied (``Exchange.applied``) and which it refused, and records them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from market.exchange import OracleTerms, Settlement, reporter_account
+from market.types import to_micro
+from sim.chain import Block, SettleTx, TxResult
+from sim.components import Component
+from sim.faults import FaultPlan
+from sim.metrics import settlement_metrics
+from sim.settlement.records import RoundRecord, market_summaries
+from sim.settlement.votes import bft_quorum, settlement_ok
+from sim.settlement.voting import Voting, reporter_keys
+from sim.tables import settlement_table
+
+if TYPE_CHECKING:
+    from sim.simulation import Simulation
+
+MESSAGE_KINDS = ("leader", "vote", "oracle")
+"""The message kinds settlement sends (``settlement.messages`` counts their deliveries)."""
+
+
+def wrong_outcomes(truth: Sequence[int], outcomes: int, rng: random.Random) -> tuple[int, ...]:
+    """Per market, the outcome the Byzantine reporters collude on: uniform among the others."""
+    return tuple((o + 1 + rng.randrange(outcomes - 1)) % outcomes for o in truth)
+
+
+class SettlementProtocol(Component):
+    """The common part of the settlement protocols.
+
+    Args:
+        sim: the run (its exchange not yet copied to the replicas).
+        plan: the run's faults (who is Byzantine).
+        terms: the optimistic oracle's terms (None: proposals are refused).
+    """
+
+    protocol = "abstract"
+    first_vote_row = 0
+    """The table's ``round`` of a market's first voting round."""
+
+    def __init__(
+        self, sim: Simulation, plan: FaultPlan, *, terms: OracleTerms | None = None
+    ) -> None:
+        super().__init__(sim)
+        self.plan = plan
+        self.reporters = tuple(sorted(sim.validators))
+        self.keys = reporter_keys(self.reporters, sim)
+        self.quorum = bft_quorum(len(self.reporters))
+        outcomes = sim.scenario.market.outcomes
+        rng = sim.streams.python("settlement-wrong")
+        self.wrong = wrong_outcomes(sim.world.outcomes, outcomes, rng)
+        self.records: dict[tuple[int, int], RoundRecord] = {}
+        self.voting = Voting(
+            sim,
+            keys=self.keys,
+            byzantine=plan.byzantine,
+            wrong=self.wrong,
+            records=self.records,
+            first_row=self.first_vote_row,
+        )
+        endowment = to_micro(sim.scenario.settlement.endowment)
+        for node in self.reporters:
+            sim.exchange.ledger.mint(reporter_account(node), endowment)
+        sim.exchange.terms = terms
+        sim.settlement_ok = partial(settlement_ok, keyring=self.keys.ring, quorum=self.quorum)
+        self.genesis = sim.exchange.copy()
+        """The exchange every replica starts from (for audits)."""
+        self.seen = len(sim.exchange.applied)
+
+    def up(self, node: int) -> bool:
+        """Whether ``node`` is running (not crashed)."""
+        return node not in self.sim.net.down
+
+    def committed(self, block: Block, results: Sequence[TxResult]) -> None:
+        """Sort the block's settlement steps into applied and refused, and record them."""
+        applied = self.sim.exchange.applied[self.seen :]
+        self.seen += len(applied)
+        steps = [tx.settlement for tx in block.txs if isinstance(tx, SettleTx)]
+        if steps:
+            done = set(applied)
+            self.on_chain(block, applied, [s for s in steps if s not in done])
+
+    def on_chain(
+        self, block: Block, applied: Sequence[Settlement], refused: Sequence[Settlement]
+    ) -> None:
+        """What a protocol does about the steps a block applied and refused."""
+        self.voting.on_chain(block.t, applied, refused)
+
+    def rows(self) -> list[RoundRecord]:
+        """Every record by market and round; a market that never started one gets an empty row."""
+        outcomes, truth = self.sim.scenario.market.outcomes, self.sim.world.outcomes
+        started = {market for market, _ in self.records}
+        empty = [
+            RoundRecord(m, 0, "vote", o, [0] * outcomes, math.nan)
+            for m, o in enumerate(truth)
+            if m not in started
+        ]
+        return sorted([*self.records.values(), *empty], key=lambda r: (r.market, r.round))
+
+    def metrics(self) -> dict[str, float]:
+        """``settlement.*``: correct and finalized fractions, latency, messages delivered."""
+        stats = self.sim.net.stats
+        messages = sum(stats.delivered.get(kind, 0) for kind in MESSAGE_KINDS)
+        summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
+        resolve_s = self.sim.scenario.market.resolve_s
+        return settlement_metrics(summaries, resolve_s=resolve_s, messages=messages)
+
+    def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
+        """The ``settlement`` table: one row per market and round (or request)."""
+        rows = self.rows()
+        return {"settlement": settlement_table(rows, protocol=self.protocol, run_id=run_id)}

@@ -1,0 +1,175 @@
+"""The pure rules of BFT voting: quorum sizes, vote checks, the signature cache, certificates."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+import pytest
+
+from market.crypto import CryptoMeter, base_mul, keypair, sign
+from market.exchange import Settlement
+from sim.settlement import majority_ok
+from sim.settlement.votes import (
+    Keyring,
+    Tally,
+    Vote,
+    bft_quorum,
+    certificate,
+    certificate_ok,
+    check_vote,
+    fault_tolerance,
+    rota,
+    settlement_ok,
+    sign_vote,
+    step_message,
+    vote_message,
+)
+
+REPORTERS = (3, 5, 8, 13)  # n = 4: f = 1, a certificate needs 3 signatures
+OUTSIDER = 21
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[int, int]:
+    randbytes = random.Random(7).randbytes
+    return {node: keypair(randbytes)[0] for node in (*REPORTERS, OUTSIDER)}
+
+
+@pytest.fixture
+def ring(keys: dict[int, int]) -> Keyring:
+    return Keyring({n: base_mul(keys[n]) for n in REPORTERS}, meter=CryptoMeter())
+
+
+def _vote(
+    keys: dict[int, int], reporter: int, *, market: int = 2, round_: int = 1, outcome: int = 0
+) -> Vote:
+    return sign_vote(
+        keys[reporter], reporter=reporter, market=market, round_=round_, outcome=outcome, meter=None
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "f", "q"),
+    [(1, 0, 1), (3, 0, 1), (4, 1, 3), (7, 2, 5), (10, 3, 7), (21, 6, 13), (100, 33, 67)],
+)
+def test_quorum_is_two_f_plus_one_with_f_a_third_of_n_minus_one(n: int, f: int, q: int) -> None:
+    assert fault_tolerance(n) == f and bft_quorum(n) == q
+    # f Byzantine reporters cannot certify alone, and the n - f others can
+    assert f < q <= n - f
+
+
+def test_a_valid_vote_passes_every_check(keys: dict[int, int], ring: Keyring) -> None:
+    assert check_vote(_vote(keys, 5), market=2, round_=1, keyring=ring) is None
+
+
+def test_each_bad_vote_is_rejected_for_its_own_reason(keys: dict[int, int], ring: Keyring) -> None:
+    good = _vote(keys, 5)
+    sybil = _vote(keys, OUTSIDER)  # validly signed, but not by a reporter
+    forged = replace(good, signature=bytes(64))
+    tampered = replace(good, outcome=1)  # the signature was on outcome 0
+    impostor = replace(_vote(keys, 8), reporter=5)  # 8's signature claimed as 5's
+    assert check_vote(sybil, market=2, round_=1, keyring=ring) == "non_reporter"
+    assert check_vote(good, market=3, round_=1, keyring=ring) == "wrong_market"
+    assert check_vote(good, market=2, round_=2, keyring=ring) == "replayed_round"
+    for bad in (forged, tampered, impostor):
+        assert check_vote(bad, market=2, round_=1, keyring=ring) == "bad_signature"
+
+
+def test_each_signed_message_is_verified_once_however_many_nodes_check_it(
+    keys: dict[int, int], ring: Keyring
+) -> None:
+    vote = _vote(keys, 5)
+    for _ in range(50):  # fifty nodes receive the same vote
+        assert check_vote(vote, market=2, round_=1, keyring=ring) is None
+    assert ring.meter is not None and ring.meter.ops == {"verify": 1}
+    forged = replace(vote, signature=bytes(64))
+    for _ in range(3):
+        assert check_vote(forged, market=2, round_=1, keyring=ring) == "bad_signature"
+    assert ring.meter.ops == {"verify": 2}  # the forgery is a new message: checked, then cached
+    # replays and misdirected votes are caught before any verification
+    check_vote(vote, market=9, round_=1, keyring=ring)
+    check_vote(vote, market=2, round_=0, keyring=ring)
+    assert ring.meter.ops == {"verify": 2}
+
+
+def test_a_tally_counts_each_reporter_once_and_certifies_at_the_quorum(
+    keys: dict[int, int], ring: Keyring
+) -> None:
+    tally = Tally(1, 2)
+    assert tally.add(_vote(keys, 3)) and tally.add(_vote(keys, 5))
+    assert tally.certificate(3) is None
+    assert not tally.add(_vote(keys, 5, outcome=1))  # equivocation: the first vote stands
+    assert tally.counts == [2, 0]
+    assert tally.add(_vote(keys, 8, outcome=1)) and tally.certificate(3) is None
+    assert tally.add(_vote(keys, 13))
+    cert = tally.certificate(3)
+    assert cert is not None and (cert.outcome, cert.voters, cert.round) == (0, (3, 5, 13), 1)
+    assert certificate_ok(cert, keyring=ring, quorum=3)
+
+
+def test_a_certificate_needs_a_quorum_of_distinct_valid_signatures(
+    keys: dict[int, int], ring: Keyring
+) -> None:
+    votes = [_vote(keys, r) for r in (3, 5, 8)]
+    cert = certificate(votes)
+    assert cert.voters == (3, 5, 8) and len(cert.signatures) == 3
+    assert certificate_ok(cert, keyring=ring, quorum=3)
+    assert not certificate_ok(certificate(votes[:2]), keyring=ring, quorum=3)
+    doubled = replace(
+        cert, voters=(3, 3, 5), signatures=(*cert.signatures[:1], *cert.signatures[:2])
+    )
+    assert not certificate_ok(doubled, keyring=ring, quorum=3)
+    assert not certificate_ok(replace(cert, signatures=cert.signatures[:2]), keyring=ring, quorum=3)
+    forged = replace(cert, signatures=(*cert.signatures[:2], bytes(64)))
+    assert not certificate_ok(forged, keyring=ring, quorum=3)
+    # the same signatures do not justify another outcome, market or round
+    for moved in (replace(cert, outcome=1), replace(cert, market=3), replace(cert, round=2)):
+        assert not certificate_ok(moved, keyring=ring, quorum=3)
+    sybils = certificate([*votes[:2], _vote(keys, OUTSIDER)])
+    assert not certificate_ok(sybils, keyring=ring, quorum=3)
+
+
+def test_replicas_check_bond_steps_by_their_posters_signature(
+    keys: dict[int, int], ring: Keyring
+) -> None:
+    step = Settlement(2, 1, (5,), kind="propose", request=0)
+    signed = replace(step, signatures=(sign(keys[5], step_message(step)),))
+    assert settlement_ok(signed, keyring=ring, quorum=3)
+    assert settlement_ok(replace(signed, t=99.0), keyring=ring, quorum=3)  # the time is the block's
+    stolen = replace(signed, voters=(8,))  # spending someone else's bond
+    assert not settlement_ok(stolen, keyring=ring, quorum=3)
+    assert not settlement_ok(replace(signed, outcome=0), keyring=ring, quorum=3)
+    assert not settlement_ok(replace(signed, kind="dispute"), keyring=ring, quorum=3)
+    assert not settlement_ok(replace(step, signatures=()), keyring=ring, quorum=3)
+    expiry = Settlement(2, 1, kind="expire", request=0, t=9.0)
+    assert settlement_ok(expiry, keyring=ring, quorum=3)
+    assert not settlement_ok(replace(expiry, voters=(5,)), keyring=ring, quorum=3)
+
+
+def test_messages_are_domain_separated_and_injective() -> None:
+    seen = {
+        vote_message(m, r, o, rep)
+        for m in range(3)
+        for r in range(3)
+        for o in range(2)
+        for rep in (1, 2)
+    }
+    assert len(seen) == 3 * 3 * 2 * 2
+    step = Settlement(1, 1, (5,), kind="propose")
+    assert step_message(step) != step_message(replace(step, kind="dispute"))
+    assert step_message(step) != vote_message(1, 0, 1, 5)
+
+
+def test_the_leader_rota_changes_every_round_and_visits_everyone() -> None:
+    order = [8, 3, 13, 5]
+    leaders = [rota(order, r) for r in range(8)]
+    assert all(a != b for a, b in itertools.pairwise(leaders))
+    assert set(leaders[:4]) == set(order) and leaders[4:] == leaders[:4]
+
+
+def test_the_unsigned_majority_check_of_the_first_version_still_holds() -> None:
+    assert majority_ok(Settlement(0, 1, (3, 5)), reporters=frozenset(REPORTERS), needed=2)
+    assert not majority_ok(Settlement(0, 1, (3, 3)), reporters=frozenset(REPORTERS), needed=2)
+    assert not majority_ok(Settlement(0, 1, (3, 99)), reporters=frozenset(REPORTERS), needed=2)
