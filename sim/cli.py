@@ -1,7 +1,8 @@
 """The ``veilcast`` command (also ``python -m sim``): a thin layer over :mod:`sim.api`.
 
 Exit codes (SPEC section 1): 0 success; 2 bad input, one line per problem naming the file and
-the dotted key, never a traceback; 1 an internal error.
+the dotted key, never a traceback; 1 an internal error or a failed run (a sweep whose every run
+failed on bad input, such as a topology that cannot connect, is bad input); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import sys
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sim.errors import InputError
 from sim.scenario import ScenarioError, expand, load_scenario
+
+if TYPE_CHECKING:
+    from sim.sweep import SweepSummary
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -44,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a scenario's sweep in parallel")
     _add_run_options(sweep)
     sweep.add_argument("--executor", choices=["local", "ray"], default="local")
-    sweep.add_argument("--workers", type=int, default=None)
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes (default: every core), or CPUs of a local Ray",
+    )
     sweep.add_argument("--address", default=None, help="Ray cluster address (executor ray)")
     sweep.add_argument("--resume", action="store_true", help="skip runs already complete")
     validate = sub.add_parser("validate", help="check scenario files")
@@ -52,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare metrics of runs grouped by swept keys")
     compare.add_argument("dirs", type=Path, nargs="+")
     compare.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    compare.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the setting differences are taken against (default: the first sweep point)",
+    )
+    compare.add_argument(
+        "--metric", action="append", default=[], metavar="PREFIX", help="metrics to keep"
+    )
     dash = sub.add_parser("dashboard", help="start the dashboard on 127.0.0.1")
     dash.add_argument("--results", type=Path, default=Path("results"))
     dash.add_argument("--port", type=int, default=8501)
@@ -84,18 +104,44 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         seed=args.seed,
         executor=getattr(args, "executor", "local"),
-        workers=getattr(args, "workers", None) or (1 if args.command == "run" else None),
+        workers=args.workers if args.command == "sweep" else 1,
         resume=getattr(args, "resume", False),
         address=getattr(args, "address", None),
     )
-    return EXIT_INTERNAL if summary.failed else EXIT_OK
+    failed = summary.failed
+    nothing_ran = not summary.complete and not summary.skipped
+    if failed and nothing_ran and all(o.input_error for o in failed):
+        # every run refused the input (e.g. a topology that cannot connect): a bad scenario
+        for error in dict.fromkeys(o.error for o in failed):
+            print(f"{args.scenario}: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    print("\n".join(_describe(summary, f"{args.command} {scenario.name}")), file=sys.stderr)
+    return EXIT_INTERNAL if failed else EXIT_OK
+
+
+def _describe(summary: SweepSummary, what: str) -> list[str]:
+    """The sweep's summary for people: a line of counts, then one line per failed run."""
+    lines = [
+        f"veilcast: {what}: {len(summary.complete)} complete, "
+        f"{len(summary.skipped)} skipped (already complete), {len(summary.failed)} failed, "
+        f"{summary.wall_s:.1f} s"
+    ]
+    return lines + [
+        f"veilcast: run {o.run_id} failed: {o.error_type}: {o.error}" for o in summary.failed
+    ]
 
 
 def _compare(args: argparse.Namespace) -> int:
     from sim.compare import compare_dirs, render
 
-    frame = compare_dirs(args.dirs)
-    print(render(frame, args.format))
+    baseline: dict[str, str] = {}
+    for text in args.baseline:
+        key, equals, value = text.partition("=")
+        if not equals or not key.strip():
+            raise InputError(f"--baseline: expected KEY=VALUE, got {text!r}")
+        baseline[key.strip()] = value.strip()
+    frame = compare_dirs(args.dirs, baseline=baseline, metrics=args.metric)
+    print(render(frame, args.format), end="" if args.format == "table" else "\n")
     return EXIT_OK
 
 

@@ -1,24 +1,62 @@
 """``veilcast compare``: metrics of many runs, grouped by the swept keys, with 95% intervals.
 
-Reads run folders lazily (a polars scan over their metrics tables) and only complete runs.
-Intervals are Student-t 95% over replications, NaN with fewer than two.
+Reading (:func:`find_runs`, :func:`read_runs`, :func:`scan_metrics`) opens only manifests and
+one lazy polars scan over every run's metrics table, so thousands of runs never sit in memory
+as frames. The statistics (:func:`summarize`, :func:`differences`, :func:`compare`) are pure:
+polars in, polars out, nothing read or written.
+
+The settings compared are the *varying keys*: the dotted settings whose value differs between
+the runs of one scenario (the swept keys, and any ``--set`` that gave a scenario two variants),
+so runs of different settings are never averaged together. Within each setting, a metric's
+mean has a Student-t 95% interval over its runs. Against a baseline setting, the difference is
+**paired by world**: runs that share a world seed (the same replication of the same root seed,
+SPEC section 2) differ only by the setting, so the interval is over per-world differences, which
+cancels the world-to-world noise. Where no world is shared (runs of different root seeds),
+Welch's unpaired interval is used instead (``paired`` false). An interval needs two values (two
+runs, or two shared worlds); below that it is NaN.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from scipy import stats
 
 from sim import io
+from sim.errors import InputError
+from sim.scenario import flatten_table
+
+Format = Literal["table", "csv", "json"]
+
+# fmt: off
+RUN_SCHEMA: dict[str, Any] = {
+    "path": pl.String, "run_id": pl.String, "scenario": pl.String, "replication": pl.Int64,
+    "world_seed": pl.Int64, "order": pl.Int64, "swept": pl.List(pl.String),
+}
+"""Columns of :func:`read_runs` before the settings (one String column per dotted key);
+``swept`` lists the keys of the run's sweep point."""
+# fmt: on
+RUN_COLUMNS = tuple(RUN_SCHEMA)
+
+NOT_SETTINGS = frozenset({"name", "seed", "replications", "sweep"})
+"""Scenario keys that never make two settings: identity, seeds and the sweep itself."""
+
+
+# --- reading ------------------------------------------------------------------------------------
 
 
 def find_runs(dirs: Sequence[Path]) -> list[Path]:
-    """Complete run folders under each of ``dirs`` (a results root, a scenario or a run)."""
+    """Complete run folders under each of ``dirs`` (a results root, a scenario or a run).
+
+    Hidden folders (runs still being written, or left half-written by a kill) are skipped even
+    when they hold a manifest.
+    """
     found: set[Path] = set()
     for root in dirs:
         for manifest in [
@@ -26,110 +64,362 @@ def find_runs(dirs: Sequence[Path]) -> list[Path]:
             *root.glob(f"*/{io.MANIFEST}"),
             *root.glob(f"*/*/{io.MANIFEST}"),
         ]:
-            if io.is_complete(manifest.parent):
-                found.add(manifest.parent.resolve())
+            folder = manifest.parent
+            hidden = any(part.startswith(".") for part in folder.relative_to(root).parts)
+            if not hidden and io.is_complete(folder):
+                found.add(folder.resolve())
     return sorted(found)
 
 
-def setting_label(point: dict[str, object]) -> str:
-    """A sweep point as ``key=value, ...`` (``base`` without a sweep)."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(point.items())) or "base"
+def setting_text(value: object) -> str:
+    """A setting's value as text: strings as they are, anything else as JSON (``0.05``)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def t_interval(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and Student-t 95% half-width over ``values`` (half-width NaN below two values)."""
-    finite = [v for v in values if not math.isnan(v)]
-    if not finite:
-        return math.nan, math.nan
-    mean = math.fsum(finite) / len(finite)
-    if len(finite) < 2:
-        return mean, math.nan
-    var = math.fsum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
-    return mean, float(stats.t.ppf(0.975, len(finite) - 1)) * math.sqrt(var / len(finite))
+def read_runs(folders: Sequence[Path]) -> pl.DataFrame:
+    """One row per run (the first of equal run ids): :data:`RUN_COLUMNS`, then every setting.
 
-
-def load_metrics(runs: Sequence[Path]) -> pl.DataFrame:
-    """Every metric of every run, with its scenario, setting and replication."""
-    frames = []
-    for run in runs:
-        manifest = json.loads((run / io.MANIFEST).read_text())
-        frames.append(
-            pl.scan_parquet(run / "tables" / "metrics.parquet")
-            .select("run_id", "metric", "value")
-            .with_columns(
-                scenario=pl.lit(manifest["scenario"]["name"]),
-                setting=pl.lit(setting_label(manifest.get("point", {}))),
-                replication=pl.lit(manifest.get("replication", 0)),
-            )
-        )
-    if not frames:
-        return pl.DataFrame(
-            schema={
-                "run_id": pl.String,
-                "metric": pl.String,
-                "value": pl.Float64,
-                "scenario": pl.String,
-                "setting": pl.String,
-                "replication": pl.Int64,
-            }
-        )
-    return pl.concat(frames).collect()
-
-
-def summarize(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Mean, 95% half-width and run count per (scenario, setting, metric)."""
-    rows = []
-    groups = metrics.group_by(["scenario", "setting", "metric"], maintain_order=True)
-    for (scenario, setting, metric), group in groups:
-        mean, half = t_interval(group["value"].to_list())
+    ``order`` is the run's position in its scenario's ``sweep.json`` (the order of the
+    ``[sweep]`` values), null when the run is not listed there.
+    """
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    orders: dict[Path, dict[str, int]] = {}
+    for folder in folders:
+        manifest = json.loads((folder / io.MANIFEST).read_text())
+        run_id = str(manifest.get("run_id", folder.name))
+        if run_id in seen:
+            continue
+        seen.add(run_id)
+        if folder.parent not in orders:
+            orders[folder.parent] = _sweep_order(folder.parent / "sweep.json")
+        settings, _ = flatten_table(manifest.get("scenario", {}))
         rows.append(
             {
-                "scenario": scenario,
-                "setting": setting,
-                "metric": metric,
-                "mean": mean,
-                "ci95": half,
-                "runs": group.height,
+                "path": str(folder),
+                "run_id": run_id,
+                "scenario": str(manifest.get("scenario", {}).get("name", folder.parent.name)),
+                "replication": manifest.get("replication"),
+                "world_seed": manifest.get("world_seed"),
+                "order": orders[folder.parent].get(run_id),
+                "swept": sorted(manifest.get("point") or {}),
             }
+            | {k: setting_text(v) for k, v in settings.items() if k not in NOT_SETTINGS}
         )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "scenario": pl.String,
-            "setting": pl.String,
-            "metric": pl.String,
-            "mean": pl.Float64,
-            "ci95": pl.Float64,
-            "runs": pl.Int64,
-        },
-    ).sort(["scenario", "metric", "setting"])
+    settings = dict.fromkeys((k for row in rows for k in row if k not in RUN_SCHEMA), pl.String)
+    return pl.DataFrame(rows, schema=RUN_SCHEMA | settings)
 
 
-def compare_dirs(dirs: Sequence[Path]) -> pl.DataFrame:
-    """The comparison table of every complete run under ``dirs``."""
-    return summarize(load_metrics(find_runs(dirs)))
+def _sweep_order(path: Path) -> dict[str, int]:
+    try:
+        runs = json.loads(path.read_text()).get("runs", [])
+        return {str(run["run_id"]): index for index, run in enumerate(runs)}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return {}
 
 
-def render(frame: pl.DataFrame, fmt: str) -> str:
-    """The table as text: ``table`` (rich), ``csv`` or ``json``."""
+def varying_keys(runs: pl.DataFrame) -> list[str]:
+    """Settings whose value differs between runs of one scenario, in the scenario file's order."""
+    settings = [c for c in runs.columns if c not in RUN_COLUMNS]
+    if runs.is_empty() or not settings:
+        return []
+    counts = runs.group_by("scenario").agg(pl.col(settings).n_unique())
+    return [key for key in settings if counts[key].max() > 1]  # type: ignore[operator]
+
+
+def scan_metrics(
+    runs: pl.DataFrame, keys: Sequence[str], prefixes: Sequence[str] = ()
+) -> pl.LazyFrame:
+    """Every metric of ``runs`` (at least one) with its scenario, world seed and ``keys``, as a
+    lazy scan; ``prefixes`` keeps only the metrics whose name starts with one of them."""
+    paths = [str(Path(p) / "tables" / "metrics.parquet") for p in runs["path"]]
+    lazy = pl.scan_parquet(paths).select("run_id", "metric", pl.col("value").cast(pl.Float64))
+    if prefixes:
+        lazy = lazy.filter(pl.any_horizontal(pl.col("metric").str.starts_with(p) for p in prefixes))
+    info = runs.lazy().select("run_id", "scenario", "world_seed", "order", *keys)
+    return lazy.join(info, on="run_id", how="inner")
+
+
+# --- statistics (pure) --------------------------------------------------------------------------
+
+
+def t_critical(dof: np.ndarray) -> np.ndarray:
+    """The two-sided 95% Student-t critical value for each ``dof`` (NaN where ``dof`` < 1)."""
+    dof = np.asarray(dof, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(dof >= 1, stats.t.ppf(0.975, np.where(dof >= 1, dof, 1.0)), np.nan)
+
+
+def _moments(frame: pl.DataFrame, by: Sequence[str], column: str, n: str) -> pl.DataFrame:
+    """Per group: the count ``n`` of finite ``column`` values, their mean, std and 95% half."""
+    value = pl.col(column)
+    finite = value.is_finite().fill_null(False)
+    # Sorted first: floating-point sums then see the values in one order, whatever order the
+    # files were scanned in, so the same runs always give the same bits.
+    out = (
+        frame.sort([*by, column], nulls_last=True)
+        .group_by(by, maintain_order=True)
+        .agg(
+            finite.sum().cast(pl.Int64).alias(n),
+            value.filter(finite).mean().fill_null(math.nan).alias("_mean"),
+            value.filter(finite).std(ddof=1).fill_null(math.nan).alias("_std"),
+        )
+    )
+    count = out[n].to_numpy().astype(float)
+    half = t_critical(count - 1) * out["_std"].to_numpy() / np.sqrt(np.maximum(count, 1.0))
+    return out.with_columns(_half=pl.Series(half, dtype=pl.Float64))
+
+
+def summarize(metrics: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Per (scenario, setting, metric): ``runs`` (finite values), ``mean``, ``ci95`` (the
+    Student-t half-width), ``low`` and ``high``; ``std`` is kept for :func:`differences`."""
+    out = _moments(metrics, ["scenario", *keys, "metric"], "value", "runs")
+    return out.rename({"_mean": "mean", "_std": "std", "_half": "ci95"}).with_columns(
+        low=pl.col("mean") - pl.col("ci95"), high=pl.col("mean") + pl.col("ci95")
+    )
+
+
+def differences(
+    metrics: pl.DataFrame, keys: Sequence[str], baselines: pl.DataFrame
+) -> pl.DataFrame:
+    """Per (scenario, setting, metric): the difference to its baseline setting's mean.
+
+    Args:
+        metrics: rows ``scenario, world_seed, metric, value`` and the ``keys`` columns.
+        keys: the setting columns.
+        baselines: per ``scenario``, the baseline's value of each key as column ``b:<key>``
+            (null: compare within the row's own value of that key).
+
+    Returns:
+        ``scenario, *keys, metric, baseline`` (the row is its own baseline), ``diff``,
+        ``diff_ci95``, ``diff_low``, ``diff_high``, ``pairs`` (shared worlds) and ``paired``.
+        Paired by world where any world is shared, else Welch; null on baseline rows and
+        where the baseline has no such metric.
+    """
+    bcols, by = [f"b:{k}" for k in keys], ["scenario", *keys, "metric"]
+    rows = metrics.join(baselines, on="scenario", how="left").with_columns(
+        pl.coalesce(pl.col(f"b:{k}"), pl.col(k)).alias(f"b:{k}") for k in keys
+    )  # each row's baseline setting
+    as_base = [pl.col(k).alias(f"b:{k}") for k in keys]
+    base = rows.select("scenario", "metric", "world_seed", *as_base, base_value="value")
+    pairs = rows.filter(pl.col("world_seed").is_not_null()).join(
+        base, on=["scenario", "metric", "world_seed", *bcols], how="inner", nulls_equal=True
+    )
+    deltas = pairs.with_columns(d=pl.col("value") - pl.col("base_value"))
+    paired = _moments(deltas, by, "d", "pairs")
+    summary = summarize(rows, keys)
+    base_summary = summary.select("scenario", "metric", *as_base, "runs", "mean", "std")
+    own = summary.join(rows.select(*by, *bcols).unique(), on=by, how="left", nulls_equal=True)
+    welch = own.join(
+        base_summary, on=["scenario", "metric", *bcols], how="left", suffix="_b", nulls_equal=True
+    )
+    welch = _welch(welch).select(*by, *bcols, "has_base", "w_diff", "w_half")
+    out = welch.join(paired, on=by, how="left", nulls_equal=True)
+    same = [pl.col(k).eq_missing(pl.col(f"b:{k}")) for k in keys]
+    is_base = pl.all_horizontal(same) if same else pl.lit(True)  # one setting: its own base
+    use_pairs = pl.col("pairs").fill_null(0) >= 1
+    diff = pl.when(use_pairs).then(pl.col("_mean")).otherwise(pl.col("w_diff"))
+    half = pl.when(use_pairs).then(pl.col("_half")).otherwise(pl.col("w_half"))
+    applies = pl.col("has_base") & ~pl.col("baseline")
+    return out.with_columns(baseline=is_base).select(
+        *by,
+        "baseline",
+        pl.when(applies).then(diff).alias("diff"),
+        pl.when(applies).then(half).alias("diff_ci95"),
+        pl.when(applies).then(diff - half).alias("diff_low"),
+        pl.when(applies).then(diff + half).alias("diff_high"),
+        pl.when(applies).then(pl.col("pairs").fill_null(0)).alias("pairs"),
+        pl.when(applies).then(use_pairs).alias("paired"),
+    )
+
+
+def _welch(frame: pl.DataFrame) -> pl.DataFrame:
+    """Welch's difference of means and 95% half-width (Welch–Satterthwaite degrees)."""
+    n1, n2 = (frame[c].fill_null(0).to_numpy().astype(float) for c in ("runs", "runs_b"))
+    s1, s2 = (frame[c].fill_null(math.nan).to_numpy().astype(float) for c in ("std", "std_b"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v1, v2 = s1**2 / n1, s2**2 / n2
+        se = np.sqrt(v1 + v2)
+        dof = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+        half = np.where(se == 0, 0.0, t_critical(np.nan_to_num(dof, nan=0.0)) * se)
+    half = np.where((n1 >= 2) & (n2 >= 2), half, np.nan)
+    return frame.with_columns(
+        has_base=pl.col("runs_b").is_not_null(),
+        w_diff=pl.col("mean") - pl.col("mean_b"),
+        w_half=pl.Series(half, dtype=pl.Float64),
+    )
+
+
+def baselines(
+    settings: pl.DataFrame,
+    keys: Sequence[str],
+    spec: Mapping[str, str] | None = None,
+    *,
+    swept: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """Per scenario, the baseline setting as columns ``b:<key>``.
+
+    Without ``spec``: each scenario's first setting (``settings`` in order: the first value of
+    every swept key) fixes the ``swept`` keys (default: all); a key that varies without being
+    swept (a ``--set`` variant) is left null. With ``spec``
+    (``{"privacy.order_flow": "transparent"}``): its keys are fixed, the others left null.
+    A null key is compared within the row's own value of it: each propagation mode against
+    the transparent run of the same propagation mode, say.
+
+    Raises:
+        InputError: a spec key is not a varying key, or no setting has the value asked for.
+    """
+    names = [f"b:{k}" for k in keys]
+    schema = {"scenario": pl.String} | dict.fromkeys(names, pl.String)
+    if not spec:
+        first = set(keys if swept is None else swept)
+        firsts = settings.group_by("scenario", maintain_order=True).first()
+        none = pl.lit(None, dtype=pl.String)
+        return firsts.select(
+            "scenario", *[(pl.col(k) if k in first else none).alias(f"b:{k}") for k in keys]
+        )
+    fixed = {key: _match(settings, keys, key, text) for key, text in spec.items()}
+    rows = [
+        {"scenario": s} | {f"b:{k}": fixed.get(k) for k in keys}
+        for s in settings["scenario"].unique(maintain_order=True)
+    ]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _match(settings: pl.DataFrame, keys: Sequence[str], key: str, text: str) -> str:
+    """The stored value of ``key`` equal to ``text`` (as text, or as a number: 0 = 0.0)."""
+    if key not in keys:
+        shown = ", ".join(keys) or "none: the runs have one setting"
+        raise InputError(f"--baseline: {key} is not a compared key (compared keys: {shown})")
+    values = settings[key].drop_nulls().unique(maintain_order=True).to_list()
+    for value in values:
+        if value == text or _number(value) == _number(text) is not None:
+            return str(value)
+    raise InputError(f"--baseline: no run has {key}={text} (values: {', '.join(values)})")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def settings_of(metrics: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """The distinct settings (``scenario`` and ``keys``) in order: sweep order, then by value."""
+    order = pl.col("order") if "order" in metrics.columns else pl.lit(None, dtype=pl.Int64)
+    return (
+        metrics.group_by(["scenario", *keys])
+        .agg(order.min().alias("order"))
+        .sort(["scenario", "order", *keys], nulls_last=True)
+    )
+
+
+def compare(
+    metrics: pl.DataFrame,
+    keys: Sequence[str],
+    spec: Mapping[str, str] | None = None,
+    *,
+    swept: Sequence[str] | None = None,
+) -> pl.DataFrame:
+    """The comparison table: :func:`summarize` joined with :func:`differences` against the
+    baseline of :func:`baselines`, sorted by scenario, metric and setting order."""
+    by = ["scenario", *keys, "metric"]
+    settings = settings_of(metrics, keys)
+    base = baselines(settings, keys, spec, swept=swept)
+    table = summarize(metrics, keys).join(
+        differences(metrics, keys, base), on=by, how="left", nulls_equal=True
+    )
+    rank = settings.with_row_index("_rank").drop("order")
+    return (
+        table.join(rank, on=["scenario", *keys], how="left", nulls_equal=True)
+        .sort(["scenario", "metric", "_rank"])
+        .select(*by, "runs", "mean", "ci95", "low", "high", *_DIFF_COLUMNS)
+    )
+
+
+_DIFF_COLUMNS = ("baseline", "diff", "diff_ci95", "diff_low", "diff_high", "pairs", "paired")
+
+
+def compare_dirs(
+    dirs: Sequence[Path],
+    *,
+    baseline: Mapping[str, str] | None = None,
+    metrics: Sequence[str] = (),
+) -> pl.DataFrame:
+    """The comparison table of every complete run under ``dirs``.
+
+    Args:
+        dirs: results roots, scenario folders or run folders.
+        baseline: the baseline setting (see :func:`baselines`); default each scenario's first.
+        metrics: metric name prefixes to keep (``("privacy.", "market.brier")``); all if empty.
+
+    Raises:
+        InputError: a folder is missing, no complete run was found, or a bad ``baseline``.
+    """
+    for folder in dirs:
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder")
+    runs = read_runs(find_runs(dirs))
+    if runs.is_empty():
+        raise InputError(f"{', '.join(map(str, dirs))}: no complete run found")
+    keys = varying_keys(runs)
+    swept = [k for k in keys if k in set(runs["swept"].explode().drop_nulls())]
+    return compare(scan_metrics(runs, keys, metrics).collect(), keys, baseline, swept=swept)
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def render(frame: pl.DataFrame, fmt: Format) -> str:
+    """The table as text: ``table`` (rich, for people), ``csv`` or ``json`` (every column; NaN
+    and not-applicable values as empty / null)."""
     if fmt == "csv":
         return frame.write_csv()
     if fmt == "json":
-        return json.dumps(frame.to_dicts(), indent=2, default=str)
+        rows = [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dicts()]
+        return json.dumps(rows, indent=2, allow_nan=False)
+    return _rich_table(frame)
+
+
+def _json_value(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _rich_table(frame: pl.DataFrame) -> str:
     from io import StringIO
 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*frame.columns)
-    for row in frame.iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+    first = frame.columns.index("metric")
+    keys = frame.columns[1:first]
+    scenarios = frame["scenario"].n_unique() > 1
+    table = Table(*(["scenario"] if scenarios else []), *keys, "metric", "runs")
+    table.add_column("mean ± 95% CI", justify="right")
+    table.add_column("Δ vs baseline ± 95% CI", justify="right")
+    for row in frame.iter_rows(named=True):
+        cells = [row["scenario"]] if scenarios else []
+        cells += [str(row[k]) for k in keys] + [row["metric"], str(row["runs"])]
+        table.add_row(*cells, _pm(row["mean"], row["ci95"]), _difference(row))
     buffer = StringIO()
-    Console(file=buffer, width=160).print(table)
+    Console(file=buffer, width=200).print(table)
     return buffer.getvalue()
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
+def _difference(row: Mapping[str, Any]) -> str:
+    if row["baseline"]:
+        return "baseline"
+    if row["diff"] is None or math.isnan(row["diff"]):
+        return "n/a"
+    return _pm(row["diff"], row["diff_ci95"]) + (
+        f" (paired, {row['pairs']})" if row["paired"] else " (unpaired)"
+    )
+
+
+def _pm(mean: float | None, half: float | None) -> str:
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    if half is None or math.isnan(half):
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {half:.2g}"

@@ -1,55 +1,110 @@
 """Run every run of a scenario: in this process, on a process pool, or as Ray tasks.
 
-Workers write their own run folders (through :mod:`sim.io`), so results never pile up in the
-driver's memory. A run that raises is recorded as failed, with its error and traceback in its
-manifest, and the sweep goes on. ``resume`` skips runs whose folder is already complete, so an
-interrupted sweep loses only the runs in flight.
+Run ids and seeds come from :func:`sim.scenario.expand` in the driver, so they are the same
+whatever the executor or the order in which runs finish. Workers write their own run folders
+(through :mod:`sim.io`, atomically), so results never pile up in the driver's memory: what
+travels back is an :class:`Outcome` of a few fields.
+
+Faults, and what each one costs:
+
+* a run that raises is written as failed, with its error and traceback, and the sweep goes on;
+* a worker process that dies (killed, out of memory) loses the runs it had in flight: they are
+  recorded as failed and the sweep goes on with a fresh pool;
+* Ctrl-C stops the sweep: queued runs are cancelled, runs in flight are abandoned (never left
+  looking complete), ``sweep.json`` records the state and :class:`KeyboardInterrupt`
+  propagates. ``resume=True`` skips every run whose folder is complete, so a rerun redoes only
+  what was lost.
 """
 
 from __future__ import annotations
 
-import sys
+import json
+import logging
+import os
+import signal
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.util import find_spec
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
+from rich.console import Console
+
 from sim import io
 from sim.errors import InputError
 from sim.runner import base_manifest, execute
-from sim.scenario import RunSpec, Scenario, expand
+from sim.scenario import RunSpec, Scenario, expand, one_line
 
 Executor = Literal["local", "ray"]
+Status = Literal["complete", "failed", "skipped"]
+
+LOST = "WorkerLost"
+"""``error_type`` of a run whose worker process died while running it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one run."""
+    """What became of one run: all a worker sends back to the driver.
+
+    ``skipped`` means complete on disk before a resumed sweep started. A failed run has its
+    exception's message (one line) and class name (:data:`LOST` when its worker died), and
+    ``input_error`` when the input was at fault (a topology that cannot connect). ``wall_s`` is
+    the worker's time to build, run and write it (None when it did not run).
+    """
 
     run_id: str
-    status: Literal["complete", "failed", "skipped"]
+    status: Status
     error: str | None = None
+    error_type: str | None = None
     input_error: bool = False
+    wall_s: float | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SweepSummary:
-    """Counts and failures of a sweep."""
+    """The outcome of every run a sweep reached, in the order they finished."""
 
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: tuple[Outcome, ...]
+    wall_s: float
+
+    def having(self, status: Status) -> list[Outcome]:
+        """The outcomes of that status."""
+        return [o for o in self.outcomes if o.status == status]
 
     @property
     def failed(self) -> list[Outcome]:
-        """Runs that raised."""
-        return [o for o in self.outcomes if o.status == "failed"]
+        """Runs that raised or whose worker died."""
+        return self.having("failed")
+
+    @property
+    def complete(self) -> list[Outcome]:
+        """Runs this sweep completed."""
+        return self.having("complete")
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        """Runs that were complete before this (resumed) sweep started."""
+        return self.having("skipped")
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """What an executor reports: a finished run (or None), and how many runs are in flight."""
+
+    outcome: Outcome | None
+    running: int
 
 
 def run_one(spec: RunSpec, out: Path) -> Outcome:
     """Run and write one run; a run that raises is written as failed (never as complete)."""
+    started = time.perf_counter()
     try:
         result = execute(spec)
     except Exception as exc:  # a failed run must not stop the sweep
@@ -58,68 +113,189 @@ def run_one(spec: RunSpec, out: Path) -> Outcome:
             "traceback": traceback.format_exc(),
         }
         io.write_failed(out, spec.scenario.name, manifest)
-        return Outcome(spec.run_id, "failed", str(exc), isinstance(exc, InputError))
+        bad_input, wall_s = isinstance(exc, InputError), time.perf_counter() - started
+        return Outcome(
+            spec.run_id, "failed", one_line(str(exc)), type(exc).__name__, bad_input, wall_s
+        )
     io.write_run(out, spec.scenario.name, result.manifest, result.tables)
-    return Outcome(spec.run_id, "complete")
+    return Outcome(spec.run_id, "complete", wall_s=time.perf_counter() - started)
 
 
-def _local(specs: Sequence[RunSpec], out: Path, workers: int) -> Iterator[Outcome]:
-    if workers <= 1:
-        for spec in specs:
-            yield run_one(spec, out)
-        return
-    # forkserver: polars keeps a thread pool, and forking a threaded process is unsafe.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
-        futures = [pool.submit(run_one, spec, out) for spec in specs]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+def record_failure(spec: RunSpec, out: Path, error_type: str, error: str) -> Outcome:
+    """Write a failed manifest for a run that failed outside :func:`run_one`'s own guard (its
+    worker died, or writing its folder raised), so the failure is visible on disk too."""
+    manifest = base_manifest(spec) | {"error": f"{error_type}: {error}", "traceback": None}
+    io.write_failed(out, spec.scenario.name, manifest)
+    return Outcome(spec.run_id, "failed", error=one_line(error), error_type=error_type)
 
 
-def _ray(specs: Sequence[RunSpec], out: Path, address: str | None) -> Iterator[Outcome]:
+def record_lost(spec: RunSpec, out: Path, reason: str) -> Outcome:
+    """Record a run whose worker process died while running it, unless its folder is complete
+    (it finished, but its outcome was lost with the pool): that folder is never overwritten."""
+    if _disk_status(out, spec) == "complete":
+        return Outcome(spec.run_id, "complete")
+    error = f"the worker process running it died ({reason}); rerun with --resume"
+    return record_failure(spec, out, LOST, error)
+
+
+# --- the local executor -------------------------------------------------------------------------
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches every process of the terminal's process group. An idle worker ignores it
+    # (the driver shuts the pool down); a busy one stops its run (see _run_in_worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_in_worker(spec: RunSpec, out: Path) -> Outcome:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        import ray
-    except ImportError as exc:
-        raise InputError(
-            "--executor: ray is not installed; install the cluster extra: "
-            "pip install 'veilcast[cluster]'"
-        ) from exc
-    ray.init(
-        address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False
-    )
-    remote = ray.remote(run_one)
-    pending = [remote.remote(spec, out.resolve()) for spec in specs]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(ready[0])
+        return run_one(spec, out)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _progress(total: int) -> tuple[Callable[[Outcome], None], Callable[[], None]]:
-    """A rich progress bar on a terminal; nothing when output is not a terminal."""
-    if not sys.stderr.isatty():
-        return (lambda _o: None), (lambda: None)
+def _serial(specs: Sequence[RunSpec], out: Path) -> Generator[Tick, None, None]:
+    for spec in specs:
+        yield Tick(None, 1)
+        yield Tick(run_one(spec, out), 0)
+
+
+def _local(specs: Sequence[RunSpec], out: Path, workers: int) -> Generator[Tick, None, None]:
+    """Runs on a pool of ``workers`` processes; a pool broken by a dying worker is replaced."""
+    if workers <= 1 or len(specs) <= 1:
+        yield from _serial(specs, out)
+        return
+    queue = deque(specs)
+    # forkserver: polars keeps a thread pool, and forking a threaded process is unsafe.
+    context = get_context("forkserver")
+    while queue:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+            yield from _drain(pool, queue, out, workers)
+
+
+def _drain(
+    pool: ProcessPoolExecutor, queue: deque[RunSpec], out: Path, workers: int
+) -> Generator[Tick, None, None]:
+    """Feed ``pool`` at most ``workers`` runs at a time (so every submitted run is running);
+    return when the queue is empty or the pool broke."""
+    inflight: dict[Future[Outcome], RunSpec] = {}
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < workers:
+                spec = queue.popleft()
+                inflight[pool.submit(_run_in_worker, spec, out)] = spec
+            yield Tick(None, len(inflight))
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                spec = inflight.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    # A worker died and the pool stopped: every run still in flight is lost.
+                    for item in [spec, *inflight.values()]:
+                        yield Tick(record_lost(item, out, "process pool broken"), 0)
+                    return
+                except Exception as exc:  # raised outside the run's own guard (e.g. writing)
+                    outcome = record_failure(spec, out, type(exc).__name__, str(exc))
+                yield Tick(outcome, len(inflight))
+    except BaseException:
+        # Wait for the runs in flight (interrupted by the same Ctrl-C, they stop at once), so
+        # that sweep.json, written next, sees every folder they finished.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+
+
+# --- the Ray executor ---------------------------------------------------------------------------
+
+
+def _ray_init(address: str | None, workers: int | None) -> tuple[Any, bool]:
+    """Ray, connected to the cluster at ``address`` or to a local Ray started now (then True)."""
+    import ray
+
+    if ray.is_initialized():
+        return ray, False
+    # Quiet: the sweep's own progress and summary are what the user reads.
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    options["logging_level"] = logging.ERROR
+    if address is None:
+        # A local Ray for this sweep: results travel through files, so a small object store.
+        options |= {"num_cpus": workers, "object_store_memory": 128 * 1024 * 1024}
+    try:
+        ray.init(address=address, **options)
+    except ConnectionError as exc:
+        raise InputError(f"--address: cannot connect to Ray at {address!r}: {exc}") from exc
+    return ray, True
+
+
+def _ray(
+    specs: Sequence[RunSpec], out: Path, address: str | None, workers: int | None
+) -> Generator[Tick, None, None]:
+    """Each run a Ray task; the folder is written by the task, so ``out`` must be shared."""
+    ray, started = _ray_init(address, workers)
+    inflight: dict[Any, RunSpec] = {}
+    try:
+        task = ray.remote(num_cpus=1)(run_one)
+        capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        queue, target = deque(specs), out.resolve()
+        while queue or inflight:
+            while queue and len(inflight) < 2 * capacity:  # keep every CPU fed, not flooded
+                spec = queue.popleft()
+                inflight[task.remote(spec, target)] = spec
+            yield Tick(None, min(len(inflight), capacity))
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            spec = inflight.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:  # raised outside the run's own guard
+                outcome = record_failure(spec, out, type(exc.cause).__name__, str(exc.cause))
+            except ray.exceptions.RayError as exc:  # the task's worker or node died
+                outcome = record_lost(spec, out, type(exc).__name__)
+            yield Tick(outcome, min(len(inflight), capacity))
+    except BaseException:
+        for ref in inflight:
+            ray.cancel(ref)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+def _progress(total: int, console: Console) -> tuple[Callable[[Tick], None], Callable[[], None]]:
+    """A rich progress bar (done, failed, running, time left) on a terminal; else nothing."""
+    if not console.is_terminal or total == 0:
+        return (lambda _tick: None), (lambda: None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     progress = Progress(
-        "[progress.description]{task.description}",
+        "sweep",
         BarColumn(),
         MofNCompleteColumn(),
+        "[progress.description]{task.description}",
         TimeRemainingColumn(),
-        transient=False,
+        console=console,
     )
-    task = progress.add_task("runs", total=total)
+    task = progress.add_task("done, failed 0, running 0", total=total)
     progress.start()
     failed = 0
 
-    def advance(outcome: Outcome) -> None:
+    def update(tick: Tick) -> None:
         nonlocal failed
-        failed += outcome.status == "failed"
-        progress.update(task, advance=1, description=f"runs ({failed} failed)")
+        if tick.outcome is not None:
+            failed += tick.outcome.status == "failed"
+        progress.update(
+            task,
+            advance=tick.outcome is not None,
+            description=f"done, failed {failed}, running {tick.running}",
+        )
 
-    return advance, progress.stop
+    return update, progress.stop
+
+
+# --- the sweep ----------------------------------------------------------------------------------
 
 
 def run_sweep(
@@ -131,65 +307,112 @@ def run_sweep(
     workers: int | None = None,
     resume: bool = False,
     address: str | None = None,
+    console: Console | None = None,
 ) -> SweepSummary:
-    """Run every run of ``scenario``, write them under ``out`` and a ``sweep.json`` summary."""
+    """Run every run of ``scenario``, write them under ``out`` and a ``sweep.json`` beside them.
+
+    Args:
+        scenario: a validated scenario (its ``[sweep]`` and ``replications`` make the runs).
+        out: the results root; runs go to ``out/<scenario-name>/<run-id>/``. With Ray, a path
+            every node of the cluster can write.
+        seed: the root seed instead of the scenario's (the CLI's ``--seed``).
+        executor: ``local`` (a process pool; in this process when ``workers`` is 1) or ``ray``.
+        workers: processes of the local pool (default: the cores this process may use), or the
+            CPUs of a local Ray started for the sweep (ignored when joining a cluster).
+        resume: skip runs whose folder already holds a complete manifest.
+        address: the Ray cluster to join (``auto``, ``ray://host:port``); None: a local Ray.
+        console: where the progress bar goes (default: standard error; none if not a terminal).
+
+    Raises:
+        InputError: ``workers`` below 1, ``address`` without Ray, or Ray missing or
+            unreachable.
+        KeyboardInterrupt: the sweep was interrupted; ``sweep.json`` says what is complete.
+    """
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers: must be at least 1, got {workers}")
+    if address is not None and executor != "ray":
+        raise InputError("--address: a Ray cluster address needs --executor ray")
+    if executor == "ray" and find_spec("ray") is None:
+        message = "ray is not installed; install the cluster extra: pip install 'veilcast[cluster]'"
+        raise InputError(f"--executor: {message}")
     specs = expand(scenario, seed=seed)
-    summary = SweepSummary()
-    todo = []
-    for spec in specs:
-        if resume and io.is_complete(io.run_dir(out, scenario.name, spec.run_id)):
-            summary.outcomes.append(Outcome(spec.run_id, "skipped"))
-        else:
-            todo.append(spec)
-    started = time.perf_counter()
-    advance, stop = _progress(len(todo))
-    stream = (
-        _ray(todo, out, address) if executor == "ray" else _local(todo, out, workers or _cores())
+    done = {s.run_id for s in specs if resume and _disk_status(out, s) == "complete"}
+    todo = [s for s in specs if s.run_id not in done]
+    outcomes = [Outcome(s.run_id, "skipped") for s in specs if s.run_id in done]
+    meta = {
+        "scenario": scenario.name,
+        "root_seed": specs[0].scenario.seed,
+        "swept_keys": list(scenario.sweep),
+        "executor": executor,
+        "workers": workers,
+        "address": address,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    clock = time.perf_counter()
+    _write_summary(out, scenario, specs, outcomes, meta | {"state": "running", "wall_s": 0.0})
+    ticks = (
+        _ray(todo, out, address, workers)
+        if executor == "ray"
+        else _local(todo, out, min(workers or len(os.sched_getaffinity(0)), max(1, len(todo))))
     )
+    update, stop = _progress(len(todo), console or Console(stderr=True))
+    state = "aborted"  # by an error, which propagates
     try:
-        for outcome in stream:
-            summary.outcomes.append(outcome)
-            advance(outcome)
+        for tick in ticks:
+            update(tick)
+            if tick.outcome is not None:
+                outcomes.append(tick.outcome)
+        state = "finished"
+    except KeyboardInterrupt:
+        state = "interrupted"
+        raise
     finally:
+        ticks.close()  # an interrupted executor cancels its queue and stops its workers now
         stop()
-        _write_summary(out, scenario, specs, summary, time.perf_counter() - started)
-    _report(summary)
-    return summary
+        wall_s = time.perf_counter() - clock
+        _write_summary(out, scenario, specs, outcomes, meta | {"state": state, "wall_s": wall_s})
+    return SweepSummary(tuple(outcomes), wall_s)
 
 
-def _cores() -> int:
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)))
+def _disk_status(out: Path, spec: RunSpec) -> str | None:
+    """The status in a run's manifest on disk (``complete``, ``failed``), None without one."""
+    try:
+        path = io.run_dir(out, spec.scenario.name, spec.run_id) / io.MANIFEST
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    status = manifest.get("status") if isinstance(manifest, dict) else None
+    return status if status in ("complete", "failed") else None
 
 
 def _write_summary(
-    out: Path, scenario: Scenario, specs: Sequence[RunSpec], summary: SweepSummary, wall_s: float
+    out: Path,
+    scenario: Scenario,
+    specs: Sequence[RunSpec],
+    outcomes: Sequence[Outcome],
+    meta: dict[str, Any],
 ) -> None:
-    status = {o.run_id: o for o in summary.outcomes}
-    runs: list[dict[str, Any]] = []
-    for spec in specs:
-        outcome = status.get(spec.run_id)
-        runs.append(
-            {
-                "run_id": spec.run_id,
-                "point": spec.point,
-                "replication": spec.replication,
-                "seed": spec.seed,
-                "world_seed": spec.world_seed,
-                "status": outcome.status if outcome else "not run",
-                "error": outcome.error if outcome else None,
-            }
-        )
-    io.write_json(
-        out / scenario.name / "sweep.json",
-        {"scenario": scenario.name, "wall_s": wall_s, "runs": runs},
-    )
+    """``sweep.json``: every run in expansion order with its seeds and status.
 
-
-def _report(summary: SweepSummary) -> None:
-    inputs = [o for o in summary.failed if o.input_error]
-    if inputs and len(inputs) == len(summary.failed):
-        raise InputError(inputs[0].error or "bad input")
-    for outcome in summary.failed:
-        print(f"veilcast: run {outcome.run_id} failed: {outcome.error}", file=sys.stderr)
+    A run this sweep did not finish (interrupted) gets the status on disk, or ``not run``.
+    """
+    known = {o.run_id: o for o in outcomes}
+    empty = Outcome("", "skipped")
+    runs = [
+        {
+            "run_id": spec.run_id,
+            "point": spec.point,
+            "replication": spec.replication,
+            "seed": spec.seed,
+            "world_seed": spec.world_seed,
+            "status": known[spec.run_id].status
+            if spec.run_id in known
+            else _disk_status(out, spec) or "not run",
+            "error": known.get(spec.run_id, empty).error,
+            "wall_s": known.get(spec.run_id, empty).wall_s,
+        }
+        for spec in specs
+    ]
+    counts = {s: sum(r["status"] == s for r in runs) for s in ("complete", "skipped", "failed")}
+    counts["not run"] = len(runs) - sum(counts.values())
+    io.write_json(out / scenario.name / "sweep.json", meta | {"counts": counts, "runs": runs})
