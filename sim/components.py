@@ -76,6 +76,17 @@ class OrderFlow(Component):
             watchers.add(sim.world.adversary_node)
         self.watchers = frozenset(watchers)
         self.readers: list[Callable[[OrderRecord], None]] = []
+        self._listeners: tuple[int, ...] | None = None
+
+    def listeners(self) -> tuple[int, ...]:
+        """The nodes whose receipt of an order-bearing message matters: sequencers and watchers.
+
+        Passed to :meth:`Simulation.propagate`, so loss-free diffusion is computed and only these
+        nodes (with the first hop and any stem nodes) are told, at their exact arrival times.
+        """
+        if self._listeners is None:
+            self._listeners = tuple(sorted(set(self.sequencers()) | self.watchers))
+        return self._listeners
 
     def sequencers(self) -> tuple[int, ...]:
         """The nodes that close blocks: the validators by default."""

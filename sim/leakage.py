@@ -20,22 +20,13 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sim.components import Component
-from sim.network import Flood
 from sim.records import OrderRecord
+from sim.spies import first_spy
 
 NAN = math.nan
-
-
-def first_spy_origin(flood: Flood | None, spies: Iterable[int]) -> int:
-    """The node from which the first spy to receive a message received it (-1: none did)."""
-    if flood is None:
-        return -1
-    arrivals = [(flood.arrivals[s], s) for s in spies if not math.isnan(flood.arrivals[s])]
-    if not arrivals:
-        return -1
-    _, spy = min(arrivals)
-    return flood.first_from[spy] if flood.first_from[spy] >= 0 else spy
 
 
 @dataclass(slots=True)
@@ -118,16 +109,18 @@ class Inference:
         return self.accuracy() - base
 
 
-def features(record: OrderRecord, spies: frozenset[int]) -> tuple[Hashable, ...]:
+def features(record: OrderRecord, spies: np.ndarray, *, until: float) -> tuple[Hashable, ...]:
     """What the adversary observed of an order it could not read: sender, size, first-spy node."""
     sender = record.adv_sender if record.adv_sender >= 0 else None
     size = record.adv_size if record.adv_size >= 0 else None
-    origin = first_spy_origin(record.flood, spies) if spies else -1
+    origin = -1
+    if record.flood is not None and spies.size:
+        _, origin = first_spy(record.flood, spies, until=until)
     return (sender, size, origin if origin >= 0 else None)
 
 
 def infer_directions(
-    records: Sequence[OrderRecord], *, outcomes: int, spies: frozenset[int]
+    records: Sequence[OrderRecord], *, outcomes: int, spies: frozenset[int], until: float
 ) -> Inference:
     """Predict each public order's outcome online, learning each truth once it is public."""
     public = [r for r in records if r.block >= 0 and r.kind != "frontrunner"]
@@ -138,9 +131,10 @@ def infer_directions(
         events.append((r.t_executed, 1, i))
     model = NaiveBayes(outcomes)
     predictions: dict[int, int] = {}
+    spy_nodes = np.array(sorted(spies), dtype=np.int64)
     for _, kind, i in sorted(events):
         record = public[i]
-        observed = features(record, spies)
+        observed = features(record, spy_nodes, until=until)
         if kind == 1:
             model.learn(observed, record.order.outcome)
         elif record.adv_read_t < record.t_executed:
@@ -161,7 +155,10 @@ class Leakage(Component):
         """The ``privacy.*`` leakage metrics of SPEC section 4."""
         sim = self.sim
         inference = infer_directions(
-            sim.records.orders, outcomes=sim.scenario.market.outcomes, spies=sim.world.spies
+            sim.records.orders,
+            outcomes=sim.scenario.market.outcomes,
+            spies=sim.world.spies,
+            until=sim.scenario.duration_s,
         )
         pairs = []
         for record, prediction in zip(inference.records, inference.predictions, strict=True):

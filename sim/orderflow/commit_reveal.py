@@ -63,7 +63,11 @@ class CommitReveal(OrderFlow):
 
         record.wire_bytes = tx_size(tx)
         record.flood = self.sim.propagate(
-            record.node, kind="commit", size=tx_size(tx), on_arrival=arrive
+            record.node,
+            kind="commit",
+            size=tx_size(tx),
+            on_arrival=arrive,
+            listeners=self.listeners(),
         )
 
     def _block_at_trader(self, node: int, block: Block) -> None:
@@ -81,7 +85,13 @@ class CommitReveal(OrderFlow):
                 self.observe(record, size=tx_size(reveal), readable=True)
             self.reveals.add(node, reveal.commitment, reveal, self.sim.env.now)
 
-        self.sim.propagate(record.node, kind="reveal", size=tx_size(reveal), on_arrival=arrive)
+        self.sim.propagate(
+            record.node,
+            kind="reveal",
+            size=tx_size(reveal),
+            on_arrival=arrive,
+            listeners=self.listeners(),
+        )
 
     def propose(self, proposer: int) -> list[Tx]:
         """New commitments, reveals in commitment order, forfeits of expired commitments."""

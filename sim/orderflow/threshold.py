@@ -129,7 +129,11 @@ class Threshold(OrderFlow):
             self.sealed.add(node, ciphertext, tx, self.sim.env.now)
 
         record.flood = self.sim.propagate(
-            record.node, kind="sealed", size=tx_size(tx), on_arrival=arrive
+            record.node,
+            kind="sealed",
+            size=tx_size(tx),
+            on_arrival=arrive,
+            listeners=self.listeners(),
         )
 
     def _adversary_sees(self, record: OrderRecord, tx: SealedTx) -> None:

@@ -37,7 +37,11 @@ class Transparent(OrderFlow):
             self.mempools.add(node, order.key, order, self.sim.env.now)
 
         record.flood = self.sim.propagate(
-            record.node, kind="order", size=ORDER_WIRE_BYTES, on_arrival=arrive
+            record.node,
+            kind="order",
+            size=ORDER_WIRE_BYTES,
+            on_arrival=arrive,
+            listeners=self.listeners(),
         )
 
     def propose(self, proposer: int) -> list[Tx]:
