@@ -1,23 +1,53 @@
-"""``make bench``: the fixed scenarios of the issues, against floors measured in the same run."""
+"""``make bench``: the fixed scenarios of the issues, against floors measured in the same run.
+
+``python -m benchmarks [--quick] [--only NAME ...]``; names: core, crypto, orderflow, fl,
+settlement, propagation, sweep. Figures are printed; record them in ``benchmarks/RESULTS.md``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import platform
+from collections.abc import Callable
 from datetime import date
 
+from benchmarks import crypto_floor, fl, orderflow, propagation, settlement, sweep
 from benchmarks.core import core_benchmark
-from benchmarks.orderflow import run_benchmark as orderflow_benchmark
+
+
+def _crypto(quick: bool) -> None:
+    print("\n== cryptography: ours against pycryptodome alone ==")
+    crypto_floor.main()
+
+
+def _fl(quick: bool) -> None:
+    print("\n== federated learning: plain and secure rounds against their floors ==")
+    fl.main(["5"] if quick else [])
+
+
+BENCHMARKS: dict[str, Callable[[bool], object]] = {
+    "core": lambda quick: core_benchmark(quick=quick),
+    "crypto": _crypto,
+    "orderflow": lambda quick: orderflow.run_benchmark(quick=quick),
+    "fl": _fl,
+    "settlement": settlement.run,
+    "propagation": propagation.run,
+    "sweep": sweep.run,
+}
 
 
 def main() -> None:
-    """Run every benchmark and print its figures."""
+    """Run the chosen benchmarks (all by default) and print their figures."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, for a smoke run")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=list(BENCHMARKS))
     args = parser.parse_args()
-    print(f"veilcast benchmarks, {date.today()}, {platform.python_version()}, {platform.machine()}")
-    core_benchmark(quick=args.quick)
-    orderflow_benchmark(quick=args.quick)
+    print(
+        f"veilcast benchmarks, {date.today()}, Python {platform.python_version()}, "
+        f"{platform.machine()}, {platform.node()}"
+    )
+    for name in args.only:
+        BENCHMARKS[name](args.quick)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ class CatchUp:
         if height is None:
             self.fetching.discard(node)
             return
-        block, flood = sim.blocks[height]
-        path = sim.net.path_to(node, flood.has, skip=attempt)
+        block, _ = sim.blocks[height]
+        path = sim.net.path_to(node, lambda n: self.holds(n, height), skip=attempt)
         if path:
             sim.records.fetches += 1
             sim.net.relay(
@@ -79,31 +79,55 @@ class CatchUp:
             )
         sim.after(FETCH_RETRY_S, lambda: self._fetch(node, attempt + 1))
 
+    def holds(self, node: int, height: int) -> bool:
+        """Whether ``node`` has block ``height``: it received it, or its replica applied it."""
+        replica = self.sim.replicas.get(node)
+        if replica is not None and replica.next_height > height:
+            return True
+        return self.sim.blocks[height][1].has(node)
+
+    def latest(self, node: int) -> int:
+        """The highest block height ``node`` holds (-1: none)."""
+        replica = self.sim.replicas.get(node)
+        applied = replica.next_height - 1 if replica is not None else -1
+        received = next(
+            (b.height for b, f in reversed(self.sim.blocks) if b.height > applied and f.has(node)),
+            -1,
+        )
+        return max(applied, received)
+
     def _sync(self) -> Process:
-        """Every replica periodically asks one neighbour (in turn) for its latest height."""
+        """Every replica periodically asks another replica (in turn) for its latest height.
+
+        Asking replicas rather than raw neighbours matters after a partition heals: a block that
+        reached one side only by fetching is held by replicas there, not by their neighbours.
+        """
         sim = self.sim
         rounds = 0
         while True:
             yield sim.env.timeout(SYNC_INTERVAL_S)
             rounds += 1
-            for node in sim.replicas:
-                links = sim.world.topology.links[node]
-                peer = links[rounds % len(links)][0]
-                sim.net.send(
-                    node,
-                    peer,
+            replicas = sorted(sim.replicas)
+            for i, node in enumerate(replicas):
+                peer = replicas[(i + rounds) % len(replicas)]
+                if peer == node:
+                    continue
+                path = sim.net.path_to(node, peer.__eq__)
+                if not path:
+                    continue  # cut off from that replica for now
+                sim.net.relay(
+                    path,
                     kind="sync",
                     size=STATUS_BYTES,
-                    on_arrival=partial(self._status, node, peer),
+                    on_arrival=partial(self._status, node, path),
                 )
 
-    def _status(self, node: int, peer: int) -> None:
-        sim = self.sim
-        height = next((b.height for b, f in reversed(sim.blocks) if f.has(peer)), -1)
+    def _status(self, node: int, path: list[int]) -> None:
+        """The peer at the end of ``path`` answers with its latest height, back along it."""
+        height = self.latest(path[-1])
         if height >= 0:
-            sim.net.send(
-                peer,
-                node,
+            self.sim.net.relay(
+                path[::-1],
                 kind="sync",
                 size=STATUS_BYTES,
                 on_arrival=lambda: self.heard_of(node, height),

@@ -370,11 +370,6 @@ def test_random_fault_schedules_never_lose_money_diverge_or_pay_without_proof(se
         assert all(run.world.outcomes[market] == o for market, o in finals.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim/replication.py: status answers come from diffusion only, so a replica whose "
-    "neighbours got a block only by fetch (one side of a healed partition) never hears of it",
-)
 def test_a_replica_hears_of_blocks_its_neighbours_only_fetched() -> None:
     run, m, _ = _simulate(schedule(839414))  # a partition splits a block's diffusion
     assert m["ledger.replica_divergence"] == 0
