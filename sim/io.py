@@ -72,9 +72,11 @@ def write_run(
     """Write a run's tables and manifest atomically; returns the run folder."""
     target = run_dir(out, scenario_name, str(manifest["run_id"]))
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        (staging / "tables").mkdir()
+        if tables:
+            (staging / "tables").mkdir()
         entries = {}
         for name in sorted(tables):
             tables[name].write_parquet(staging / "tables" / f"{name}.parquet", compression="zstd")
@@ -86,6 +88,16 @@ def write_run(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def clear_staging(target: Path) -> None:
+    """Remove what a killed writer of ``target`` left behind (hidden ``.<run-id>.tmp-*`` folders).
+
+    A run id has one writer at a time, so any staging folder of it found before writing is
+    stale: its writer died before the rename.
+    """
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def write_failed(out: Path, scenario_name: str, manifest: Mapping[str, Any]) -> Path:

@@ -144,3 +144,13 @@ def test_a_run_is_only_written_when_asked(
     monkeypatch.chdir(tmp_path)
     sim.run(small)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rewrite_clears_what_a_killed_writer_left(small: dict[str, Any], tmp_path: Path) -> None:
+    result = sim.run(small, out=tmp_path)
+    folder = tmp_path / "small"
+    stale = folder / f".{result.run_id}.tmp-killed"
+    (stale / "tables").mkdir(parents=True)
+    sim.run(small, out=tmp_path)
+    assert not stale.exists()
+    assert [p.name for p in folder.iterdir()] == [result.run_id]
