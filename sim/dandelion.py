@@ -320,6 +320,28 @@ class Propagation:
         if cfg.propagation == "dandelion":
             self.router = Dandelion(net, cfg, streams, graph=self.graph, black_holes=black_holes)
 
+    def diffuse(
+        self,
+        origin: int,
+        *,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None = None,
+    ) -> Flood:
+        """Diffuse a protocol message (block, key, vote): never a stem, computed when it can be."""
+        if self.graph is not None:
+            return diffuse(
+                self.net,
+                self.graph,
+                origin,
+                kind=kind,
+                size=size,
+                on_arrival=on_arrival,
+                listeners=listeners,
+            )
+        return self.net.flood(origin, kind=kind, size=size, on_arrival=on_arrival)
+
     def spread(
         self,
         origin: int,

@@ -208,11 +208,13 @@ class Simulation:
             self.records.prices.append(
                 PricePoint(block.t, block.height, market, self.exchange.prices(market))
             )
-        flood = self.net.flood(
+        listeners = sorted(set(self.replicas) | set(self.block_listeners))
+        flood = self.broadcast(
             block.proposer,
             kind="block",
             size=block.size(),
             on_arrival=lambda node, _sender: self._block_at(node, block),
+            listeners=listeners,
         )
         self.blocks.append((block, flood))
         self.records.blocks += 1
@@ -244,12 +246,29 @@ class Simulation:
         each at its exact arrival time, which is what makes 10,000-node runs affordable. The
         returned flood's ``arrivals`` and ``first_from`` cover every node either way.
         """
+        return self._propagation().spread(
+            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
+        )
+
+    def broadcast(
+        self,
+        origin: int,
+        *,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None = None,
+    ) -> Flood:
+        """Diffuse a protocol message (a block, an epoch key): like :meth:`propagate`, no stems."""
+        return self._propagation().diffuse(
+            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
+        )
+
+    def _propagation(self) -> Propagation:
         if self.propagation is None:
             # built on first use, once every component (and its fault schedule) is plugged in
             self.propagation = Propagation(self.net, self.scenario.network, self.streams)
-        return self.propagation.spread(
-            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
-        )
+        return self.propagation
 
     def after(self, delay: float, callback: Callable[[], Any]) -> None:
         """Run ``callback`` after ``delay`` simulated seconds."""

@@ -235,7 +235,13 @@ class Threshold(OrderFlow):
             if pool is not None and epoch not in self.batched:
                 pool[epoch] = secret
 
-        self.sim.net.flood(self.keypers[0], kind="key", size=KEY_BYTES, on_arrival=arrive)
+        self.sim.broadcast(
+            self.keypers[0],
+            kind="key",
+            size=KEY_BYTES,
+            on_arrival=arrive,
+            listeners=self.sim.sequencers,
+        )
 
     def _give_up(self, epoch: int) -> None:
         """No key in time: the epoch's orders are rejected, never executed in plaintext."""
