@@ -224,6 +224,7 @@ class SimNetwork:
         "faults_scheduled",
         "floods",
         "loss",
+        "routes",
         "stats",
         "topology",
     )
@@ -240,6 +241,19 @@ class SimNetwork:
         self.down: set[int] = set()
         self.cuts: list[frozenset[int]] = []
         self.faults_scheduled = False
+        self.routes: dict[tuple[int, int], list[int]] = {}
+
+    def route(self, src: int, dst: int) -> list[int]:
+        """A shortest hop path from ``src`` to ``dst`` ([] when unreachable now).
+
+        Remembered per pair while no fault is scheduled (the graph never changes then).
+        """
+        if self.faults_scheduled:
+            return self.path_to(src, dst.__eq__) if src != dst else [src]
+        path = self.routes.get((src, dst))
+        if path is None:
+            path = self.routes[(src, dst)] = self.path_to(src, dst.__eq__) if src != dst else [src]
+        return path
 
     def blocked(self, src: int, dst: int) -> bool:
         """Whether a message from ``src`` to ``dst`` is stopped now (a crash or a partition)."""
@@ -329,9 +343,12 @@ class SimNetwork:
     ) -> None:
         """Send one message hop by hop along ``path``; ``on_arrival`` runs at its end.
 
-        Each hop may be lost like any message; a lost hop ends the relay (callers retry).
+        Each hop may be lost like any message; a lost hop ends the relay (callers retry). An
+        empty path (no route now) sends nothing; a one-node path is already there.
         """
-        if len(path) < 2:
+        if not path:
+            return
+        if len(path) == 1:
             on_arrival()
             return
         self.send(

@@ -90,10 +90,8 @@ class CatchUp:
         """The highest block height ``node`` holds (-1: none)."""
         replica = self.sim.replicas.get(node)
         applied = replica.next_height - 1 if replica is not None else -1
-        received = next(
-            (b.height for b, f in reversed(self.sim.blocks) if b.height > applied and f.has(node)),
-            -1,
-        )
+        newer = self.sim.blocks[applied + 1 :]
+        received = next((b.height for b, f in reversed(newer) if f.has(node)), -1)
         return max(applied, received)
 
     def _sync(self) -> Process:
@@ -112,7 +110,7 @@ class CatchUp:
                 peer = replicas[(i + rounds) % len(replicas)]
                 if peer == node:
                     continue
-                path = sim.net.path_to(node, peer.__eq__)
+                path = sim.net.route(node, peer)
                 if not path:
                     continue  # cut off from that replica for now
                 sim.net.relay(

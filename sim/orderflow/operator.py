@@ -53,7 +53,9 @@ class Operator(OrderFlow):
             meter=self.sim.meter,
         )
         record.wire_bytes = len(blob)
-        path = self.sim.net.path_to(record.node, lambda node: node == self.operator)
+        path = self.sim.net.route(record.node, self.operator)
+        if not path:
+            return  # no route to the operator now (a crash or partition): the order is lost
         self._hop(record, blob, path, 0)
 
     def _hop(self, record: OrderRecord, blob: bytes, path: Sequence[int], i: int) -> None:

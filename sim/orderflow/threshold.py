@@ -203,11 +203,7 @@ class Threshold(OrderFlow):
         self.shares[epoch] = {}
         for index, node in enumerate(self.keypers, start=1):
             share = key.secret_shares[index]
-            path = (
-                self.sim.net.path_to(node, lambda n: n == aggregator)
-                if node != aggregator
-                else [node]
-            )
+            path = self.sim.net.route(node, aggregator)
             self.sim.net.relay(
                 path,
                 kind="share",
