@@ -68,7 +68,13 @@ def is_number(value: object) -> bool:
 
 
 def fmt(value: object, *, digits: int = 4) -> str:
-    """A number for display with ``digits`` significant digits, or "n/a" when not applicable."""
+    """A number for display with ``digits`` significant digits, or "n/a" when not applicable.
+
+    Infinity is a real value for some metrics (``fl.dp_epsilon`` without differential privacy
+    is no privacy guarantee at all), so it shows as "∞", never as "n/a".
+    """
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
     if not is_number(value):
         return NA
     assert isinstance(value, int | float)

@@ -3,19 +3,14 @@
 It holds a sweep over ``privacy.order_flow`` (two settings, two replications each), one failed
 run and one run still being written (a ``.<run-id>.tmp-*`` folder).
 
-The sweep comes from a REAL small simulation when the simulator can run it (``sim.run_all``,
-the sweep-and-replications form of ``sim.run``). While the simulator
-is still being written it is not, and the fixture FALLS BACK to a synthetic folder written by
-``tests/dashboard/synthetic.py`` that follows the results schema. The lead can delete the
-fallback (``_synthetic_sweep`` and ``synthetic.py``) once the simulator runs.
+The sweep comes from a real small simulation (``sim.run_all``, the sweep-and-replications form
+of ``sim.run``) with a front-runner, spies and a forecaster, so every page has data to show.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,34 +34,28 @@ REAL_SCENARIO: dict[str, Any] = {
     "traders": {"informed": 4, "noise": 6, "orders_per_hour": 12.0},
     "settlement": {"reporters": 7},
     "privacy": {"keypers": 5, "threshold": 3},
+    "adversary": {"frontrunner": True, "spy_fraction": 0.2},
+    "forecaster": {
+        "enabled": True,
+        "clients": 10,
+        "features": 6,
+        "samples_per_client": 60,
+        "rounds": 3,
+        "client_fraction": 0.8,
+        "secure_aggregation": False,
+    },
     "sweep": {"privacy.order_flow": list(FLOWS)},
 }
 
 
-def _real_sweep(root: Path) -> bool:
-    """Run the real simulator into ``root``; False (with a warning) if it cannot yet."""
-    try:
-        from sim import run_all
-    except ImportError:
-        return False
-    try:
-        run_all(REAL_SCENARIO, out=root)
-    except Exception as exc:  # the simulator may refuse a capability that is not built yet
-        warnings.warn(f"real simulator failed ({exc!r}); using the synthetic fixture", stacklevel=1)
-        return False
+def _real_sweep(root: Path) -> None:
+    """Run the real simulator into ``root``: two settings, two replications each."""
+    from sim import run_all
+
+    run_all(REAL_SCENARIO, out=root)
     runs = catalog.discover_runs(root)
     complete = runs.filter(runs["loadable"])
-    if complete.height < 4 or complete["setting"].n_unique() < 2:
-        warnings.warn("real simulator gave fewer than 2x2 runs; using synthetic", stacklevel=1)
-        return False
-    return True
-
-
-def _synthetic_sweep(root: Path) -> None:
-    """FALLBACK while ``sim.run`` does not exist: a schema-conform synthetic sweep."""
-    from .synthetic import write_sweep
-
-    write_sweep(root, SCENARIO, seed=11, flows=FLOWS, replications=2)
+    assert complete.height == 4 and complete["setting"].n_unique() == 2
 
 
 def _failed_and_partial(root: Path) -> None:
@@ -93,10 +82,7 @@ def _failed_and_partial(root: Path) -> None:
 def results_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared fixture folder (read-only for tests: copy it to change it)."""
     root = tmp_path_factory.mktemp("results")
-    if not _real_sweep(root):
-        shutil.rmtree(root)
-        root.mkdir()
-        _synthetic_sweep(root)
+    _real_sweep(root)
     _failed_and_partial(root)
     return root
 

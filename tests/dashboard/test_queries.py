@@ -164,7 +164,7 @@ def test_default_selection_is_the_latest_scenarios_complete_runs() -> None:
 def test_formatting_never_turns_missing_into_zero() -> None:
     assert queries.fmt(NAN) == "n/a"
     assert queries.fmt(None) == "n/a"
-    assert queries.fmt(float("inf")) == "n/a"
+    assert queries.fmt(float("inf")) == "∞"  # epsilon without DP: no guarantee, not missing
     assert queries.fmt(True) == "n/a"
     assert queries.fmt(0.0) == "0"  # a measured zero is a zero
     assert queries.fmt(0.123456) == "0.1235"
