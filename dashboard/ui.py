@@ -144,3 +144,26 @@ def metric_tiles(metrics: pl.DataFrame | None, names: Sequence[tuple[str, str]])
     cols = st.columns(len(names))
     for col, (label, name) in zip(cols, names, strict=True):
         col.metric(label, queries.fmt(queries.metric_value(metrics, name)), border=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """What a single-run page has once its header is drawn: the folder, the run and its metrics."""
+
+    ctx: Context
+    rel: str
+    metrics: pl.DataFrame | None
+
+
+def run_page(title: str, *, key: str, tiles: Sequence[tuple[str, str]]) -> RunPage | None:
+    """Draw a run page's header: title, run picker, metric tiles (None: nothing to show)."""
+    ctx = context()
+    if ctx is None:
+        return None
+    st.title(title)
+    rel = pick_run(ctx, key=key)
+    if rel is None:
+        return None
+    metrics = data.table(ctx.root, rel, "metrics", ("metric", "value"))
+    metric_tiles(metrics, tiles)
+    return RunPage(ctx, rel, metrics)

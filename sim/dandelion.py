@@ -356,14 +356,6 @@ class Propagation:
             return self.router.send(
                 origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
             )
-        if self.graph is not None:
-            return diffuse(
-                self.net,
-                self.graph,
-                origin,
-                kind=kind,
-                size=size,
-                on_arrival=on_arrival,
-                listeners=listeners,
-            )
-        return self.net.flood(origin, kind=kind, size=size, on_arrival=on_arrival)
+        return self.diffuse(
+            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
+        )

@@ -48,23 +48,19 @@ def attacks(ctx: ui.Context, rel: str, metrics: pl.DataFrame | None) -> None:
 
 def main() -> None:
     """Lay out the page."""
-    ctx = ui.context()
-    if ctx is None:
-        return
-    st.title("Learning")
-    rel = ui.pick_run(ctx, key="learning_run")
-    if rel is None:
-        return
-    metrics = data.table(ctx.root, rel, "metrics", ("metric", "value"))
-    ui.metric_tiles(
-        metrics,
-        [
+    page = ui.run_page(
+        "Learning",
+        key="learning_run",
+        tiles=[
             ("Model Brier", "fl.model_brier"),
             ("DP epsilon", "fl.dp_epsilon"),
             ("MIA advantage", "fl.mia_advantage"),
             ("Reconstruction rate", "fl.reconstruction_rate"),
         ],
     )
+    if page is None:
+        return
+    ctx, rel, metrics = page.ctx, page.rel, page.metrics
     st.subheader("Rounds")
     rounds(ctx, rel)
     st.subheader("Attacks and accuracy")

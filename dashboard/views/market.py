@@ -68,17 +68,10 @@ def trader_profit(ctx: ui.Context, rel: str) -> None:
 
 def main() -> None:
     """Lay out the page."""
-    ctx = ui.context()
-    if ctx is None:
-        return
-    st.title("Market")
-    rel = ui.pick_run(ctx, key="market_run")
-    if rel is None:
-        return
-    metrics = data.table(ctx.root, rel, "metrics", ("metric", "value"))
-    ui.metric_tiles(
-        metrics,
-        [
+    page = ui.run_page(
+        "Market",
+        key="market_run",
+        tiles=[
             ("Brier score", "market.brier"),
             ("Abs. error", "market.abs_error"),
             ("Maker loss", "market.maker_loss"),
@@ -86,6 +79,9 @@ def main() -> None:
             ("MEV extracted", "mev.extracted"),
         ],
     )
+    if page is None:
+        return
+    ctx, rel = page.ctx, page.rel
     st.subheader("Prices")
     prices_and_fills(ctx, rel)
     st.subheader("Trader profit by kind")

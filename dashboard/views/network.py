@@ -46,23 +46,19 @@ def messages(ctx: ui.Context, rel: str) -> None:
 
 def main() -> None:
     """Lay out the page."""
-    ctx = ui.context()
-    if ctx is None:
-        return
-    st.title("Network")
-    rel = ui.pick_run(ctx, key="network_run")
-    if rel is None:
-        return
-    metrics = data.table(ctx.root, rel, "metrics", ("metric", "value"))
-    ui.metric_tiles(
-        metrics,
-        [
+    page = ui.run_page(
+        "Network",
+        key="network_run",
+        tiles=[
             ("Messages", "perf.messages"),
             ("Messages / order", "cost.messages_per_order"),
             ("Propagation delay (s)", "privacy.propagation_delay_s"),
             ("Order latency (s)", "cost.order_latency_s"),
         ],
     )
+    if page is None:
+        return
+    ctx, rel = page.ctx, page.rel
     st.subheader("Topology")
     topology(ctx, rel)
     st.subheader("Messages by kind")

@@ -24,23 +24,19 @@ SETTLEMENT_COLS = (
 
 def main() -> None:
     """Lay out the page."""
-    ctx = ui.context()
-    if ctx is None:
-        return
-    st.title("Settlement")
-    rel = ui.pick_run(ctx, key="settlement_run")
-    if rel is None:
-        return
-    metrics = data.table(ctx.root, rel, "metrics", ("metric", "value"))
-    ui.metric_tiles(
-        metrics,
-        [
+    page = ui.run_page(
+        "Settlement",
+        key="settlement_run",
+        tiles=[
             ("Correct", "settlement.correct_fraction"),
             ("Finalized", "settlement.finalized_fraction"),
             ("Latency (s)", "settlement.latency_s"),
             ("Messages", "settlement.messages"),
         ],
     )
+    if page is None:
+        return
+    ctx, rel = page.ctx, page.rel
     table = data.table(ctx.root, rel, "settlement", SETTLEMENT_COLS)
     if not ui.have(table, "settlement", SETTLEMENT_COLS, " (no market was settled)"):
         return
