@@ -68,7 +68,7 @@ class World:
     keypers: tuple[int, ...]
     """Keyper nodes in committee order (Shamir x-coordinates 1..n follow this order)."""
     operator: int
-    """The operator node of ``operator`` order flow."""
+    """The operator node of ``operator`` order flow (never a spy: its honesty is a setting)."""
     adversary_node: int
     """Where the front-runner trades from: a spy when there are spies."""
     traders: tuple[TraderSpec, ...]
@@ -153,7 +153,7 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
     plan = _plan(scenario, len(traders), streams.numpy("orders"))
     committee = roles.permutation(nodes)[: min(scenario.privacy.keypers, nodes)]
     keypers = tuple(int(v) for v in committee)
-    operator = int(roles.integers(nodes))
+    operator = honest[int(roles.integers(len(honest)))]  # trusted: never a spy
     adversary_node = min(spies) if spies else order[-1]
     return World(
         topology,
