@@ -118,16 +118,20 @@ def attribute(
     *,
     until: float,
 ) -> list[Attribution]:
-    """The spies' judgement of every order the world's traders placed, in submission order."""
+    """The spies' judgement of every diffused order the world's traders placed, in order.
+
+    Orders that never diffused (operator mode sends them point to point to the operator) are
+    not judged: the first-spy estimator does not apply to them, so their scores are NaN.
+    """
     nodes = {spec.trader: spec.node for spec in traders}
     spy_array = np.array(sorted(spies), dtype=np.int64)
     out = []
     for record in records:
         trader = record.order.trader
-        if nodes.get(trader) != record.node:
-            continue  # not one of the world's traders (the front-runner trades for the spies)
+        if nodes.get(trader) != record.node or record.flood is None:
+            continue  # the front-runner trades for the spies; point-to-point orders never spread
         seen, named, per_edge = False, -1, -1
-        if record.flood is not None and spies:
+        if spies:
             seen, named = first_spy(record.flood, spy_array, until=until)
             per_edge = first_stem_spy(record.flood, spies, until=until)
         out.append(Attribution(trader, record.node, seen, named, per_edge))

@@ -158,3 +158,11 @@ def test_the_same_seed_gives_the_same_spies_and_estimates(runs: dict[str, RunRes
         assert_frame_equal(again.tables[name], first.tables[name], check_exact=True)
     keys = [k for k in first.metrics() if k.startswith("privacy.sender")]
     assert [again.metric(k) for k in keys] == [first.metric(k) for k in keys]
+
+
+def test_orders_that_never_diffuse_are_not_judged(small: dict[str, Any]) -> None:
+    small["privacy"]["order_flow"] = "operator"
+    small["adversary"] = {"spy_fraction": 0.2}
+    metrics = sim.run(small).metrics()
+    assert math.isnan(metrics["privacy.sender_recall"])
+    assert math.isnan(metrics["privacy.sender_precision"])
