@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,6 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from market.types import MAX_COMPACT_BYTES
 from sim.scenario_expand import (
     MAX_RUNS,
     Problem,
@@ -47,6 +45,7 @@ from sim.scenario_expand import (
     show,
     sweep_problems,
 )
+from sim.scenario_rules import MIN_PAD_BYTES, cross_field_rules
 
 # fmt: off
 __all__ = [
@@ -87,9 +86,6 @@ AVAILABLE: Mapping[str, tuple[object, ...]] = MappingProxyType({
 })
 # fmt: on
 
-# Encrypted order flows pad the order's compact encoding (at most MAX_COMPACT_BYTES) before
-# encryption; padding needs one marker byte more than the longest encoding.
-MIN_PAD_BYTES = MAX_COMPACT_BYTES + 1
 
 _MAX_SEED = 2**63 - 1  # seeds are TOML integers (signed 64-bit), never negative
 
@@ -279,7 +275,7 @@ class Scenario(_Section):
 
     @model_validator(mode="after")
     def _cross_fields(self) -> Self:
-        problems = _cross_field_rules(self) + _sweep_key_rules(self)
+        problems = cross_field_rules(self) + _sweep_key_rules(self)
         if problems:
             raise _cross_field_error(problems)
         return self
@@ -290,102 +286,6 @@ def _cross_field_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
     return PydanticCustomError(
         "cross_field", "{summary}", {"summary": problems[0][1], "problems": tuple(problems)}
     )
-
-
-Rule = tuple[bool, str, str]
-"""A cross-field rule: ``(broken, dotted key, message)``."""
-
-
-def _cross_field_rules(s: Scenario) -> list[tuple[str, str]]:
-    """Every broken rule that spans fields, as ``(dotted key, message)``."""
-    p, m, st, colluding = s.privacy, s.market, s.settlement, s.adversary.colluding_keypers
-    runs = math.prod(len(values) for values in s.sweep.values()) * s.replications
-    # fmt: off
-    rules: list[Rule] = [
-        *_network_rules(s),
-        *_fault_rules(s),
-        (p.threshold > p.keypers, "privacy.threshold",
-         _at_most("privacy.keypers", p.keypers, p.threshold)),
-        (colluding > p.keypers, "adversary.colluding_keypers",
-         _at_most("privacy.keypers", p.keypers, colluding)),
-        (0 < p.pad_to_bytes < MIN_PAD_BYTES, "privacy.pad_to_bytes",
-         f"must be 0 (no padding) or at least {MIN_PAD_BYTES} (the longest encoded order and "
-         f"a padding marker), got {p.pad_to_bytes}"),
-        (m.close_s > m.resolve_s, "market.close_s",
-         _at_most("market.resolve_s", m.resolve_s, m.close_s)),
-        (m.resolve_s > s.duration_s, "market.resolve_s",
-         _at_most("duration_s", s.duration_s, m.resolve_s)),
-        (st.byzantine_fraction + st.crash_fraction > 1.0, "settlement.crash_fraction",
-         "byzantine_fraction + crash_fraction must be at most 1"),
-        (s.forecaster.enabled and m.outcomes != 2, "forecaster.enabled",
-         f"the forecaster needs binary markets (market.outcomes = 2), got {m.outcomes}"),
-        (runs > MAX_RUNS, "sweep" if s.sweep else "replications",
-         f"{runs} runs (sweep points × replications) exceed the limit of {MAX_RUNS}"),
-    ]
-    # fmt: on
-    return [(key, message) for broken, key, message in rules if broken]
-
-
-def _at_most(name: str, limit: float, got: float) -> str:
-    return f"must be at most {name} ({show(limit)}), got {show(got)}"
-
-
-def _network_rules(s: Scenario) -> list[Rule]:
-    net, n, d = s.network, s.network.nodes, s.network.degree
-    # Roles that each need their own node, checked only when the component runs, so that a
-    # small network is not refused over an unused section's defaults.
-    counts = [("settlement.reporters", s.settlement.reporters, True),
-              ("privacy.keypers", s.privacy.keypers, s.privacy.order_flow == "threshold"),
-              ("forecaster.clients", s.forecaster.clients, s.forecaster.enabled)]  # fmt: skip
-    rules = [(used and c > n, key, _at_most("network.nodes", n, c)) for key, c, used in counts]
-    if net.topology == "complete":  # the degree is n - 1 by construction; the key is ignored
-        return rules
-    # fmt: off
-    return [*rules,
-        (d >= n, "network.degree", f"must be less than network.nodes ({n}), got {d}"),
-        (d < n and net.topology == "random_regular" and n * d % 2 == 1, "network.degree",
-         f"random_regular needs nodes × degree even, got {n} × {d}"),
-        (d < n and net.topology == "watts_strogatz" and d % 2 == 1, "network.degree",
-         f"watts_strogatz needs an even degree (k neighbours, k/2 each side), got {d}"),
-    ]
-    # fmt: on
-
-
-def _fault_rules(s: Scenario) -> list[Rule]:
-    """Scheduled faults name nodes and reporters that exist, and end after they start."""
-    nodes, reporters = s.network.nodes, s.settlement.reporters
-    rules: list[Rule] = []
-    for i, cut in enumerate(s.faults.partitions):
-        key = f"faults.partitions[{i}]"
-        rules += [
-            (not (cut.nodes or cut.reporters), key, "names no node (give nodes or reporters)"),
-            *_ids_exist(f"{key}.nodes", cut.nodes, nodes, reporters=False),
-            *_ids_exist(f"{key}.reporters", cut.reporters, reporters, reporters=True),
-            (cut.end_s <= cut.start_s, f"{key}.end_s",
-             f"must be greater than start_s ({show(cut.start_s)}), got {show(cut.end_s)}"),
-        ]  # fmt: skip
-    for i, crash in enumerate(s.faults.crashes):
-        key = f"faults.crashes[{i}]"
-        restart = crash.restart_s
-        rules += [
-            ((crash.node is None) == (crash.reporter is None), key,
-             "give exactly one of node or reporter"),
-            *_ids_exist(f"{key}.node", [crash.node] if crash.node is not None else [], nodes,
-                        reporters=False),
-            *_ids_exist(f"{key}.reporter",
-                        [crash.reporter] if crash.reporter is not None else [], reporters,
-                        reporters=True),
-            (restart is not None and restart <= crash.at_s, f"{key}.restart_s",
-             f"must be greater than at_s ({show(crash.at_s)}), got {show(restart)}"),
-        ]  # fmt: skip
-    return rules
-
-
-def _ids_exist(key: str, ids: Sequence[int], count: int, *, reporters: bool) -> list[Rule]:
-    what = "settlement.reporters" if reporters else "network.nodes"
-    return [
-        (i >= count, key, f"{i} does not exist: {what} is {count} (ids start at 0)") for i in ids
-    ]
 
 
 def _sweep_key_rules(s: Scenario) -> list[tuple[str, str]]:
