@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from market.crypto import ecdh_key, keypair, shamir_combine, shamir_split
+from market.crypto import ecdh_key, keypair
+from market.shamir import shamir_combine, shamir_split
 from sim.federated.data import ClientData, Dataset, client_datasets, ground_truth, holdout
 from sim.federated.model import LogisticRegression
 from sim.federated.secagg import ChannelKeys, open_envelope, seal, share_digest, threshold

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -378,69 +378,6 @@ def verify(
             DSS.new(key, "fips-186-3").verify(SHA256.new(message), signature)
         except ValueError as exc:
             raise CryptoError("signature is not authentic") from exc
-
-
-def _uniform_mod(randbytes: RandBytes, modulus: int) -> int:
-    # 16 extra bytes make the reduction bias below 2^-128
-    return int.from_bytes(randbytes((modulus.bit_length() + 7) // 8 + 16), "big") % modulus
-
-
-def eval_poly(coeffs: Sequence[int], x: int, modulus: int) -> int:
-    """``sum(coeffs[k] * x**k) mod modulus`` by Horner's rule."""
-    acc = 0
-    for c in reversed(coeffs):
-        acc = (acc * x + c) % modulus
-    return acc
-
-
-def shamir_split(
-    secret: int,
-    *,
-    n: int,
-    k: int,
-    randbytes: RandBytes,
-    modulus: int = P256_ORDER,
-    meter: CryptoMeter | None = None,
-) -> list[tuple[int, int]]:
-    """Shamir shares ``(x, f(x))`` at ``x = 1..n`` of a random degree ``k-1`` polynomial.
-
-    ``modulus`` must be prime (the default is the P-256 group order); any ``k`` shares
-    reconstruct ``secret`` and ``k-1`` reveal nothing about it.
-    """
-    if not 1 <= k <= n < modulus:
-        raise ValueError("need 1 <= k <= n < modulus")
-    if not 0 <= secret < modulus:
-        raise ValueError("secret out of range")
-    with metering(meter) as tally:
-        tally.count("shamir")
-        coeffs = [secret] + [_uniform_mod(randbytes, modulus) for _ in range(k - 1)]
-        return [(x, eval_poly(coeffs, x, modulus)) for x in range(1, n + 1)]
-
-
-def shamir_combine(
-    shares: Sequence[tuple[int, int]],
-    *,
-    modulus: int = P256_ORDER,
-    meter: CryptoMeter | None = None,
-) -> int:
-    """Lagrange interpolation at 0 of the given shares (all of them are used).
-
-    ``ValueError`` on no shares, a duplicate x or an x that is 0 mod ``modulus``.
-    """
-    xs = [x % modulus for x, _ in shares]
-    if not xs or len(set(xs)) != len(xs) or 0 in xs:
-        raise ValueError("shares need distinct, non-zero x-coordinates")
-    with metering(meter) as tally:
-        tally.count("shamir")
-        total = 0
-        for i, (xi, (_, yi)) in enumerate(zip(xs, shares, strict=True)):
-            num = den = 1
-            for j, xj in enumerate(xs):
-                if j != i:
-                    num = num * xj % modulus
-                    den = den * (xj - xi) % modulus
-            total += yi * num * pow(den, -1, modulus)
-        return total % modulus
 
 
 def derive_stream(key: bytes, label: bytes, n: int, *, meter: CryptoMeter | None = None) -> bytes:

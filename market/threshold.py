@@ -44,14 +44,13 @@ from market.crypto import (
     CryptoMeter,
     RandBytes,
     base_mul,
-    eval_poly,
     metering,
     point_bytes,
     point_mul,
     random_scalar,
-    shamir_combine,
 )
 from market.errors import CryptoError
+from market.shamir import eval_poly, shamir_combine
 
 _BATCH_TAG = b"veilcast/dkg/batch/v1|"
 _WEIGHT_BYTES = 8

@@ -65,10 +65,9 @@ from market.crypto import (
     RandBytes,
     ecdh_key,
     random_scalar,
-    shamir_combine,
-    shamir_split,
 )
 from market.errors import CryptoError
+from market.shamir import shamir_combine, shamir_split
 from sim.federated.secagg_crypto import (
     MASK_INFO,
     MODULUS,

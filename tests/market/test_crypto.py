@@ -37,13 +37,12 @@ from market.crypto import (
     point_bytes,
     point_from_bytes,
     point_mul,
-    shamir_combine,
-    shamir_split,
     sign,
     unpad,
     verify,
 )
 from market.errors import CryptoError
+from market.shamir import shamir_combine, shamir_split
 
 H = bytes.fromhex
 ECC_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B  # P-256's b (SEC 2)

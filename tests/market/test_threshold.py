@@ -16,9 +16,9 @@ from market.crypto import (
     ecies_decrypt,
     ecies_encrypt,
     point_bytes,
-    shamir_combine,
 )
 from market.errors import CryptoError
+from market.shamir import shamir_combine
 from market.threshold import (
     Deal,
     EpochKey,
