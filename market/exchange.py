@@ -4,12 +4,11 @@ Every replica (and the sequencer, whose copy is the run's record) holds an :clas
 applies the same blocks in the same order, so equal inputs give equal state hashes; the runner
 compares them to report replica divergence.
 
-Accounts are plain integers: traders use their trader ids, :func:`maker_account` gives each
-market's maker its own account, :func:`reporter_account` each reporter's, and :data:`TREASURY`
-collects priority fees (standing for the sequencers), forfeited deposits and the treasury's share
-of bonds.
+Accounts (:mod:`market.accounts`) are plain integers: traders use their trader ids, each
+market's maker and each reporter has its own account, and the treasury collects priority fees
+(standing for the sequencers), forfeited deposits and the treasury's share of bonds.
 
-Settlement is a sequence of :class:`Settlement` steps. A ``certificate`` settles a market at once
+Settlement is a sequence of :class:`~market.oracle.Settlement` steps. A ``certificate`` settles a market at once
 (BFT voting). The optimistic oracle (UMA-style) goes through ``propose`` (a reporter bonds an
 outcome), ``dispute`` (another bonds against it within the liveness window: the first dispute
 resets the request for a new proposal, the second sends the market to a vote, which ends in a
@@ -26,133 +25,29 @@ import hashlib
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
-from typing import Literal
 
+from market.accounts import (
+    BOND_ESCROW,
+    ESCROW,
+    TREASURY,
+    maker_account,
+    reporter_account,
+)
 from market.batch import BatchResult, clear_batch
 from market.crypto import open_commitment
 from market.errors import CryptoError
 from market.execute import Rejection, execute_order
 from market.ledger import Ledger
 from market.lmsr import MarketMaker
+from market.oracle import OracleTerms, Request, Settlement, bond_release
 from market.types import MICRO, Fill, Order
-
-MAKER_BASE = 1 << 40
-"""Maker accounts are ``MAKER_BASE + market``, far above any trader id."""
-
-TREASURY = (1 << 41) - 1
-"""The account that collects priority fees, forfeited deposits and the treasury's bond shares."""
-
-ESCROW = (1 << 41) - 2
-"""The account that holds commit-reveal deposits until the order is revealed or forfeited."""
-
-BOND_ESCROW = (1 << 41) - 3
-"""The account that holds optimistic-oracle bonds until the market they back is final."""
-
-REPORTER_BASE = 3 << 39
-"""Reporter accounts are ``REPORTER_BASE + node``: above every maker, below the treasury."""
-
-SettlementKind = Literal["certificate", "propose", "dispute", "expire"]
-
-
-def reporter_account(node: int) -> int:
-    """The ledger account of the reporter at ``node`` (its endowment, its bonds)."""
-    return REPORTER_BASE + node
-
-
-def maker_account(market: int) -> int:
-    """The ledger account of market ``market``'s market maker."""
-    return MAKER_BASE + market
 
 
 def maker_funding(maker: MarketMaker) -> int:
     """Micro-units a maker is funded with: its subsidy rounded up, so it can always pay out."""
     return math.ceil(maker.subsidy() * MICRO)
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """One settlement step of a market, with the evidence that justifies it.
-
-    Attributes:
-        market: the market.
-        outcome: the winning outcome (``certificate``), the bonded one (``propose``), the one
-            the disputer holds true (``dispute``).
-        voters: ``certificate``: the reporters whose votes for ``outcome`` justify it (sorted,
-            distinct); ``propose``/``dispute``: the one reporter who posts the bond.
-        round: ``certificate``: the voting round the votes were cast in.
-        signatures: one per voter, aligned with ``voters`` (empty where nothing is signed).
-        kind: which step (see the module docstring).
-        request: ``propose``/``dispute``/``expire``: the market's request number (0, then 1
-            after a first dispute).
-        t: the time of the block carrying the step (the liveness window is checked with it).
-    """
-
-    market: int
-    outcome: int
-    voters: tuple[int, ...] = ()
-    round: int = 0
-    signatures: tuple[bytes, ...] = ()
-    kind: SettlementKind = "certificate"
-    request: int = 0
-    t: float = 0.0
-
-    def evidence_bytes(self) -> int:
-        """Bytes of the evidence on the wire: voter ids, signatures, request and time."""
-        header = 0 if self.kind == "certificate" else 12
-        return 2 * len(self.voters) + sum(len(sig) for sig in self.signatures) + header
-
-
-@dataclass(frozen=True, slots=True)
-class OracleTerms:
-    """The optimistic oracle's terms, fixed when the markets open.
-
-    Attributes:
-        bond: micro-units a proposer, and then a disputer, must post.
-        liveness: seconds during which a proposal may be disputed.
-    """
-
-    bond: int
-    liveness: float
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One proposal of a market's outcome on the optimistic oracle, maybe disputed.
-
-    Attributes:
-        proposer: the reporter node that bonded ``outcome``.
-        outcome: the proposed outcome.
-        bond: micro-units each side posted.
-        t: when the proposal was recorded on chain.
-        disputer: the reporter node that disputed it (-1: undisputed).
-    """
-
-    proposer: int
-    outcome: int
-    bond: int
-    t: float
-    disputer: int = -1
-
-    @property
-    def disputed(self) -> bool:
-        """Whether someone bonded against the proposal."""
-        return self.disputer >= 0
-
-
-def bond_release(request: Request, outcome: int) -> list[tuple[int, int]]:
-    """Where a request's bonds go once the market settled to ``outcome``: ``(account, micro)``.
-
-    Undisputed: the bond goes back to its proposer. Disputed: the side that was right (the
-    proposer if it proposed ``outcome``, else the disputer) gets its bond back plus half of the
-    loser's (rounded down); the treasury gets the rest of the loser's bond.
-    """
-    if not request.disputed:
-        return [(reporter_account(request.proposer), request.bond)]
-    right = request.proposer if request.outcome == outcome else request.disputer
-    award = request.bond // 2
-    return [(reporter_account(right), request.bond + award), (TREASURY, request.bond - award)]
 
 
 @lru_cache(maxsize=64)

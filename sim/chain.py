@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from market.batch import BatchResult
-from market.exchange import Exchange, Settlement
+from market.exchange import Exchange
 from market.execute import Rejection
+from market.oracle import Settlement
 from market.types import ORDER_WIRE_BYTES, Fill, Order
 
 BLOCK_HEADER_BYTES = 96

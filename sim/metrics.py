@@ -9,7 +9,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from market.exchange import Exchange, maker_account, maker_funding
+from market.accounts import maker_account
+from market.exchange import Exchange, maker_funding
 from market.types import MICRO
 from sim.records import OrderRecord, SettlementRecord
 

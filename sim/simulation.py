@@ -12,11 +12,13 @@ from typing import Any
 from simpy import Environment
 from simpy.events import Event
 
+from market.accounts import maker_account
 from market.batch import BatchResult
 from market.crypto import CryptoMeter
-from market.exchange import Exchange, Settlement, maker_account, maker_funding
+from market.exchange import Exchange, maker_funding
 from market.ledger import Ledger
 from market.lmsr import make_market_maker
+from market.oracle import Settlement
 from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
 from sim.agents import belief, informed_intent, noise_intent
 from sim.chain import Block, CloseTx, Replica, Tx, TxResult, apply_block

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from market.exchange import Settlement
+from market.oracle import Settlement
 from sim.faults import FaultInjector, FaultPlan, plan_faults
 from sim.settlement.bft import BFT
 from sim.settlement.optimistic import Optimistic

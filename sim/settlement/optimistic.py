@@ -22,8 +22,10 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
+from market.accounts import reporter_account
 from market.crypto import sign
-from market.exchange import Exchange, OracleTerms, Settlement, SettlementKind, reporter_account
+from market.exchange import Exchange
+from market.oracle import OracleTerms, Settlement, SettlementKind
 from market.types import to_micro
 from sim.chain import Block, SettleTx, Tx, tx_size
 from sim.faults import FaultPlan

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from market.exchange import OracleTerms, Settlement, reporter_account
+from market.accounts import reporter_account
+from market.oracle import OracleTerms, Settlement
 from market.types import to_micro
 from sim.chain import Block, SettleTx, TxResult
 from sim.components import Component

@@ -26,7 +26,7 @@ from Crypto.PublicKey.ECC import EccPoint
 
 from market.crypto import CryptoMeter, sign, verify
 from market.errors import CryptoError
-from market.exchange import Settlement
+from market.oracle import Settlement
 
 VOTE_DOMAIN = b"veilcast/settlement/vote/v1|"
 LEADER_DOMAIN = b"veilcast/settlement/leader/v1|"

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from market.crypto import keypair, sign
-from market.exchange import Exchange, Settlement
+from market.exchange import Exchange
+from market.oracle import Settlement
 from sim.settlement.records import RoundRecord
 from sim.settlement.votes import (
     VOTE_BYTES,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+from market.accounts import ESCROW, TREASURY, maker_account
 from market.crypto import commit
-from market.exchange import ESCROW, TREASURY, Exchange, Settlement, maker_account, maker_funding
+from market.exchange import Exchange, maker_funding
 from market.ledger import Ledger
 from market.lmsr import LMSR
+from market.oracle import Settlement
 from market.types import MICRO, Fill, Order
 from sim.chain import (
     BatchTx,

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import sim as api
+from market.accounts import BOND_ESCROW, TREASURY, reporter_account
 from market.crypto import base_mul
-from market.exchange import BOND_ESCROW, TREASURY, Exchange, reporter_account
+from market.exchange import Exchange
 from market.types import MICRO
 from sim.chain import SettleTx, apply_tx
 from sim.runner import build, compute_metrics

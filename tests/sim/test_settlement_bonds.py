@@ -6,20 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from market.exchange import (
-    BOND_ESCROW,
-    TREASURY,
-    Exchange,
-    OracleTerms,
-    Request,
-    Settlement,
-    bond_release,
-    maker_account,
-    maker_funding,
-    reporter_account,
-)
+from market.accounts import BOND_ESCROW, TREASURY, maker_account, reporter_account
+from market.exchange import Exchange, maker_funding
 from market.ledger import Ledger
 from market.lmsr import make_market_maker
+from market.oracle import OracleTerms, Request, Settlement, bond_release
 from market.types import MICRO
 
 BOND = 750 * MICRO

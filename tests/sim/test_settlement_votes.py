@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from market.crypto import CryptoMeter, base_mul, keypair, sign
-from market.exchange import Settlement
+from market.oracle import Settlement
 from sim.settlement import majority_ok
 from sim.settlement.votes import (
     Keyring,

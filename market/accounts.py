@@ -1,0 +1,32 @@
+"""Ledger account numbers: traders, market makers, reporters and the protocol's own accounts.
+
+Accounts are plain integers. Traders use their trader ids (small numbers); every other kind of
+account lives in its own range far above them, so no id can ever collide.
+"""
+
+from __future__ import annotations
+
+MAKER_BASE = 1 << 40
+"""Maker accounts are ``MAKER_BASE + market``, far above any trader id."""
+
+TREASURY = (1 << 41) - 1
+"""The account that collects priority fees, forfeited deposits and the treasury's bond shares."""
+
+ESCROW = (1 << 41) - 2
+"""The account that holds commit-reveal deposits until the order is revealed or forfeited."""
+
+BOND_ESCROW = (1 << 41) - 3
+"""The account that holds optimistic-oracle bonds until the market they back is final."""
+
+REPORTER_BASE = 3 << 39
+"""Reporter accounts are ``REPORTER_BASE + node``: above every maker, below the treasury."""
+
+
+def reporter_account(node: int) -> int:
+    """The ledger account of the reporter at ``node`` (its endowment, its bonds)."""
+    return REPORTER_BASE + node
+
+
+def maker_account(market: int) -> int:
+    """The ledger account of market ``market``'s market maker."""
+    return MAKER_BASE + market
