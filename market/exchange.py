@@ -8,15 +8,16 @@ Accounts (:mod:`market.accounts`) are plain integers: traders use their trader i
 market's maker and each reporter has its own account, and the treasury collects priority fees
 (standing for the sequencers), forfeited deposits and the treasury's share of bonds.
 
-Settlement is a sequence of :class:`~market.oracle.Settlement` steps. A ``certificate`` settles a market at once
-(BFT voting). The optimistic oracle (UMA-style) goes through ``propose`` (a reporter bonds an
-outcome), ``dispute`` (another bonds against it within the liveness window: the first dispute
-resets the request for a new proposal, the second sends the market to a vote, which ends in a
-``certificate``) and ``expire`` (liveness passed undisputed: the proposal settles the market).
-Bonds wait in :data:`BOND_ESCROW` until the market is final, then the winner of each dispute
-gets its bond back plus half of the loser's and the treasury the rest: every bond is a ledger
-transfer, so conservation holds through every step. The exchange checks what the state allows;
-signatures and quorums are checked before (``settlement_ok`` in :mod:`sim.chain`).
+Settlement is a sequence of :class:`~market.oracle.Settlement` steps. A ``certificate`` settles
+a market at once (BFT voting). The optimistic oracle (UMA-style) goes through ``propose`` (a
+reporter bonds an outcome), ``dispute`` (another bonds against it within the liveness window:
+the first dispute resets the request for a new proposal, the second sends the market to a vote,
+which ends in a ``certificate``) and ``expire`` (liveness passed undisputed: the proposal
+settles the market). Bonds wait in :data:`BOND_ESCROW` until the market is final, then the
+winner of each dispute gets its bond back plus half of the loser's and the treasury the rest:
+every bond is a ledger transfer, so conservation holds through every step. The exchange checks
+what the state allows; signatures and quorums are checked before (``settlement_ok`` in
+:mod:`sim.chain`).
 """
 
 from __future__ import annotations
