@@ -73,8 +73,11 @@ class Simulation:
         scenario: the resolved scenario.
         world: what the world seed decided.
         seed: the run's own seed (protocol randomness, keys).
-        settlement_ok: how replicas check a settlement's evidence (from the settlement
-            protocol); set by :meth:`plug` when the settlement component is added.
+
+    Components set what they own when they are constructed and plugged in: the settlement
+    protocol sets ``settlement_ok`` (how replicas check a settlement's evidence), mints
+    endowments and marks ``faulty_replicas``; order flows and the front-runner add
+    ``block_listeners``. Replicas copy the exchange when :meth:`run` starts, after all that.
     """
 
     def __init__(self, scenario: Scenario, world: World, *, seed: int) -> None:
