@@ -79,5 +79,3 @@ class RunRecords:
 
     orders: list[OrderRecord] = field(default_factory=list)
     prices: list[PricePoint] = field(default_factory=list)
-    blocks: int = 0
-    fetches: int = 0

@@ -65,7 +65,6 @@ class CatchUp:
         block, _ = sim.blocks[height]
         path = sim.net.path_to(node, lambda n: self.holds(n, height), skip=attempt)
         if path:
-            sim.records.fetches += 1
             sim.net.relay(
                 path,
                 kind="fetch",

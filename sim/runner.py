@@ -9,7 +9,6 @@ from __future__ import annotations
 import platform
 import resource
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,8 +225,3 @@ def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
     for component in sim.components:
         frames.update(component.tables(run_id))
     return frames
-
-
-def python_info() -> str:
-    """A one-line description of the interpreter, for benchmarks."""
-    return f"{platform.python_implementation()} {platform.python_version()} on {sys.platform}"

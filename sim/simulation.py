@@ -222,7 +222,6 @@ class Simulation:
             listeners=listeners,
         )
         self.blocks.append((block, flood))
-        self.records.blocks += 1
 
     def _block_at(self, node: int, block: Block) -> None:
         self.catch_up.arrived(node, block)
