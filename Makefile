@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck contracts unit bench dashboard clean
+.PHONY: demo test lint typecheck contracts unit suite bench dashboard clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/veilcast compare results/privacy-comparison
 	$(BIN)/veilcast dashboard --results results
 
-test: lint typecheck contracts unit
+test: lint typecheck contracts suite
 
 lint: $(STAMP)
 	$(BIN)/ruff check market sim dashboard tests benchmarks
@@ -33,7 +33,12 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
+# The fast lane: every test but those marked slow (whole runs, sweeps, the CLI) or browser.
 unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+# Every test, the browser one included (what CI runs through make test).
+suite: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
