@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sim import io
-from sim.runner import RunResult, execute
+from sim.results import io
+from sim.runs.runner import RunResult, execute
 from sim.scenario import RunSpec, Scenario, expand, load_scenario, parse_scenario
 
 ScenarioLike = str | Path | Mapping[str, Any] | Scenario

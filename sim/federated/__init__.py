@@ -2,7 +2,7 @@
 
 Modules, from data to attacks:
 
-* :mod:`~sim.federated.data`: the logistic ground truth, the market world, non-IID client data.
+* :mod:`~sim.world.forecast`: the logistic ground truth, the market world, non-IID client data.
 * :mod:`~sim.federated.model`: the :class:`Model` protocol and logistic regression.
 * :mod:`~sim.federated.strategy`: :class:`FLConfig`, FedAvg / DP-FedAvg, round outcomes.
 * :mod:`~sim.federated.secagg`: secure aggregation (Bonawitz et al. 2017) as pure steps (its

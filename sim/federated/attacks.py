@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.federated.data import Dataset
 from sim.federated.dp import membership_advantage_bound
 from sim.federated.model import Model
+from sim.world.forecast import Dataset
 
 __all__ = [
     "MembershipResult",

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from sim.federated.data import sigmoid
+from sim.world.forecast import sigmoid
 
 
 class Model(Protocol):

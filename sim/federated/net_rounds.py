@@ -70,7 +70,7 @@ from sim.federated.wire import (
     wait_for,
     words_bytes,
 )
-from sim.simulation import Simulation
+from sim.runs.simulation import Simulation
 
 
 @dataclass(frozen=True, slots=True, eq=False)

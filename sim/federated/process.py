@@ -1,7 +1,7 @@
 """The federated forecaster as a simulation component: FedAvg rounds over the simulated network.
 
 A coordinator node (drawn with the rest of the forecasting world from the world seed, see
-:func:`sim.federated.data.forecast_world`) runs ``forecaster.rounds`` rounds back to back from
+:func:`sim.world.forecast.forecast_world`) runs ``forecaster.rounds`` rounds back to back from
 time 0. Each round it samples clients by Poisson sampling (each with probability
 ``client_fraction``) and draws which sampled clients will drop out (``dropout``); the round
 itself travels over the network as :mod:`sim.federated.net_rounds` describes (plain, or with
@@ -38,15 +38,12 @@ import numpy as np
 import polars as pl
 
 from market.types import to_micro
-from sim import tables
-from sim.components import Component
 from sim.federated.attacks import (
     MembershipResult,
     membership_inference,
     reconstruction_rate,
     thin_roc,
 )
-from sim.federated.data import ForecastWorld, pooled
 from sim.federated.dp import RdpLedger
 from sim.federated.net_rounds import PlainRound, RoundEnd, RoundPlan, SecureRound
 from sim.federated.rounds import Observation, close_round, start_round
@@ -54,8 +51,11 @@ from sim.federated.strategy import AbortReason, FLConfig, RoundOutcome, RoundSta
 from sim.federated.trader import ForecastTrader
 from sim.federated.training import Session, brier, train_centralized
 from sim.federated.wire import Courier
+from sim.host.component import Component
+from sim.results import tables
+from sim.runs.simulation import Simulation
 from sim.scenario import Forecaster
-from sim.simulation import Simulation
+from sim.world.forecast import ForecastWorld, pooled
 
 """The ``fl_roc`` table: the membership-inference ROC curve on an even FPR grid."""
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from market.crypto import CryptoMeter, RandBytes
 from sim.federated.attacks import SecureSumObservation, UpdateObservation
-from sim.federated.data import ClientData
 from sim.federated.model import Model
 from sim.federated.secagg import (
     ClientKeys,
@@ -40,6 +39,7 @@ from sim.federated.secagg import (
     with_members,
 )
 from sim.federated.strategy import AbortReason, ClientResult, FedAvg, FLConfig, RoundOutcome
+from sim.world.forecast import ClientData
 
 Observation = tuple[UpdateObservation, ...] | SecureSumObservation
 Phase = Literal["key_agreement", "sharing", "masking", "unmasking"]

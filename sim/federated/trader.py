@@ -4,14 +4,14 @@ Once federated training has finished, the forecaster holds one probability per m
 trained model applied to the market's features). From then on, every mean inter-order time of
 the other traders (``3600 / traders.orders_per_hour`` seconds) until the markets close, it
 looks at each live market and trades as an informed trader whose belief is the model's
-probability (:func:`sim.agents.informed_intent`): it buys the outcome whose probability most
-exceeds its price by at least :data:`sim.agents.MIN_EDGE`, ``traders.order_size`` shares at
+probability (:func:`sim.world.agents.informed_intent`): it buys the outcome whose probability most
+exceeds its price by at least :data:`sim.world.agents.MIN_EDGE`, ``traders.order_size`` shares at
 most, paying at most its belief per share and never more than its cash. So its trades move the
 prices toward the model's and stop when they agree.
 
 Its orders go through the run's order flow like any trader's (:meth:`OrderFlow.submit`), from
 the coordinator's node, under its own ledger account (minted at genesis with the traders'
-budget); its profit is measured like theirs (:func:`sim.metrics.account_value`).
+budget); its profit is measured like theirs (:func:`sim.results.metrics.account_value`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from market.types import MICRO, ORDER_WIRE_BYTES, Order
-from sim.agents import Intent, informed_intent
-from sim.metrics import account_value
-from sim.records import OrderRecord
-from sim.simulation import Simulation
+from sim.results.metrics import account_value
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
+from sim.world.agents import Intent, informed_intent
 
 KIND = "forecaster"
 """The ``kind`` of the forecaster's orders in the ``orders`` table."""

@@ -27,7 +27,6 @@ import numpy as np
 
 from market.crypto import CryptoMeter, RandBytes
 from sim.federated.attacks import SecureSumObservation, UpdateObservation
-from sim.federated.data import ClientData, Dataset, pooled
 from sim.federated.dp import ACCOUNTANT, RdpLedger
 from sim.federated.model import LogisticRegression, Model
 from sim.federated.rounds import (
@@ -56,6 +55,7 @@ from sim.federated.strategy import (
     RoundOutcome,
     RoundStatus,
 )
+from sim.world.forecast import ClientData, Dataset, pooled
 
 __all__ = [
     "Observation",

@@ -1,7 +1,7 @@
 """How federated rounds use the simulated network: messages, their sizes, and the server's waits.
 
 Every message between the coordinator and a client travels hop by hop along a shortest path of
-the topology (:meth:`sim.network.SimNetwork.relay`), so it pays each link's latency and may be
+the topology (:meth:`sim.net.network.SimNetwork.relay`), so it pays each link's latency and may be
 lost on any hop like any other message; its kind (``fl_*``) and its size in bytes show up in the
 run's ``messages`` table. Sizes are those of the real payloads: 8 bytes per float of a model or
 a plain update, 4 bytes per word of a masked vector in ``Z_{2^32}``, 33 bytes per compressed
@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 
 from market.crypto import POINT_BYTES
 from sim.federated.secagg import Reveal, ShareCommitment, ShareEnvelope
-from sim.simulation import Simulation
+from sim.runs.simulation import Simulation
 
 HEADER_BYTES = 16
 """Round number, sender and message kind, on every message."""

@@ -16,11 +16,11 @@ from functools import partial
 from market.crypto import commit
 from market.execute import Rejection
 from market.types import Fill, to_micro
-from sim.chain import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult, tx_size
-from sim.components import OrderFlow, record_result
-from sim.orderflow.mempool import Mempools
-from sim.records import OrderRecord
-from sim.simulation import Simulation
+from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult, tx_size
+from sim.chain.mempool import Mempools
+from sim.host.component import OrderFlow, record_result
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
 
 SALT_BYTES = 16
 

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 from market.crypto import ecies_decrypt, ecies_encrypt, keypair
 from market.types import Order, decode_compact, encode_compact
-from sim.chain import Block, OrderTx, Tx, TxResult, order_priority
-from sim.components import OrderFlow
-from sim.orderflow.mempool import Mempools
+from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
+from sim.chain.mempool import Mempools
+from sim.host.component import OrderFlow
 from sim.orderflow.transparent import record_fills
-from sim.records import OrderRecord
-from sim.simulation import Simulation
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
 
 
 class Operator(OrderFlow):

@@ -29,11 +29,11 @@ from market.crypto import CryptoMeter, ecies_decrypt, ecies_encrypt
 from market.errors import CryptoError
 from market.threshold import EpochKey, combine_secret, deal, run_dkg
 from market.types import Order, decode_compact, encode_compact
-from sim.chain import BatchTx, Block, SealedTx, Tx, TxResult, tx_size
-from sim.components import OrderFlow, record_result
-from sim.orderflow.mempool import Mempools
-from sim.records import OrderRecord
-from sim.simulation import Simulation
+from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult, tx_size
+from sim.chain.mempool import Mempools
+from sim.host.component import OrderFlow, record_result
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
 
 SHARE_BYTES = 4 + 4 + 32
 """A revealed share on the wire: epoch, keyper index, the 32-byte scalar."""

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from market.execute import Rejection
 from market.types import ORDER_WIRE_BYTES, Fill, Order
-from sim.chain import Block, OrderTx, Tx, TxResult, order_priority
-from sim.components import OrderFlow, record_result
-from sim.orderflow.mempool import Mempools
-from sim.records import OrderRecord
-from sim.simulation import Simulation
+from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
+from sim.chain.mempool import Mempools
+from sim.host.component import OrderFlow, record_result
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
 
 
 class Transparent(OrderFlow):

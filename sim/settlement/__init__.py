@@ -1,13 +1,13 @@
 """Settlement: how the reporters agree on each market's outcome, and what faults do to it.
 
-Two protocols (``settlement.protocol``), each a :class:`sim.components.Component`:
+Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Component`:
 
 * ``bft`` (:mod:`.bft`): rounds of ECDSA-signed votes with a ``2f + 1`` quorum, a new leader
   each round, certificates that every replica verifies before paying out;
 * ``optimistic`` (:mod:`.optimistic`): UMA-style bonded proposals, disputes, a liveness window
   and a vote of all reporters after a second dispute.
 
-:func:`plug_settlement` adds the run's faults (:mod:`sim.faults`: Byzantine and crashed
+:func:`plug_settlement` adds the run's faults (:mod:`sim.host.faults`: Byzantine and crashed
 reporters, scheduled crashes and partitions) and the protocol to a simulation. The pure rules
 (votes, certificates, checks) are in :mod:`.votes`, the voting rounds in :mod:`.voting`.
 """
@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from market.oracle import Settlement
-from sim.faults import FaultInjector, FaultPlan, plan_faults
+from sim.host.faults import FaultInjector, FaultPlan, plan_faults
 from sim.settlement.bft import BFT
 from sim.settlement.optimistic import Optimistic
 from sim.settlement.protocol import SettlementProtocol
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from sim.runs.simulation import Simulation
 
 __all__ = ["BFT", "PROTOCOLS", "Optimistic", "SettlementProtocol", "majority_ok", "plug_settlement"]
 

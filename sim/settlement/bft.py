@@ -9,7 +9,7 @@ third or more the run shows what happens (no finality, or a wrong one) and recor
 
 from __future__ import annotations
 
-from sim.chain import SettleTx, Tx
+from sim.chain.blocks import SettleTx, Tx
 from sim.settlement.protocol import SettlementProtocol
 
 

@@ -27,14 +27,14 @@ from market.crypto import sign
 from market.exchange import Exchange
 from market.oracle import OracleTerms, Settlement, SettlementKind
 from market.types import to_micro
-from sim.chain import Block, SettleTx, Tx, tx_size
-from sim.faults import FaultPlan
+from sim.chain.blocks import Block, SettleTx, Tx, tx_size
+from sim.host.faults import FaultPlan
 from sim.settlement.protocol import SettlementProtocol
 from sim.settlement.records import RoundRecord
 from sim.settlement.votes import rota, step_message
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from sim.runs.simulation import Simulation
 
 
 def awaiting(exchange: Exchange, market: int, request: int) -> bool:

@@ -1,6 +1,6 @@
 """What every settlement protocol shares: keys, endowments, the replicas' check, records, metrics.
 
-A protocol is a :class:`sim.components.Component`. At construction (before the replicas copy the
+A protocol is a :class:`sim.host.component.Component`. At construction (before the replicas copy the
 exchange) it mints each reporter's ``endowment`` into its ledger account, sets the optimistic
 oracle's terms, draws the reporters' keys and installs ``sim.settlement_ok``: the check every
 replica runs on a settlement step before it applies it. After each block it reads which steps
@@ -20,17 +20,17 @@ import polars as pl
 from market.accounts import reporter_account
 from market.oracle import OracleTerms, Settlement
 from market.types import to_micro
-from sim.chain import Block, SettleTx, TxResult
-from sim.components import Component
-from sim.faults import FaultPlan
-from sim.metrics import settlement_metrics
+from sim.chain.blocks import Block, SettleTx, TxResult
+from sim.host.component import Component
+from sim.host.faults import FaultPlan
+from sim.results.metrics import settlement_metrics
+from sim.results.tables import settlement_table
 from sim.settlement.records import RoundRecord, market_summaries
 from sim.settlement.votes import bft_quorum, settlement_ok
 from sim.settlement.voting import Voting, reporter_keys
-from sim.tables import settlement_table
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from sim.runs.simulation import Simulation
 
 MESSAGE_KINDS = ("leader", "vote", "oracle")
 """The message kinds settlement sends (``settlement.messages`` counts their deliveries)."""

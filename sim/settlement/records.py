@@ -1,8 +1,9 @@
 """What a run remembers about settlement: one record per market and round (or request).
 
-Plain mutable records filled in as the protocol runs; :func:`sim.tables.settlement_table` turns
-them into the ``settlement`` table and :func:`market_summaries` into the per-market records the
-``settlement.*`` metrics are computed from.
+Plain mutable records filled in as the protocol runs;
+:func:`sim.results.tables.settlement_table` turns them into the ``settlement`` table and
+:func:`market_summaries` into the per-market records the ``settlement.*`` metrics are computed
+from.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sim.records import SettlementRecord
+from sim.results.records import SettlementRecord
 from sim.settlement.votes import REASONS, Reason
 
 NAN = math.nan

@@ -46,7 +46,7 @@ from sim.settlement.votes import (
 )
 
 if TYPE_CHECKING:
-    from sim.simulation import Process, Simulation
+    from sim.runs.simulation import Process, Simulation
 
 SIGNATURE_BYTES = 64
 Ballot = tuple[int, Vote]

@@ -70,7 +70,7 @@ def _free_port() -> int:
 def _command(results: Path, port: int) -> list[str]:
     """``veilcast dashboard`` when the CLI offers it, else the same streamlit command it runs."""
     try:
-        from sim.cli import build_parser
+        from sim.runs.cli import build_parser
 
         build_parser().parse_args(["dashboard", "--results", str(results), "--port", str(port)])
         return [

@@ -16,11 +16,11 @@ from sim.federated.attacks import (
     reconstruction_rate,
     thin_roc,
 )
-from sim.federated.data import client_datasets, concat, fresh_like, ground_truth, holdout, pooled
 from sim.federated.dp import membership_advantage_bound
 from sim.federated.model import LogisticRegression
 from sim.federated.strategy import FLConfig
 from sim.federated.training import train
+from sim.world.forecast import client_datasets, concat, fresh_like, ground_truth, holdout, pooled
 
 
 def test_single_record_gradient_reveals_the_record_exactly() -> None:

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sim.federated.data import (
+from sim.federated.model import LogisticRegression
+from sim.world.forecast import (
     client_datasets,
     fresh_like,
     ground_truth,
@@ -16,7 +17,6 @@ from sim.federated.data import (
     pooled,
     sigmoid,
 )
-from sim.federated.model import LogisticRegression
 
 
 def test_truth_drives_markets_and_training_data() -> None:

@@ -16,9 +16,9 @@ from polars.testing import assert_frame_equal
 import sim
 from sim.federated.dp import epsilon
 from sim.federated.process import FederatedForecaster
-from sim.runner import RunResult, build
+from sim.runs.runner import RunResult, build
 from sim.scenario import expand, parse_scenario
-from sim.world import build_world
+from sim.world.build import build_world
 from tests.conftest import SMALL
 
 FEATURES = 6

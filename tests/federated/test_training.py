@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from sim.federated.attacks import SecureSumObservation, UpdateObservation, reconstruction_rate
-from sim.federated.data import ClientData, Dataset, client_datasets, ground_truth, holdout
 from sim.federated.dp import epsilon
 from sim.federated.model import LogisticRegression
 from sim.federated.strategy import FedAvg, FLConfig
@@ -21,6 +20,7 @@ from sim.federated.training import (
     client_update,
     train,
 )
+from sim.world.forecast import ClientData, Dataset, client_datasets, ground_truth, holdout
 
 SMALL = FLConfig(
     clients=16, features=6, samples_per_client=60, rounds=8, client_fraction=0.6, dropout=0.15

@@ -11,7 +11,7 @@ from market.ledger import Ledger
 from market.lmsr import LMSR
 from market.oracle import Settlement
 from market.types import MICRO, Fill, Order
-from sim.chain import (
+from sim.chain.blocks import (
     BatchTx,
     Block,
     CloseTx,

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sim.scenario as scenario_module
-from sim.cli import main
+from sim.runs.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,24 +94,6 @@ def test_a_bad_set_exits_2(
     assert not (tmp_path / "small").exists()
 
 
-def test_an_unavailable_capability_is_refused_not_ignored(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    small: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # every SPEC value is built today: put one back in the gate to check the CLI refuses it
-    monkeypatch.setattr(scenario_module, "AVAILABLE", {"network.propagation": ("diffusion",)})
-    small["network"]["propagation"] = "dandelion"
-    path = _write(tmp_path, small)
-    assert main(["validate", str(path)]) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert "network.propagation" in line and "not available yet" in line
-    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.slow
 def test_run_then_compare_end_to_end(tmp_path: Path, small: dict[str, Any]) -> None:
     small["replications"] = 2
     path = _write(tmp_path, small)

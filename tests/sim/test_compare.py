@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from sim.cli import main
-from sim.compare import (
+from sim.errors import InputError
+from sim.runs.cli import main
+from sim.runs.compare import (
     compare,
     compare_dirs,
     find_runs,
@@ -25,9 +26,8 @@ from sim.compare import (
     summarize,
     varying_keys,
 )
-from sim.errors import InputError
+from sim.runs.sweep import run_sweep
 from sim.scenario import parse_scenario
-from sim.sweep import run_sweep
 
 # Student-t, 97.5th percentile. With 2 degrees of freedom it has a closed form,
 # t = (2p - 1) * sqrt(2 / (4p(1 - p))) = 4.3027 (tables: 4.303); with 3, tables give 3.182.

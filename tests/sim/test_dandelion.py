@@ -12,7 +12,7 @@ import pytest
 from simpy import Environment
 
 import sim
-from sim.dandelion import (
+from sim.net.dandelion import (
     Dandelion,
     build_routes,
     embargo_base_s,
@@ -20,10 +20,10 @@ from sim.dandelion import (
     mean_hop_s,
     neighbour_lists,
 )
-from sim.fastflood import LatencyGraph, Spread
-from sim.network import SimNetwork, Topology, build_topology
+from sim.net.fastflood import LatencyGraph, Spread
+from sim.net.network import SimNetwork, Topology, build_topology
 from sim.rng import Streams
-from sim.runner import build
+from sim.runs.runner import build
 from sim.scenario import Network, expand, parse_scenario
 
 

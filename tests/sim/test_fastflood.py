@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from simpy import Environment
 
-from sim.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, delay_until, diffuse
-from sim.network import Flood, SimNetwork, Topology, build_topology
+from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, delay_until, diffuse
+from sim.net.network import Flood, SimNetwork, Topology, build_topology
 from sim.scenario import parse_scenario
 
 Log = dict[int, tuple[float, int]]

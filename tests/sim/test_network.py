@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from simpy import Environment
 
-from sim.network import SimNetwork, Topology, build_topology
+from sim.net.network import SimNetwork, Topology, build_topology
 from sim.scenario import parse_scenario
 
 

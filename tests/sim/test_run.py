@@ -14,7 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import sim
-from sim.runner import RunResult
+from sim.runs.runner import RunResult
 
 REQUIRED_TABLES = {"metrics", "orders", "prices", "messages", "settlement", "fl_rounds", "nodes"}
 

@@ -7,12 +7,10 @@ import json
 import random
 import re
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-import sim.scenario as scenario_module
 from market.types import ORDER_WIRE_BYTES
 from sim.rng import derive_seed
 from sim.scenario import (
@@ -26,11 +24,9 @@ from sim.scenario import (
     expand,
     load_scenario,
     parse_override,
-    parse_scenario,
     resolved_dict,
-    unsupported,
 )
-from sim.scenario_expand import get_dotted, point_slug
+from sim.scenario.expand import get_dotted, point_slug
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = 'name = "t"\nseed = 1\n'
@@ -120,7 +116,6 @@ def test_the_quickstart_is_small_valid_and_runnable() -> None:
     assert (scenario.network.nodes, scenario.network.degree, scenario.market.count) == (40, 6, 2)
     assert (scenario.traders.informed, scenario.traders.noise) == (6, 10)
     assert scenario.market.close_s < scenario.market.resolve_s <= scenario.duration_s == 14400.0
-    assert unsupported(scenario) == []
     assert len(expand(scenario)) == 1
 
 
@@ -322,67 +317,6 @@ def test_an_override_of_a_swept_key_is_refused(tmp_path: Path) -> None:
     [problem] = _problems(path, ("market.fee=2.0",))
     assert (problem.source, problem.key) == ("--set", "market.fee")
     assert "swept" in problem.message
-
-
-# --- the capability gate ------------------------------------------------------------------------
-# Every capability of the SPEC is built now, so the gate allows everything; these tests put a
-# planned capability back into the gate's table to check the mechanism still refuses it.
-
-GATED = MappingProxyType({"privacy.order_flow": ("transparent",), "forecaster.enabled": (False,)})
-
-
-@pytest.fixture
-def gated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pretend threshold order flow and the forecaster were not built yet."""
-    monkeypatch.setattr(scenario_module, "AVAILABLE", GATED)
-
-
-def test_every_value_of_the_spec_is_available_today() -> None:
-    everything = parse_scenario(
-        {
-            "name": "t",
-            "seed": 1,
-            "privacy": {"order_flow": "threshold", "unlinkable_senders": True},
-            "adversary": {"frontrunner": True, "colluding_keypers": 2, "operator_frontruns": True},
-            "forecaster": {"enabled": True},
-        }
-    )
-    assert unsupported(everything) == []
-
-
-@pytest.mark.usefixtures("gated")
-@pytest.mark.parametrize(
-    ("key", "value"), [("privacy.order_flow", '"threshold"'), ("forecaster.enabled", "true")]
-)
-def test_a_planned_capability_is_refused_in_one_line(tmp_path: Path, key: str, value: str) -> None:
-    path = _write(tmp_path, MINIMAL)
-    [problem] = _problems(path, (f"{key}={value}",))
-    assert problem.key == key
-    assert problem.message.startswith(f"{value} is not available yet (planned); available: ")
-
-
-@pytest.mark.usefixtures("gated")
-def test_the_gate_message_is_exactly_the_documented_one(tmp_path: Path) -> None:
-    path = _write(tmp_path, MINIMAL + '[privacy]\norder_flow = "threshold"\n')
-    [problem] = _problems(path)
-    assert str(problem) == (
-        f'{path}: privacy.order_flow: "threshold" is not available yet (planned); '
-        "available: transparent"
-    )
-    allowed = parse_scenario({"name": "t", "seed": 1})
-    assert unsupported(allowed) == []
-
-
-@pytest.mark.usefixtures("gated")
-def test_swept_keys_are_gated_by_their_sweep_values_only(tmp_path: Path) -> None:
-    text = MINIMAL + '[privacy]\norder_flow = "threshold"\n[sweep]\n"privacy.order_flow" = '
-    # the base value never runs when the key is swept
-    assert load_scenario(_write(tmp_path, text + '["transparent"]\n')).sweep
-    problems = _problems(_write(tmp_path, text + '["transparent", "commit_reveal"]\n'))
-    assert [str(p).split(": ", 1)[1] for p in problems] == [
-        'sweep.privacy.order_flow: "commit_reveal" is not available yet (planned); '
-        "available: transparent"
-    ]
 
 
 # --- sweeps and run ids -------------------------------------------------------------------------

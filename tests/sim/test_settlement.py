@@ -25,12 +25,12 @@ from market.accounts import BOND_ESCROW, TREASURY, reporter_account
 from market.crypto import base_mul
 from market.exchange import Exchange
 from market.types import MICRO
-from sim.chain import SettleTx, apply_tx
-from sim.runner import build, compute_metrics
+from sim.chain.blocks import SettleTx, apply_tx
+from sim.runs.runner import build, compute_metrics
+from sim.runs.simulation import Simulation
 from sim.scenario import expand, parse_scenario
 from sim.settlement import SettlementProtocol
 from sim.settlement.votes import Keyring, certificate_ok, settlement_ok
-from sim.simulation import Simulation
 
 RESOLVE = 6000.0
 TIMEOUT = 30.0

@@ -14,10 +14,10 @@ from polars.testing import assert_frame_equal
 from simpy import Environment
 
 import sim
-from sim.fastflood import EventSpread, LatencyGraph, diffuse
-from sim.network import Flood, SimNetwork, Topology
-from sim.runner import RunResult
-from sim.spies import first_spy, first_stem_spy, sender_scores
+from sim.adversary.spies import first_spy, first_stem_spy, sender_scores
+from sim.net.fastflood import EventSpread, LatencyGraph, diffuse
+from sim.net.network import Flood, SimNetwork, Topology
+from sim.runs.runner import RunResult
 from tests.conftest import SMALL
 
 # a line 0-1-2-3-4 with a slow shortcut 0-3: from 0, arrivals 0, .01, .02, .03, .04

@@ -20,10 +20,10 @@ import pytest
 from polars.testing import assert_frame_equal
 from rich.console import Console
 
-from sim.cli import main
 from sim.errors import InputError
+from sim.runs.cli import main
+from sim.runs.sweep import LOST, run_sweep
 from sim.scenario import ScenarioError, expand, load_scenario, parse_scenario
-from sim.sweep import LOST, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIVACY = ROOT / "scenarios" / "privacy-comparison.toml"

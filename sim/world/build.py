@@ -6,7 +6,7 @@ root seed and the replication only. Every sweep point of one replication therefo
 same world, and privacy settings are compared like for like (SPEC section 2).
 
 With the forecaster enabled, the markets' true probabilities come from the same logistic ground
-truth as the forecaster's training data (:func:`sim.federated.data.forecast_world`, drawn from
+truth as the forecaster's training data (:func:`sim.world.forecast.forecast_world`, drawn from
 its own stream of the world seed); with it disabled the world is exactly what it was without it.
 """
 
@@ -17,10 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from sim.federated.data import ForecastWorld, forecast_world
-from sim.network import Topology, build_topology
+from sim.net.network import Topology, build_topology
 from sim.rng import Streams
 from sim.scenario import Scenario
+from sim.world.forecast import ForecastWorld, forecast_world
 
 TraderKind = Literal["informed", "noise"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from market.accounts import maker_account
 from market.exchange import Exchange, maker_funding
 from market.types import MICRO
-from sim.records import OrderRecord, SettlementRecord
+from sim.results.records import OrderRecord, SettlementRecord
 
 NAN = math.nan
 

@@ -3,7 +3,7 @@
 A component registers its simpy processes in :meth:`Component.start`, offers transactions for
 the next block in :meth:`Component.propose`, learns what the chain did with them in
 :meth:`Component.committed`, and reports its metrics and tables at the end. The core
-(:mod:`sim.simulation`) knows nothing of privacy modes or settlement protocols.
+(:mod:`sim.runs.simulation`) knows nothing of privacy modes or settlement protocols.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import polars as pl
 
 from market.execute import Rejection
 from market.types import MICRO, Fill
-from sim.chain import Block, Tx, TxResult
-from sim.records import OrderRecord
+from sim.chain.blocks import Block, Tx, TxResult
+from sim.results.records import OrderRecord
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from sim.runs.simulation import Simulation
 
 
 class Component:

@@ -10,7 +10,7 @@ message at sending time is counted as sent and delivered but not scheduled, beca
 could change nothing (having seen a message never becomes false). First-arrival times are
 therefore exactly those of message-by-message flooding, at a fraction of the events.
 
-Faults (:mod:`sim.faults` schedules them): a *crashed* node neither sends, receives nor relays
+Faults (:mod:`sim.host.faults` schedules them): a *crashed* node neither sends, receives nor relays
 while it is down (a message reaching it then is lost, a message it would send is not sent), and
 a *partition* cuts every link between a set of nodes and the rest. A message on a cut link is
 lost, like a lost message; the sender learns nothing. Both are checked when a message is sent,
@@ -150,7 +150,7 @@ class Flood:
 
     __slots__ = ("arrivals", "first_from", "kind", "net", "on_arrival", "sent", "size")
 
-    # Declared as mutable sequences, not lists: the computed floods of sim.fastflood keep them
+    # Declared as mutable sequences, not lists: the computed floods of sim.net.fastflood keep them
     # in compact typed arrays (8 + 4 bytes a node), which is what lets 10,000 orders on
     # 10,000 nodes fit in memory.
     arrivals: MutableSequence[float]

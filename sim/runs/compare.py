@@ -28,9 +28,9 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from sim import io
 from sim.errors import InputError
-from sim.scenario import flatten_table
+from sim.results import io
+from sim.scenario.expand import flatten_table
 
 Format = Literal["table", "csv", "json"]
 

@@ -28,7 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from simpy.events import Timeout
 
-from sim.network import Arrival, Flood, SimNetwork, Topology
+from sim.net.network import Arrival, Flood, SimNetwork, Topology
 
 NAN = math.nan
 

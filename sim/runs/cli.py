@@ -20,7 +20,7 @@ from sim.errors import InputError
 from sim.scenario import ScenarioError, expand, load_scenario
 
 if TYPE_CHECKING:
-    from sim.sweep import SweepSummary
+    from sim.runs.sweep import SweepSummary
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -96,7 +96,7 @@ def _validate(paths: Sequence[Path]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.sweep import run_sweep
+    from sim.runs.sweep import run_sweep
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)
     summary = run_sweep(
@@ -132,7 +132,7 @@ def _describe(summary: SweepSummary, what: str) -> list[str]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from sim.compare import compare_dirs, render
+    from sim.runs.compare import compare_dirs, render
 
     baseline: dict[str, str] = {}
     for text in args.baseline:

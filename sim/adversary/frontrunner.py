@@ -21,11 +21,11 @@ from market.batch import BatchResult
 from market.exchange import Exchange
 from market.execute import Rejection
 from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
-from sim.agents import NOISE_LIMIT, affordable
-from sim.chain import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
-from sim.components import Component, OrderFlow
-from sim.records import OrderRecord
-from sim.simulation import Simulation
+from sim.chain.blocks import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
+from sim.host.component import Component, OrderFlow
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
+from sim.world.agents import NOISE_LIMIT, affordable
 
 
 @dataclass(slots=True)

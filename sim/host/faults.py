@@ -9,7 +9,7 @@ a time, and crashes of given nodes with optional restarts.
 
 :func:`plan_faults` decides everything up front (a pure function of the scenario, the reporters
 and a random stream); :class:`FaultInjector` turns the plan into events on the network
-(:meth:`sim.network.SimNetwork.crash`, ``restart``, ``cut``, ``heal``) and keeps
+(:meth:`sim.net.network.SimNetwork.crash`, ``restart``, ``cut``, ``heal``) and keeps
 ``sim.faulty_replicas`` (Byzantine reporters, and reporters down at the moment) up to date, so
 ``ledger.replica_divergence`` compares the reporters that are neither Byzantine nor crashed. A
 reporter that restarts catches up by height and counts again.
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.components import Component
+from sim.host.component import Component
 from sim.scenario import Scenario
-from sim.world import role_count
+from sim.world.build import role_count
 
 if TYPE_CHECKING:
-    from sim.simulation import Simulation
+    from sim.runs.simulation import Simulation
 
 NEVER = math.inf
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.components import Component
-from sim.records import OrderRecord
-from sim.spies import first_spy
+from sim.adversary.spies import first_spy
+from sim.host.component import Component
+from sim.results.records import OrderRecord
 
 NAN = math.nan
 

@@ -1,6 +1,6 @@
 """Build one run from a resolved scenario and its seeds, run it, return tables and manifest.
 
-Nothing here writes files: :mod:`sim.io` is the only writer. ``wall_s`` covers building,
+Nothing here writes files: :mod:`sim.results.io` is the only writer. ``wall_s`` covers building,
 running and measuring, not writing.
 """
 
@@ -19,21 +19,21 @@ from typing import Any
 
 import polars as pl
 
-from sim import tables
-from sim.components import OrderFlow
+from sim.adversary.frontrunner import FrontRunner
+from sim.adversary.leakage import Leakage
+from sim.adversary.spies import Spies
 from sim.federated.process import plug_forecaster
-from sim.frontrunner import FrontRunner
-from sim.leakage import Leakage
-from sim.metrics import account_value, divergence, market_metrics, mean, order_metrics
+from sim.host.component import OrderFlow
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.operator import Operator
 from sim.orderflow.threshold import Threshold
 from sim.orderflow.transparent import Transparent
+from sim.results import tables
+from sim.results.metrics import account_value, divergence, market_metrics, mean, order_metrics
+from sim.runs.simulation import Simulation
 from sim.scenario import RunSpec, Scenario, resolved_dict
 from sim.settlement import plug_settlement
-from sim.simulation import Simulation
-from sim.spies import Spies
-from sim.world import build_world
+from sim.world.build import build_world
 
 SCHEMA_VERSION = 1
 

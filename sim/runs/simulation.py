@@ -1,6 +1,6 @@
 """The simpy layer of a run: traders, the sequencer, replicas, and the plugged-in components.
 
-Protocol rules live in :mod:`sim.chain`, :mod:`market` and the components; this module only
+Protocol rules live in :mod:`sim.chain.blocks`, :mod:`market` and the components; this module only
 turns them into events on the clock. One :class:`Simulation` is one run's environment.
 """
 
@@ -20,16 +20,16 @@ from market.ledger import Ledger
 from market.lmsr import make_market_maker
 from market.oracle import Settlement
 from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
-from sim.agents import belief, informed_intent, noise_intent
-from sim.chain import Block, CloseTx, Replica, Tx, TxResult, apply_block
-from sim.components import Component, OrderFlow
-from sim.dandelion import Propagation
-from sim.network import Arrival, Flood, SimNetwork
-from sim.records import OrderRecord, PricePoint, RunRecords
-from sim.replication import CatchUp
+from sim.chain.blocks import Block, CloseTx, Replica, Tx, TxResult, apply_block
+from sim.host.catchup import CatchUp
+from sim.host.component import Component, OrderFlow
+from sim.net.dandelion import Propagation
+from sim.net.network import Arrival, Flood, SimNetwork
+from sim.results.records import OrderRecord, PricePoint, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
-from sim.world import PlannedOrder, World
+from sim.world.agents import belief, informed_intent, noise_intent
+from sim.world.build import PlannedOrder, World
 
 Process = Generator[Event, Any, None]
 """A simpy process: a generator of the events it waits for."""
@@ -245,7 +245,7 @@ class Simulation:
 
         ``on_arrival(node, sender)`` runs at the origin at once, then at each node's first
         arrival. With loss-free links diffusion is computed rather than simulated (see
-        :mod:`sim.fastflood`), and ``listeners`` names the nodes whose arrival the caller acts
+        :mod:`sim.net.fastflood`), and ``listeners`` names the nodes whose arrival the caller acts
         on: only they (with the first node to receive it, and Dandelion's stem nodes) are told,
         each at its exact arrival time, which is what makes 10,000-node runs affordable. The
         returned flood's ``arrivals`` and ``first_from`` cover every node either way.

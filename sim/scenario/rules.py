@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from market.types import MAX_COMPACT_BYTES
-from sim.scenario_expand import MAX_RUNS, show
+from sim.scenario.expand import MAX_RUNS, show
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario

@@ -375,7 +375,7 @@ def parse_overrides(texts: Sequence[str]) -> tuple[dict[str, Any], list[Problem]
 
 
 def _parse_override(text: str) -> tuple[str, Any] | Problem:
-    from sim.scenario import SETTINGS, did_you_mean
+    from sim.scenario.schema import SETTINGS, did_you_mean
 
     key, equals, raw = text.partition("=")
     key = key.strip()

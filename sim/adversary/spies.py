@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from sim.components import Component
-from sim.fastflood import Spread
-from sim.network import Flood
-from sim.records import OrderRecord
-from sim.simulation import Simulation
-from sim.world import TraderSpec
+from sim.host.component import Component
+from sim.net.fastflood import Spread
+from sim.net.network import Flood
+from sim.results.records import OrderRecord
+from sim.runs.simulation import Simulation
+from sim.world.build import TraderSpec
 
 NAN = math.nan
 

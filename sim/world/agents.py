@@ -1,7 +1,7 @@
 """Trader policies: pure functions from what a trader knows to the order it submits.
 
 The world decides *when* a trader acts, on which market and how many shares it would like
-(:class:`sim.world.PlannedOrder`); the policy decides the outcome, the final size within its
+(:class:`sim.world.build.PlannedOrder`); the policy decides the outcome, the final size within its
 budget and the limit price from the prices it sees at that moment.
 """
 

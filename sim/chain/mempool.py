@@ -11,7 +11,7 @@ Item = TypeVar("Item")
 class Mempools(Generic[Item]):
     """One pool per sequencer node: ``key -> (item, arrival time)``.
 
-    The chain's agreement on what it already holds is shared (see :mod:`sim.chain`), so a
+    The chain's agreement on what it already holds is shared (see :mod:`sim.chain.blocks`), so a
     proposer drops what any block already included before it builds.
     """
 

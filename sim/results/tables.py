@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from market.types import MICRO
-from sim.metrics import account_value
-from sim.simulation import Simulation
+from sim.results.metrics import account_value
+from sim.runs.simulation import Simulation
 
 if TYPE_CHECKING:
     from sim.settlement.records import RoundRecord

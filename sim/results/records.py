@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from market.types import Order
-from sim.network import Flood
+from sim.net.network import Flood
 
 NAN = math.nan
 

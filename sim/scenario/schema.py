@@ -1,4 +1,4 @@
-"""The scenario file's schema: frozen pydantic models, cross-field rules, the capability gate.
+"""The scenario file's schema: frozen pydantic models, and its cross-field rules.
 
 A scenario is a TOML file (see ``scenarios/quickstart.toml``); everything has a default except
 ``name`` and ``seed``. Loading checks, in this order, and reports every problem found at each
@@ -7,9 +7,9 @@ step as one line ``<file>: <dotted.key>: <message>`` (:class:`ScenarioError`):
 1. the file can be read and is TOML;
 2. ``--set KEY=VALUE`` overrides are well formed and name real settings (applied before 3);
 3. every value has the right type and range, no key is unknown, the cross-field rules hold;
-4. every selected capability is built (:data:`AVAILABLE`) and every sweep point is valid.
+4. every sweep point is valid.
 
-Reading, overrides, sweep checks and the expansion into runs are in :mod:`sim.scenario_expand`;
+Reading, overrides, sweep checks and the expansion into runs are in :mod:`sim.scenario.expand`;
 everything public there is re-exported here, so callers import from ``sim.scenario`` only.
 Money keys (``budget``, ``fee``, ``deposit``, ``bond``, ``endowment``, ``priority_fee``) stay
 in units here; the simulator converts them to micro-units.
@@ -22,13 +22,12 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from sim.scenario_expand import (
+from sim.scenario.expand import (
     MAX_RUNS,
     Problem,
     RunSpec,
@@ -36,7 +35,6 @@ from sim.scenario_expand import (
     canonical_json,
     expand,
     flatten_table,
-    get_dotted,
     one_line,
     parse_override,
     parse_overrides,
@@ -45,11 +43,10 @@ from sim.scenario_expand import (
     show,
     sweep_problems,
 )
-from sim.scenario_rules import MIN_PAD_BYTES, cross_field_rules
+from sim.scenario.rules import MIN_PAD_BYTES, cross_field_rules
 
 # fmt: off
 __all__ = [
-    "AVAILABLE",
     "MAX_COUNT",
     "MAX_RUNS",
     "MIN_PAD_BYTES",
@@ -76,14 +73,7 @@ __all__ = [
     "parse_scenario",
     "problems_from_validation",
     "resolved_dict",
-    "unsupported",
 ]
-
-# Which values the simulator can run today: dotted key -> allowed values. Anything else selects
-# a planned capability and is refused with a one-line message. Edit as capabilities land.
-AVAILABLE: Mapping[str, tuple[object, ...]] = MappingProxyType({
-    "forecaster.enabled": (False, True),
-})
 # fmt: on
 
 
@@ -368,34 +358,6 @@ def did_you_mean(key: str) -> str:
     return f" (did you mean {' or '.join(repr(k) for k in elsewhere[:2])}?)" if elsewhere else ""
 
 
-# --- capabilities -----------------------------------------------------------------------------
-
-
-def unsupported(scenario: Scenario, *, source: str = "<scenario>") -> list[Problem]:
-    """Values (base or swept) that select a capability not built yet; see :data:`AVAILABLE`.
-
-    A swept key is judged by its sweep values only: its base value never runs.
-    """
-    data, problems = resolved_dict(scenario), []
-    for key, allowed in AVAILABLE.items():
-        if key in scenario.sweep:
-            values, shown_key = scenario.sweep[key], f"sweep.{key}"
-        else:
-            values, shown_key = [get_dotted(data, key)], key
-        problems += [
-            Problem(source, shown_key, capability_message(v, allowed))
-            for v in values
-            if v not in allowed
-        ]
-    return problems
-
-
-def capability_message(value: object, allowed: Sequence[object]) -> str:
-    """``"threshold" is not available yet (planned); available: transparent``."""
-    names = ", ".join(a if isinstance(a, str) else show(a) for a in allowed)
-    return f"{show(value)} is not available yet (planned); available: {names}"
-
-
 def resolved_dict(scenario: Scenario) -> dict[str, Any]:
     """The scenario with every default filled in, JSON-ready (for manifests and hashing)."""
     return scenario.model_dump(mode="json")
@@ -439,8 +401,7 @@ def parse_scenario(
         if key in scenario.sweep
     ]
     swept = sweep_problems(scenario, source=source)
-    invalid = {p.key for p in swept}  # an invalid sweep value is not also "planned"
-    problems += [p for p in unsupported(scenario, source=source) if p.key not in invalid] + swept
+    problems += swept
     if problems:
         raise ScenarioError([_blame_set(p, settings) for p in problems])
     return scenario

@@ -33,8 +33,8 @@ from functools import partial
 
 from simpy.events import Timeout
 
-from sim.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, diffuse
-from sim.network import Arrival, Flood, SimNetwork, Topology
+from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, diffuse
+from sim.net.network import Arrival, Flood, SimNetwork, Topology
 from sim.rng import Streams
 from sim.scenario import Network as NetworkConfig
 
@@ -293,7 +293,7 @@ class Dandelion:
 class Propagation:
     """How one run spreads order-bearing messages (``network.propagation``).
 
-    Diffusion is computed (:func:`sim.fastflood.diffuse`) when links lose nothing and no crash
+    Diffusion is computed (:func:`sim.net.fastflood.diffuse`) when links lose nothing and no crash
     or partition is scheduled, and simulated message by message otherwise; Dandelion++ sends
     every message along its stem first.
 
@@ -313,7 +313,7 @@ class Propagation:
         black_holes: frozenset[int] = frozenset(),
     ) -> None:
         self.net = net
-        # crashes and partitions (sim.faults) are decided as messages travel: no computing them
+        # crashes and partitions (sim.host.faults) are decided as messages travel: no computing them
         fast = net.loss == 0 and not net.faults_scheduled
         self.graph = LatencyGraph(net.topology) if fast else None
         self.router: Dandelion | None = None

@@ -11,10 +11,10 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sim.chain import Block
+from sim.chain.blocks import Block
 
 if TYPE_CHECKING:
-    from sim.simulation import Process, Simulation
+    from sim.runs.simulation import Process, Simulation
 
 SYNC_INTERVAL_S = 30.0
 """How often a replica asks a neighbour for the latest height it has seen."""

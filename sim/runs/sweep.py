@@ -2,7 +2,7 @@
 
 Run ids and seeds come from :func:`sim.scenario.expand` in the driver, so they are the same
 whatever the executor or the order in which runs finish. Workers write their own run folders
-(through :mod:`sim.io`, atomically), so results never pile up in the driver's memory: what
+(through :mod:`sim.results.io`, atomically), so results never pile up in the driver's memory: what
 travels back is an :class:`Outcome` of a few fields.
 
 Faults, and what each one costs:
@@ -37,10 +37,11 @@ from typing import Any, Literal
 
 from rich.console import Console
 
-from sim import io
 from sim.errors import InputError
-from sim.runner import base_manifest, execute
-from sim.scenario import RunSpec, Scenario, expand, one_line
+from sim.results import io
+from sim.runs.runner import base_manifest, execute
+from sim.scenario import RunSpec, Scenario, expand
+from sim.scenario.expand import one_line
 
 Executor = Literal["local", "ray"]
 Status = Literal["complete", "failed", "skipped"]
