@@ -34,11 +34,11 @@ import numpy as np
 
 from market.crypto import ecdh_key, keypair
 from market.shamir import shamir_combine, shamir_split
-from sim.federated.data import ClientData, Dataset, client_datasets, ground_truth, holdout
 from sim.federated.model import LogisticRegression
 from sim.federated.secagg import ChannelKeys, open_envelope, seal, share_digest, threshold
 from sim.federated.strategy import FLConfig, RoundOutcome
 from sim.federated.training import PhaseTimer, Session, brier, run_round
+from sim.world.forecast import ClientData, Dataset, client_datasets, ground_truth, holdout
 
 SCENARIO = FLConfig(
     clients=100,

@@ -1,7 +1,7 @@
 """Propagation at scale (issue 6): 1,000 and 10,000 nodes of degree 8, 10,000 orders.
 
 For each size, the same orders (Poisson over one simulated hour, from random nodes) spread
-through the run's propagation layer (:class:`sim.dandelion.Propagation`):
+through the run's propagation layer (:class:`sim.net.dandelion.Propagation`):
 
 - ``computed``: loss-free diffusion by Dijkstra, only the 21 sequencers and the spies (10 %)
   told by simpy events, as an order flow that passes ``listeners`` gets it;
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from simpy import Environment
 
-from sim.dandelion import Propagation
-from sim.network import Flood, SimNetwork, Topology, build_topology
+from sim.adversary.spies import first_spy
+from sim.net.dandelion import Propagation
+from sim.net.network import Flood, SimNetwork, Topology, build_topology
 from sim.rng import Streams
 from sim.scenario import Network, parse_scenario
-from sim.spies import first_spy
 
 SIZES = (1_000, 10_000)
 ORDERS = 10_000

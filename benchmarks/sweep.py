@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sim.runs.sweep import Executor, run_sweep
 from sim.scenario import Scenario, expand, parse_scenario
-from sim.sweep import Executor, run_sweep
 
 SWEEP: dict[str, Any] = {
     "name": "bench-sweep",

@@ -17,7 +17,7 @@ settles the market). Bonds wait in :data:`BOND_ESCROW` until the market is final
 winner of each dispute gets its bond back plus half of the loser's and the treasury the rest:
 every bond is a ledger transfer, so conservation holds through every step. The exchange checks
 what the state allows; signatures and quorums are checked before (``settlement_ok`` in
-:mod:`sim.chain`).
+:mod:`sim.chain.blocks`).
 """
 
 from __future__ import annotations
