@@ -28,7 +28,7 @@ from sim.scenario import (
 )
 from sim.scenario.expand import get_dotted, point_slug
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = 'name = "t"\nseed = 1\n'
 
 # The documented defaults (the scenario file's key list), written out by hand.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sim.runs.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _toml(data: dict[str, Any]) -> str:

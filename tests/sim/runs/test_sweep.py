@@ -25,7 +25,7 @@ from sim.runs.cli import main
 from sim.runs.sweep import LOST, run_sweep
 from sim.scenario import ScenarioError, expand, load_scenario, parse_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PRIVACY = ROOT / "scenarios" / "privacy-comparison.toml"
 
 
