@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from market.batch import BatchResult
 from market.exchange import Exchange
 from market.execute import Rejection
-from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
+from market.types import MICRO, Fill, Order, to_micro
 from sim.chain.blocks import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
 from sim.host.component import Component, OrderFlow
+from sim.host.host import Host
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 from sim.world.agents import NOISE_LIMIT, affordable
 
 
@@ -40,7 +40,7 @@ class Sandwich:
 class FrontRunner(Component):
     """Sandwiches every order the adversary reads in time, within its budget."""
 
-    def __init__(self, sim: Simulation, flow: OrderFlow) -> None:
+    def __init__(self, sim: Host, flow: OrderFlow) -> None:
         super().__init__(sim)
         self.flow = flow
         self.account = len(sim.world.traders)
@@ -83,18 +83,7 @@ class FrontRunner(Component):
         self.by_front[front.key] = sandwich
 
     def _submit(self, order: Order) -> OrderRecord:
-        record = OrderRecord(
-            len(self.sim.records.orders),
-            order,
-            "frontrunner",
-            self.node,
-            self.sim.env.now,
-            ORDER_WIRE_BYTES,
-        )
-        self.sim.records.orders.append(record)
-        self.sim.by_key[order.key] = record
-        self.flow.submit(record)
-        return record
+        return self.sim.submit(order, node=self.node, kind="frontrunner")
 
     def _block_here(self, block: Block) -> None:
         """Once a victim's block reaches the front-runner, it sells what its front leg bought."""

@@ -28,10 +28,10 @@ import numpy as np
 import polars as pl
 
 from sim.host.component import Component
+from sim.host.host import Host
 from sim.net.fastflood import Spread
 from sim.net.network import Flood
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 from sim.world.build import TraderSpec
 
 NAN = math.nan
@@ -178,7 +178,7 @@ class Spies(Component):
     Table: ``sender_estimates``.
     """
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         self.spies = sim.world.spies
         self.per_edge = sim.scenario.network.propagation == "dandelion"
@@ -189,7 +189,7 @@ class Spies(Component):
         if self._judged is None:
             sim = self.sim
             self._judged = attribute(
-                sim.records.orders, sim.world.traders, self.spies, until=sim.env.now
+                sim.records.orders, sim.world.traders, self.spies, until=sim.now
             )
         return self._judged
 

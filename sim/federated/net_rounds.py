@@ -70,7 +70,7 @@ from sim.federated.wire import (
     wait_for,
     words_bytes,
 )
-from sim.runs.simulation import Simulation
+from sim.host.host import Host
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,7 +118,7 @@ class NetworkRound:
 
     def __init__(
         self,
-        sim: Simulation,
+        sim: Host,
         run: Session,
         courier: Courier,
         plan: RoundPlan,
@@ -200,7 +200,7 @@ class SecureRound(NetworkRound):
 
     def __init__(
         self,
-        sim: Simulation,
+        sim: Host,
         run: Session,
         courier: Courier,
         plan: RoundPlan,

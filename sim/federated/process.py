@@ -52,8 +52,8 @@ from sim.federated.trader import ForecastTrader
 from sim.federated.training import Session, brier, train_centralized
 from sim.federated.wire import Courier
 from sim.host.component import Component
+from sim.host.host import Host
 from sim.results import tables
-from sim.runs.simulation import Simulation
 from sim.scenario import Forecaster
 from sim.world.forecast import ForecastWorld, pooled
 
@@ -93,7 +93,7 @@ class Report:
 class FederatedForecaster(Component):
     """Trains the forecaster over the network, then lets it trade (see the module doc)."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         if sim.world.forecast is None:
             raise ValueError("the world has no forecasting data: is forecaster.enabled set?")
@@ -133,7 +133,7 @@ class FederatedForecaster(Component):
             self.sim.after(0.0, partial(self._start_round, 0))
 
     def _start_round(self, number: int) -> None:
-        session, now = self.session, self.sim.env.now
+        session, now = self.session, self.sim.now
         sampled = start_round(session.strategy, number, sorted(session.clients), self.rng)
         drops = self.rng.random(len(sampled)) < self.config.dropout
         dropping = frozenset(c for c, d in zip(sampled, drops, strict=True) if d)
@@ -164,7 +164,7 @@ class FederatedForecaster(Component):
                 status=outcome.status,
                 reason=end.reason,
                 t_start=t_start,
-                t_end=self.sim.env.now,
+                t_end=self.sim.now,
                 survivors=len(end.survivors),
             )
         )
@@ -283,13 +283,6 @@ class FederatedForecaster(Component):
         return {"fl_rounds": fl_rounds, "fl_roc": roc}
 
 
-def plug_forecaster(sim: Simulation) -> FederatedForecaster | None:
-    """Plug the forecaster into ``sim`` when the scenario enables it; return it (else None).
-
-    Call it before the simulation runs (it mints the forecaster's account at genesis).
-    """
-    if not sim.scenario.forecaster.enabled:
-        return None
-    forecaster = FederatedForecaster(sim)
-    sim.plug(forecaster)
-    return forecaster
+def forecaster_components(host: Host) -> tuple[FederatedForecaster, ...]:
+    """The forecaster, when the scenario enables it (it mints its account at genesis)."""
+    return (FederatedForecaster(host),) if host.scenario.forecaster.enabled else ()

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from market.types import MICRO, ORDER_WIRE_BYTES, Order
+from market.types import MICRO, Order
+from sim.host.host import Host
 from sim.results.metrics import account_value
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 from sim.world.agents import Intent, informed_intent
 
 KIND = "forecaster"
@@ -44,7 +44,7 @@ class ForecastTrader:
         node: the node it submits from.
     """
 
-    def __init__(self, sim: Simulation, *, account: int, node: int) -> None:
+    def __init__(self, sim: Host, *, account: int, node: int) -> None:
         self.sim = sim
         self.account = account
         self.node = node
@@ -58,7 +58,7 @@ class ForecastTrader:
         self._act()
 
     def _act(self) -> None:
-        if self.sim.env.now >= self.sim.scenario.market.close_s:
+        if self.sim.now >= self.sim.scenario.market.close_s:
             return
         for market, probability in enumerate(self.beliefs):
             if market not in self.sim.exchange.closed:
@@ -85,12 +85,7 @@ class ForecastTrader:
             round(intent.shares * MICRO),
             round(intent.limit * MICRO),
         )
-        record = OrderRecord(order_id, order, KIND, self.node, sim.env.now, ORDER_WIRE_BYTES)
-        sim.records.orders.append(record)
-        sim.by_key[order.key] = record
-        self.records.append(record)
-        assert sim.orderflow is not None, "a run needs an order flow"
-        sim.orderflow.submit(record)
+        self.records.append(sim.submit(order, node=self.node, kind=KIND))
 
     def pnl(self) -> float:
         """Final value (cash plus positions at current prices) minus the starting budget."""

@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 
 from market.crypto import POINT_BYTES
 from sim.federated.secagg import Reveal, ShareCommitment, ShareEnvelope
-from sim.runs.simulation import Simulation
+from sim.host.host import Host
 
 HEADER_BYTES = 16
 """Round number, sender and message kind, on every message."""
@@ -86,7 +86,7 @@ class Courier:
     then fixed); otherwise each message looks for a path around the nodes down at sending time.
     """
 
-    def __init__(self, sim: Simulation, *, coordinator: int, nodes: Sequence[int]) -> None:
+    def __init__(self, sim: Host, *, coordinator: int, nodes: Sequence[int]) -> None:
         self.sim = sim
         self.coordinator = coordinator
         self.nodes = tuple(nodes)
@@ -166,7 +166,7 @@ class Wait(Generic[T]):
 
 
 def wait_for(
-    sim: Simulation,
+    sim: Host,
     clients: Sequence[int],
     then: Callable[[Mapping[int, T]], None],
     *,

@@ -9,12 +9,9 @@ the block arrives. Loss and partitions therefore delay a replica but never make 
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 
 from sim.chain.blocks import Block
-
-if TYPE_CHECKING:
-    from sim.runs.simulation import Process, Simulation
+from sim.host.host import Host
 
 SYNC_INTERVAL_S = 30.0
 """How often a replica asks a neighbour for the latest height it has seen."""
@@ -29,15 +26,17 @@ STATUS_BYTES = 16
 class CatchUp:
     """Block delivery to replicas, gap detection, fetch by height and periodic status."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         self.sim = sim
         self.heard: dict[int, int] = {}
         self.fetching: set[int] = set()
+        self.rounds = 0
+        """Status rounds so far: each replica asks the replica ``rounds`` places after it."""
 
     def start(self) -> None:
         """Begin the periodic status requests."""
         self.heard = dict.fromkeys(self.sim.replicas, -1)
-        self.sim.env.process(self._sync())
+        self.sim.every(SYNC_INTERVAL_S, self._sync)
 
     def arrived(self, node: int, block: Block) -> None:
         """``block`` reached ``node`` (by diffusion or by a fetch)."""
@@ -93,31 +92,29 @@ class CatchUp:
         received = next((b.height for b, f in reversed(newer) if f.has(node)), -1)
         return max(applied, received)
 
-    def _sync(self) -> Process:
-        """Every replica periodically asks another replica (in turn) for its latest height.
+    def _sync(self) -> bool:
+        """Every replica asks another replica (in turn) for its latest height; runs for ever.
 
         Asking replicas rather than raw neighbours matters after a partition heals: a block that
         reached one side only by fetching is held by replicas there, not by their neighbours.
         """
         sim = self.sim
-        rounds = 0
-        while True:
-            yield sim.env.timeout(SYNC_INTERVAL_S)
-            rounds += 1
-            replicas = sorted(sim.replicas)
-            for i, node in enumerate(replicas):
-                peer = replicas[(i + rounds) % len(replicas)]
-                if peer == node:
-                    continue
-                path = sim.net.route(node, peer)
-                if not path:
-                    continue  # cut off from that replica for now
-                sim.net.relay(
-                    path,
-                    kind="sync",
-                    size=STATUS_BYTES,
-                    on_arrival=partial(self._status, node, path),
-                )
+        self.rounds += 1
+        replicas = sorted(sim.replicas)
+        for i, node in enumerate(replicas):
+            peer = replicas[(i + self.rounds) % len(replicas)]
+            if peer == node:
+                continue
+            path = sim.net.route(node, peer)
+            if not path:
+                continue  # cut off from that replica for now
+            sim.net.relay(
+                path,
+                kind="sync",
+                size=STATUS_BYTES,
+                on_arrival=partial(self._status, node, path),
+            )
+        return True
 
     def _status(self, node: int, path: list[int]) -> None:
         """The peer at the end of ``path`` answers with its latest height, back along it."""

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import polars as pl
 
 from market.execute import Rejection
 from market.types import MICRO, Fill
 from sim.chain.blocks import Block, Tx, TxResult
+from sim.host.host import Host
 from sim.results.records import OrderRecord
-
-if TYPE_CHECKING:
-    from sim.runs.simulation import Simulation
 
 
 class Component:
     """Base of everything that plugs into a run; every hook does nothing by default."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         self.sim = sim
 
     def start(self) -> None:
@@ -69,7 +66,7 @@ class OrderFlow(Component):
     can_front_run: bool = True
     """Whether a reader can get an order of its own executed ahead of what it read."""
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         watchers = set(sim.world.spies)
         if sim.scenario.adversary.frontrunner:
@@ -81,7 +78,7 @@ class OrderFlow(Component):
     def listeners(self) -> tuple[int, ...]:
         """The nodes whose receipt of an order-bearing message matters: sequencers and watchers.
 
-        Passed to :meth:`Simulation.propagate`, so loss-free diffusion is computed and only these
+        Passed to :meth:`Host.propagate`, so loss-free diffusion is computed and only these
         nodes (with the first hop and any stem nodes) are told, at their exact arrival times.
         """
         if self._listeners is None:
@@ -98,13 +95,13 @@ class OrderFlow(Component):
         return sequencers[slot % len(sequencers)]
 
     def submit(self, record: OrderRecord) -> None:
-        """The trader at ``record.node`` sends ``record.order`` (at ``env.now``)."""
+        """The trader at ``record.node`` sends ``record.order`` (at ``now``)."""
         raise NotImplementedError
 
     def seen_plaintext(self, record: OrderRecord, node: int) -> None:
         """Note that ``node`` (not the sender) now sees the order's content."""
         if record.first_seen_by < 0 and node != record.node:
-            record.t_first_seen, record.first_seen_by = self.sim.env.now, node
+            record.t_first_seen, record.first_seen_by = self.sim.now, node
 
     def public_sender(self, record: OrderRecord) -> int:
         """The sender address on the order's envelope: its trader, or a one-time address."""
@@ -114,7 +111,7 @@ class OrderFlow(Component):
 
     def observe(self, record: OrderRecord, *, size: int, readable: bool) -> None:
         """The adversary sees a message of ``record`` now: its envelope, maybe its content."""
-        now = self.sim.env.now
+        now = self.sim.now
         if math.isnan(record.adv_seen_t):
             record.adv_seen_t, record.adv_size = now, size
             record.adv_sender = self.public_sender(record)

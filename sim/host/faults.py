@@ -21,16 +21,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.host.component import Component
+from sim.host.host import Host
 from sim.scenario import Scenario
 from sim.world.build import role_count
-
-if TYPE_CHECKING:
-    from sim.runs.simulation import Simulation
 
 NEVER = math.inf
 
@@ -126,7 +123,7 @@ class FaultInjector(Component):
         plan: what to inject.
     """
 
-    def __init__(self, sim: Simulation, plan: FaultPlan) -> None:
+    def __init__(self, sim: Host, plan: FaultPlan) -> None:
         super().__init__(sim)
         self.plan = plan
         self.validators = frozenset(sim.validators)

@@ -19,8 +19,8 @@ from market.types import Fill, to_micro
 from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult, tx_size
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow, record_result
+from sim.host.host import Host
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 
 SALT_BYTES = 16
 
@@ -31,7 +31,7 @@ class CommitReveal(OrderFlow):
     mode = "commit_reveal"
     can_front_run = False
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         self.randbytes = sim.streams.randbytes("salts")
         self.commits: Mempools[CommitTx] = Mempools(sim.validators)
@@ -59,7 +59,7 @@ class CommitReveal(OrderFlow):
         def arrive(node: int, _sender: int) -> None:
             if node in self.watchers:
                 self.observe(record, size=tx_size(tx), readable=False)
-            self.commits.add(node, commitment, tx, self.sim.env.now)
+            self.commits.add(node, commitment, tx, self.sim.now)
 
         record.wire_bytes = tx_size(tx)
         record.flood = self.sim.propagate(
@@ -83,7 +83,7 @@ class CommitReveal(OrderFlow):
             self.seen_plaintext(record, node)
             if node in self.watchers:
                 self.observe(record, size=tx_size(reveal), readable=True)
-            self.reveals.add(node, reveal.commitment, reveal, self.sim.env.now)
+            self.reveals.add(node, reveal.commitment, reveal, self.sim.now)
 
         self.sim.propagate(
             record.node,
@@ -95,7 +95,7 @@ class CommitReveal(OrderFlow):
 
     def propose(self, proposer: int) -> list[Tx]:
         """New commitments, reveals in commitment order, forfeits of expired commitments."""
-        now = self.sim.env.now
+        now = self.sim.now
         deadline = self.sim.scenario.privacy.reveal_deadline_s
         commits = [tx for tx, _ in self.commits.take(proposer, order=lambda _tx, t: t)]
         reveals = [

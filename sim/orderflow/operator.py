@@ -17,9 +17,9 @@ from market.types import Order, decode_compact, encode_compact
 from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow
+from sim.host.host import Host
 from sim.orderflow.transparent import record_fills
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 
 
 class Operator(OrderFlow):
@@ -27,7 +27,7 @@ class Operator(OrderFlow):
 
     mode = "operator"
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         self.operator = sim.world.operator
         self.randbytes = sim.streams.randbytes("operator")
@@ -82,7 +82,7 @@ class Operator(OrderFlow):
         self.seen_plaintext(record, self.operator)
         if self.operator in self.watchers:
             self.observe(record, size=len(blob), readable=True)
-        self.mempools.add(self.operator, order.key, order, self.sim.env.now)
+        self.mempools.add(self.operator, order.key, order, self.sim.now)
 
     def propose(self, proposer: int) -> list[Tx]:
         """The operator's queue by priority fee, then arrival."""

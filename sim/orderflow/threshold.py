@@ -13,7 +13,7 @@ A sealed transaction that reaches the chain after its epoch closed is rejected a
 epoch whose key cannot be assembled in time (too few shares arrived) is recorded as failed and
 its orders rejected as ``undecryptable``: nothing is ever executed in plaintext silently.
 
-Simulation choices, stated once: a DKG runs only for epochs that carry at least one order (an
+Host choices, stated once: a DKG runs only for epochs that carry at least one order (an
 empty epoch has nothing to decrypt; a deployment would run it anyway), its messages among the
 keypers are counted (kind ``dkg``) but not routed, and keys come from the run's seed.
 """
@@ -32,8 +32,8 @@ from market.types import Order, decode_compact, encode_compact
 from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult, tx_size
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow, record_result
+from sim.host.host import Host
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 
 SHARE_BYTES = 4 + 4 + 32
 """A revealed share on the wire: epoch, keyper index, the 32-byte scalar."""
@@ -57,7 +57,7 @@ class Threshold(OrderFlow):
 
     mode = "threshold"
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         privacy = sim.scenario.privacy
         self.keypers = sim.world.keypers
@@ -104,12 +104,12 @@ class Threshold(OrderFlow):
                 self.adversary_secret[epoch] = combine_secret(
                     key, shares, meter=self.adversary_meter
                 )
-            self.sim.after(self.close_time(epoch) - self.sim.env.now, lambda: self._release(epoch))
+            self.sim.after(self.close_time(epoch) - self.sim.now, lambda: self._release(epoch))
         return key
 
     def submit(self, record: OrderRecord) -> None:
         """Encrypt to the epoch key and diffuse the sealed transaction."""
-        epoch = self.epoch_for(self.sim.env.now)
+        epoch = self.epoch_for(self.sim.now)
         key = self.epoch_key(epoch)
         ciphertext = ecies_encrypt(
             key.public_key,
@@ -126,7 +126,7 @@ class Threshold(OrderFlow):
         def arrive(node: int, _sender: int) -> None:
             if node in self.watchers:
                 self._adversary_sees(record, tx)
-            self.sealed.add(node, ciphertext, tx, self.sim.env.now)
+            self.sealed.add(node, ciphertext, tx, self.sim.now)
 
         record.flood = self.sim.propagate(
             record.node,
@@ -139,7 +139,7 @@ class Threshold(OrderFlow):
     def _adversary_sees(self, record: OrderRecord, tx: SealedTx) -> None:
         """The adversary sees a sealed order; it reads it only if it already holds the key."""
         secret = self.adversary_secret.get(tx.epoch)
-        if secret is not None and self.sim.env.now < self.close_time(tx.epoch):
+        if secret is not None and self.sim.now < self.close_time(tx.epoch):
             ecies_decrypt(
                 secret, tx.ciphertext, aad=_epoch_aad(tx.epoch), meter=self.adversary_meter
             )
@@ -148,7 +148,7 @@ class Threshold(OrderFlow):
 
     def propose(self, proposer: int) -> list[Tx]:
         """Sealed transactions of open epochs, then every batch whose key the proposer holds."""
-        now = self.sim.env.now
+        now = self.sim.now
         taken = self.sealed.take(proposer, order=lambda _tx, t: t)
         txs: list[Tx] = []
         for tx, arrival in taken:

@@ -13,8 +13,8 @@ from market.types import ORDER_WIRE_BYTES, Fill, Order
 from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow, record_result
+from sim.host.host import Host
 from sim.results.records import OrderRecord
-from sim.runs.simulation import Simulation
 
 
 class Transparent(OrderFlow):
@@ -22,7 +22,7 @@ class Transparent(OrderFlow):
 
     mode = "transparent"
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Host) -> None:
         super().__init__(sim)
         self.mempools: Mempools[Order] = Mempools(sim.validators)
 
@@ -34,7 +34,7 @@ class Transparent(OrderFlow):
             self.seen_plaintext(record, node)
             if node in self.watchers:
                 self.observe(record, size=ORDER_WIRE_BYTES, readable=True)
-            self.mempools.add(node, order.key, order, self.sim.env.now)
+            self.mempools.add(node, order.key, order, self.sim.now)
 
         record.flood = self.sim.propagate(
             record.node,

@@ -22,7 +22,7 @@ import polars as pl
 from sim.adversary.frontrunner import FrontRunner
 from sim.adversary.leakage import Leakage
 from sim.adversary.spies import Spies
-from sim.federated.process import plug_forecaster
+from sim.federated.process import forecaster_components
 from sim.host.component import OrderFlow
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.operator import Operator
@@ -30,9 +30,10 @@ from sim.orderflow.threshold import Threshold
 from sim.orderflow.transparent import Transparent
 from sim.results import tables
 from sim.results.metrics import account_value, divergence, market_metrics, mean, order_metrics
+from sim.runs import frames
 from sim.runs.simulation import Simulation
 from sim.scenario import RunSpec, Scenario, resolved_dict
-from sim.settlement import plug_settlement
+from sim.settlement import settlement_components
 from sim.world.build import build_world
 
 SCHEMA_VERSION = 1
@@ -184,8 +185,8 @@ def build(spec: RunSpec) -> Simulation:
         sim.plug(FrontRunner(sim, flow))
     sim.plug(Leakage(sim))
     sim.plug(Spies(sim))
-    plug_settlement(sim)
-    plug_forecaster(sim)
+    for component in (*settlement_components(sim), *forecaster_components(sim)):
+        sim.plug(component)
     return sim
 
 
@@ -211,17 +212,17 @@ def execute(spec: RunSpec) -> RunResult:
 
 
 def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
-    frames = {
-        "orders": tables.orders_table(sim, run_id),
-        "prices": tables.prices_table(sim, run_id),
-        "markets": tables.markets_table(sim, run_id),
-        "traders": tables.traders_table(sim, run_id),
-        "messages": tables.messages_table(sim, run_id),
+    built = {
+        "orders": frames.orders_table(sim, run_id),
+        "prices": frames.prices_table(sim, run_id),
+        "markets": frames.markets_table(sim, run_id),
+        "traders": frames.traders_table(sim, run_id),
+        "messages": frames.messages_table(sim, run_id),
         "fl_rounds": tables.frame("fl_rounds", {}, run_id),
         "fl_roc": tables.frame("fl_roc", {}, run_id),
-        "nodes": tables.nodes_table(sim, run_id),
-        "edges": tables.edges_table(sim, run_id),
+        "nodes": frames.nodes_table(sim, run_id),
+        "edges": frames.edges_table(sim, run_id),
     }
     for component in sim.components:
-        frames.update(component.tables(run_id))
-    return frames
+        built.update(component.tables(run_id))
+    return built

@@ -142,17 +142,22 @@ class Simulation:
             order = self._decide(planned)
             if order is not None:
                 spec = self.world.traders[planned.trader]
-                record = OrderRecord(
-                    len(self.records.orders),
-                    order,
-                    spec.kind,
-                    spec.node,
-                    self.env.now,
-                    ORDER_WIRE_BYTES,
-                )
-                self.records.orders.append(record)
-                self.by_key[order.key] = record
-                self.orderflow.submit(record)
+                self.submit(order, node=spec.node, kind=spec.kind)
+
+    def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:
+        """Record ``order`` and send it from ``node`` by the run's order flow (now).
+
+        The one path by which any order enters a run: the traders', the forecaster's and the
+        front-runner's. ``order.order_id`` must be the next record's index.
+        """
+        assert self.orderflow is not None, "a run needs an order flow"
+        record = OrderRecord(
+            len(self.records.orders), order, kind, node, self.env.now, ORDER_WIRE_BYTES
+        )
+        self.records.orders.append(record)
+        self.by_key[order.key] = record
+        self.orderflow.submit(record)
+        return record
 
     def _decide(self, planned: PlannedOrder) -> Order | None:
         """The order a trader places now, from the prices the chain shows."""
@@ -274,7 +279,26 @@ class Simulation:
             self.propagation = Propagation(self.net, self.scenario.network, self.streams)
         return self.propagation
 
-    def after(self, delay: float, callback: Callable[[], Any]) -> None:
-        """Run ``callback`` after ``delay`` simulated seconds."""
-        event = self.env.timeout(delay)
-        event.callbacks.append(lambda _event: callback())
+    @property
+    def now(self) -> float:
+        """The simulated time, in seconds."""
+        return self.env.now
+
+    def after(self, delay: float, fire: Callable[[], object]) -> None:
+        """Call ``fire()`` after ``delay`` simulated seconds."""
+
+        def call(_event: Event) -> None:
+            fire()
+
+        self.env.timeout(delay).callbacks.append(call)
+
+    def every(self, interval: float, fire: Callable[[], bool], *, at_once: bool = False) -> None:
+        """Call ``fire()`` every ``interval`` seconds for as long as it returns True."""
+
+        def loop() -> Process:
+            if not at_once:
+                yield self.env.timeout(interval)
+            while fire():
+                yield self.env.timeout(interval)
+
+        self.env.process(loop())

@@ -7,7 +7,7 @@ Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Compo
 * ``optimistic`` (:mod:`.optimistic`): UMA-style bonded proposals, disputes, a liveness window
   and a vote of all reporters after a second dispute.
 
-:func:`plug_settlement` adds the run's faults (:mod:`sim.host.faults`: Byzantine and crashed
+:func:`settlement_components` builds the run's faults (:mod:`sim.host.faults`: Byzantine and crashed
 reporters, scheduled crashes and partitions) and the protocol to a simulation. The pure rules
 (votes, certificates, checks) are in :mod:`.votes`, the voting rounds in :mod:`.voting`.
 """
@@ -15,37 +15,35 @@ reporters, scheduled crashes and partitions) and the protocol to a simulation. T
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from market.oracle import Settlement
 from sim.host.faults import FaultInjector, FaultPlan, plan_faults
+from sim.host.host import Host
 from sim.settlement.bft import BFT
 from sim.settlement.optimistic import Optimistic
 from sim.settlement.protocol import SettlementProtocol
 
-if TYPE_CHECKING:
-    from sim.runs.simulation import Simulation
+__all__ = [
+    "BFT",
+    "PROTOCOLS",
+    "Optimistic",
+    "SettlementProtocol",
+    "majority_ok",
+    "settlement_components",
+]
 
-__all__ = ["BFT", "PROTOCOLS", "Optimistic", "SettlementProtocol", "majority_ok", "plug_settlement"]
-
-PROTOCOLS: dict[str, Callable[[Simulation, FaultPlan], SettlementProtocol]] = {
+PROTOCOLS: dict[str, Callable[[Host, FaultPlan], SettlementProtocol]] = {
     "bft": BFT,
     "optimistic": Optimistic,
 }
 """The component of each ``settlement.protocol``."""
 
 
-def plug_settlement(sim: Simulation) -> SettlementProtocol:
-    """Plug the run's fault injector and its settlement protocol into ``sim``; return the latter.
-
-    Call it after the order flow is plugged and before the simulation runs (the protocol mints
-    the reporters' endowments before the replicas copy the exchange).
-    """
-    plan = plan_faults(sim.scenario, sorted(sim.validators), sim.streams.numpy("faults"))
-    sim.plug(FaultInjector(sim, plan))
-    protocol = PROTOCOLS[sim.scenario.settlement.protocol](sim, plan)
-    sim.plug(protocol)
-    return protocol
+def settlement_components(host: Host) -> tuple[FaultInjector, SettlementProtocol]:
+    """The run's fault injector and its settlement protocol, in the order they are plugged."""
+    plan = plan_faults(host.scenario, sorted(host.validators), host.streams.numpy("faults"))
+    injector = FaultInjector(host, plan)
+    return injector, PROTOCOLS[host.scenario.settlement.protocol](host, plan)
 
 
 def majority_ok(settlement: Settlement, *, reporters: frozenset[int], needed: int) -> bool:

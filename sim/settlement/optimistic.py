@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
 
 from market.accounts import reporter_account
 from market.crypto import sign
@@ -29,12 +28,10 @@ from market.oracle import OracleTerms, Settlement, SettlementKind
 from market.types import to_micro
 from sim.chain.blocks import Block, SettleTx, Tx, tx_size
 from sim.host.faults import FaultPlan
+from sim.host.host import Host
 from sim.settlement.protocol import SettlementProtocol
 from sim.settlement.records import RoundRecord
 from sim.settlement.votes import rota, step_message
-
-if TYPE_CHECKING:
-    from sim.runs.simulation import Simulation
 
 
 def awaiting(exchange: Exchange, market: int, request: int) -> bool:
@@ -60,7 +57,7 @@ class Optimistic(SettlementProtocol):
     protocol = "optimistic"
     first_vote_row = 2
 
-    def __init__(self, sim: Simulation, plan: FaultPlan) -> None:
+    def __init__(self, sim: Host, plan: FaultPlan) -> None:
         cfg = sim.scenario.settlement
         self.bond, self.liveness = to_micro(cfg.bond), cfg.liveness_s
         super().__init__(sim, plan, terms=OracleTerms(self.bond, self.liveness))
@@ -93,7 +90,7 @@ class Optimistic(SettlementProtocol):
         """
         outcomes = self.sim.scenario.market.outcomes
         record = RoundRecord(
-            market, request, "proposal", self.truth[market], [0] * outcomes, self.sim.env.now
+            market, request, "proposal", self.truth[market], [0] * outcomes, self.sim.now
         )
         self.records[(market, request)] = record
         attacker = self._attacker(exclude=-1)
@@ -149,7 +146,7 @@ class Optimistic(SettlementProtocol):
 
     def _watch(self, node: int, block: Block) -> None:
         """A block reached honest ``node``: dispute every wrong proposal its replica now shows."""
-        mine, now = self.sim.replicas[node].exchange, self.sim.env.now
+        mine, now = self.sim.replicas[node].exchange, self.sim.now
         for tx in block.txs:
             if not (isinstance(tx, SettleTx) and tx.settlement.kind == "propose"):
                 continue
@@ -167,7 +164,7 @@ class Optimistic(SettlementProtocol):
         """Bond steps the proposer heard, expiries that are due, certificates it holds."""
         if not self.up(proposer):
             return []
-        chain, now = self.sim.exchange, self.sim.env.now
+        chain, now = self.sim.exchange, self.sim.now
         txs: list[Tx] = []
         slots: set[tuple[SettlementKind, int, int]] = set()
         pool = self.pools.get(proposer, {})

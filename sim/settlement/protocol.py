@@ -13,7 +13,6 @@ import math
 import random
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -23,14 +22,11 @@ from market.types import to_micro
 from sim.chain.blocks import Block, SettleTx, TxResult
 from sim.host.component import Component
 from sim.host.faults import FaultPlan
+from sim.host.host import Host
 from sim.results.metrics import settlement_metrics
-from sim.results.tables import settlement_table
-from sim.settlement.records import RoundRecord, market_summaries
+from sim.settlement.records import RoundRecord, market_summaries, settlement_table
 from sim.settlement.votes import bft_quorum, settlement_ok
 from sim.settlement.voting import Voting, reporter_keys
-
-if TYPE_CHECKING:
-    from sim.runs.simulation import Simulation
 
 MESSAGE_KINDS = ("leader", "vote", "oracle")
 """The message kinds settlement sends (``settlement.messages`` counts their deliveries)."""
@@ -54,9 +50,7 @@ class SettlementProtocol(Component):
     first_vote_row = 0
     """The table's ``round`` of a market's first voting round."""
 
-    def __init__(
-        self, sim: Simulation, plan: FaultPlan, *, terms: OracleTerms | None = None
-    ) -> None:
+    def __init__(self, sim: Host, plan: FaultPlan, *, terms: OracleTerms | None = None) -> None:
         super().__init__(sim)
         self.plan = plan
         self.reporters = tuple(sorted(sim.validators))

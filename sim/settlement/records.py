@@ -1,19 +1,24 @@
 """What a run remembers about settlement: one record per market and round (or request).
 
 Plain mutable records filled in as the protocol runs;
-:func:`sim.results.tables.settlement_table` turns them into the ``settlement`` table and
+:func:`settlement_table` turns them into the ``settlement`` table and
 :func:`market_summaries` into the per-market records the ``settlement.*`` metrics are computed
 from.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+import polars as pl
+
+from market.types import MICRO
 from sim.results.records import SettlementRecord
+from sim.results.tables import frame, nan_to_none, none_if
 from sim.settlement.votes import REASONS, Reason
 
 NAN = math.nan
@@ -80,3 +85,36 @@ def market_summaries(
             summary.leader, summary.certificate_size = record.leader, record.certificate_size
             summary.votes = list(record.votes)
     return summaries
+
+
+def settlement_table(records: Sequence[RoundRecord], *, protocol: str, run_id: str) -> pl.DataFrame:
+    """One row per market and settlement round (votes) or request (optimistic proposals).
+
+    ``outcome``, ``t_final`` and ``correct`` are null on rows that made nothing final;
+    ``bond_slashed`` is null where no bond was lost.
+    """
+    recs = records
+    reasons = ("non_reporter", "wrong_market", "replayed_round", "bad_signature")
+    columns: dict[str, list[Any]] = {
+        "market": [r.market for r in recs],
+        "round": [r.round for r in recs],
+        "protocol": [protocol] * len(recs),
+        "step": [r.step for r in recs],
+        "leader": [none_if(r.leader) for r in recs],
+        "proposed": [none_if(r.proposed) for r in recs],
+        "outcome": [none_if(r.outcome) for r in recs],
+        "true_outcome": [r.true_outcome for r in recs],
+        "votes": [json.dumps(r.votes) for r in recs],
+        "rejected_votes": [sum(r.rejected.values()) for r in recs],
+        **{f"rejected_{k}": [r.rejected[k] for r in recs] for k in reasons},  # type: ignore[index]
+        "refused_settlements": [r.refused for r in recs],
+        "disputes": [r.disputes for r in recs],
+        "bonds_moved": [r.bonds_moved / MICRO for r in recs],
+        "bond_slashed": [None if r.bond_slashed < 0 else r.bond_slashed / MICRO for r in recs],
+        "t_start": [nan_to_none(r.t_start) for r in recs],
+        "t_final": [nan_to_none(r.t_final) for r in recs],
+        "finalized": [r.finalized for r in recs],
+        "correct": [r.outcome == r.true_outcome if r.finalized else None for r in recs],
+        "certificate_size": [r.certificate_size for r in recs],
+    }
+    return frame("settlement", columns, run_id)

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from market.crypto import keypair, sign
 from market.exchange import Exchange
 from market.oracle import Settlement
+from sim.host.host import Host
 from sim.settlement.records import RoundRecord
 from sim.settlement.votes import (
     VOTE_BYTES,
@@ -45,9 +45,6 @@ from sim.settlement.votes import (
     sign_vote,
 )
 
-if TYPE_CHECKING:
-    from sim.runs.simulation import Process, Simulation
-
 SIGNATURE_BYTES = 64
 Ballot = tuple[int, Vote]
 """A vote in a bundle, with the market it is bundled for (its envelope)."""
@@ -61,7 +58,7 @@ class Keys:
     ring: Keyring
 
 
-def reporter_keys(reporters: Sequence[int], sim: Simulation) -> Keys:
+def reporter_keys(reporters: Sequence[int], sim: Host) -> Keys:
     """One P-256 key pair per reporter, in node order, from the run's ``settlement-keys`` bytes."""
     randbytes = sim.streams.randbytes("settlement-keys")
     pairs = {node: keypair(randbytes) for node in sorted(reporters)}
@@ -70,7 +67,7 @@ def reporter_keys(reporters: Sequence[int], sim: Simulation) -> Keys:
     return Keys(secrets, Keyring(public, meter=sim.meter))
 
 
-def settled_at(sim: Simulation, node: int, market: int) -> bool:
+def settled_at(sim: Host, node: int, market: int) -> bool:
     """Whether ``node`` has seen ``market`` settle (its replica, or the chain if it keeps none)."""
     replica = sim.replicas.get(node)
     exchange: Exchange = replica.exchange if replica is not None else sim.exchange
@@ -91,7 +88,7 @@ class Voting:
 
     def __init__(
         self,
-        sim: Simulation,
+        sim: Host,
         *,
         keys: Keys,
         byzantine: frozenset[int],
@@ -156,20 +153,20 @@ class Voting:
         self.waiting.append(market)
         if not self.running:
             self.running = True
-            self.sim.env.process(self._clock())
+            self.sim.every(self.timeout, self._round, at_once=True)
 
-    def _clock(self) -> Process:
-        while True:
-            for market in self.waiting:
-                self.joined[market] = self.round + 1
-            self.waiting.clear()
-            active = [m for m in sorted(self.joined) if self._undecided(m)]
-            if not active:
-                self.running, self.current = False, frozenset()
-                return
-            self.round += 1
-            self._begin(active)
-            yield self.sim.env.timeout(self.timeout)
+    def _round(self) -> bool:
+        """Begin the next round over every undecided market; False once none is left."""
+        for market in self.waiting:
+            self.joined[market] = self.round + 1
+        self.waiting.clear()
+        active = [m for m in sorted(self.joined) if self._undecided(m)]
+        if not active:
+            self.running, self.current = False, frozenset()
+            return False
+        self.round += 1
+        self._begin(active)
+        return True
 
     def _undecided(self, market: int) -> bool:
         """Voting goes on until the chain and every running honest reporter see it settled."""
@@ -179,7 +176,7 @@ class Voting:
         return any(self.up(r) and not settled_at(sim, r, market) for r in self.honest)
 
     def _begin(self, active: Sequence[int]) -> None:
-        round_, now = self.round, self.sim.env.now
+        round_, now = self.round, self.sim.now
         lead = rota(self.order, round_)
         self.current = frozenset(active)
         for market in active:

@@ -1,0 +1,100 @@
+"""What a component sees of the running world: the :class:`Host` protocol.
+
+Order flows, settlement protocols, adversaries and the forecaster are written against this
+protocol, never against the simpy simulation that implements it (:mod:`sim.runs.simulation`).
+So they import nothing above :mod:`sim.host`, and none of them touches the simpy environment:
+time reaches them as :attr:`Host.now`, :meth:`Host.after` and :meth:`Host.every`.
+
+The surface is still wider than a protocol needs. The clock, the message paths (``propagate``,
+``broadcast``) and block subscriptions (``block_listeners``) are what the design keeps; the
+shared state (``exchange``, ``replicas``, ``records``/``by_key``, ``settlement_ok``,
+``faulty_replicas``) is what components still read or write directly, and what later work moves
+behind narrower calls. Listing it here makes every such reach visible and type-checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from market.crypto import CryptoMeter
+from market.exchange import Exchange
+from market.oracle import Settlement
+from market.types import Order
+from sim.chain.blocks import Block, Replica
+from sim.net.network import Arrival, Flood, SimNetwork
+from sim.results.records import OrderRecord, RunRecords
+from sim.rng import Streams
+from sim.scenario import Scenario
+from sim.world.build import World
+
+
+class Host(Protocol):
+    """The running world as a component may use it (implemented by the simpy simulation)."""
+
+    scenario: Scenario
+    world: World
+    streams: Streams
+    """The run's named random streams (derived from its seed, so runs are reproducible)."""
+    net: SimNetwork
+    exchange: Exchange
+    """The canonical chain's state."""
+    validators: tuple[int, ...]
+    meter: CryptoMeter
+    """Every cryptographic operation the protocol performs (not the adversary's)."""
+    records: RunRecords
+    by_key: dict[tuple[int, int], OrderRecord]
+    replicas: dict[int, Replica]
+    blocks: list[tuple[Block, Flood]]
+    block_listeners: dict[int, list[Callable[[Block], None]]]
+    settlement_ok: Callable[[Settlement], bool]
+    faulty_replicas: set[int]
+
+    @property
+    def now(self) -> float:
+        """The simulated time, in seconds."""
+        ...
+
+    @property
+    def sequencers(self) -> tuple[int, ...]:
+        """The nodes that close blocks."""
+        ...
+
+    def after(self, delay: float, fire: Callable[[], object]) -> None:
+        """Call ``fire()`` after ``delay`` simulated seconds."""
+        ...
+
+    def every(self, interval: float, fire: Callable[[], bool], *, at_once: bool = False) -> None:
+        """Call ``fire()`` every ``interval`` seconds for as long as it returns True.
+
+        The first call comes after one interval, or at once with ``at_once``.
+        """
+        ...
+
+    def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:
+        """Record ``order`` and send it from ``node`` by the run's order flow, now."""
+        ...
+
+    def propagate(
+        self,
+        origin: int,
+        *,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None = None,
+    ) -> Flood:
+        """Spread an order-bearing message as ``network.propagation`` says (maybe by stems)."""
+        ...
+
+    def broadcast(
+        self,
+        origin: int,
+        *,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None = None,
+    ) -> Flood:
+        """Diffuse a protocol message (a block, a vote, an epoch key): never by stems."""
+        ...
