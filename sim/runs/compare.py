@@ -30,7 +30,7 @@ from scipy import stats
 
 from sim.errors import InputError
 from sim.results import io
-from sim.scenario.expand import flatten_table
+from sim.scenario.problems import flatten_table
 
 Format = Literal["table", "csv", "json"]
 

@@ -41,7 +41,7 @@ from sim.errors import InputError
 from sim.results import io
 from sim.runs.runner import base_manifest, execute
 from sim.scenario import RunSpec, Scenario, expand
-from sim.scenario.expand import one_line
+from sim.scenario.problems import one_line
 
 Executor = Literal["local", "ray"]
 Status = Literal["complete", "failed", "skipped"]

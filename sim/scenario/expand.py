@@ -24,85 +24,31 @@ import hashlib
 import itertools
 import json
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from sim.errors import InputError
 from sim.rng import derive_seed
-
-if TYPE_CHECKING:
-    from sim.scenario import Scenario
-
-MAX_RUNS = 10_000
-"""Most runs (sweep points × replications) one scenario may ask for: more is almost surely a
-typo (``replications = 10000000``), and every sweep point is validated at load time."""
+from sim.scenario.problems import (
+    Problem,
+    ScenarioError,
+    get_dotted,
+    read_toml,
+    set_dotted,
+    show,
+    toml_value,
+)
+from sim.scenario.schema import SETTINGS, Scenario, did_you_mean, problems_from_validation
+from sim.scenario.sections import MAX_SEED
 
 MAX_REPORTED_POINTS = 3
 """Invalid sweep combinations reported one by one before the rest are only counted."""
 
-MAX_FILE_BYTES = 1_000_000
-"""A scenario is a few kilobytes; a bigger file is almost surely the wrong file."""
 
 _SLUG_CHARS = 40
-_MAX_SEED = 2**63 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with the input: where (a file or ``--set``), which dotted key, what.
-
-    ``key`` is empty for whole-file problems (unreadable, not TOML, empty).
-    """
-
-    source: str
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        parts = (self.source, self.key, self.message) if self.key else (self.source, self.message)
-        return one_line(": ".join(parts))
-
-
-class ScenarioError(InputError):
-    """The scenario cannot be used; ``problems`` lists every reason found, one line each."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-    def lines(self) -> list[str]:
-        """One line per problem: ``<file>: <dotted.key>: <message>``."""
-        return [str(p) for p in self.problems]
-
-
-def one_line(text: str) -> str:
-    """``text`` with every line break and control character escaped (``\\n``, ``\\x00``...)."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
-def show(value: object) -> str:
-    """A short one-line rendering of a user's value, in TOML spelling where possible."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int):
-        bits = value.bit_length()
-        text = str(value) if bits < 128 else f"an integer of {bits} bits"
-    elif isinstance(value, str):
-        text = json.dumps(value)
-    elif isinstance(value, float):
-        text = repr(value)
-    elif isinstance(value, Mapping):
-        text = "a table"
-    elif isinstance(value, list | tuple):
-        text = "an array"
-    else:
-        text = f"a {type(value).__name__}"
-    return one_line(text if len(text) <= 60 else text[:57] + "...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +116,12 @@ def _run_spec(
 
 
 def _check_seed(seed: object) -> None:
-    if type(seed) is not int or not 0 <= seed <= _MAX_SEED:
+    if type(seed) is not int or not 0 <= seed <= MAX_SEED:
         message = f"must be an integer from 0 to 2**63 - 1, got {show(seed)}"
         raise ScenarioError([Problem("--seed", "seed", message)])
 
 
 def _resolve_or_raise(scenario: Scenario, point: Mapping[str, Any], root: int) -> Scenario:
-    from sim.scenario import problems_from_validation
 
     try:
         return resolve_point(scenario, point, seed=root)
@@ -240,7 +185,6 @@ def sweep_problems(scenario: Scenario, *, source: str) -> list[Problem]:
 
 
 def _value_problems(scenario: Scenario, key: str, values: list[Any], source: str) -> list[Problem]:
-    from sim.scenario import problems_from_validation
 
     problems: list[Problem] = []
     for value in values:
@@ -256,7 +200,6 @@ def _value_problems(scenario: Scenario, key: str, values: list[Any], source: str
 
 
 def _point_problems(scenario: Scenario, source: str) -> list[Problem]:
-    from sim.scenario import problems_from_validation
 
     keys = list(scenario.sweep)
     normal: dict[str, dict[int, str]] = {key: {} for key in keys}  # value index -> its JSON
@@ -306,47 +249,6 @@ def _show_point(point: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{key}={show(value)}" for key, value in point.items()) + "}"
 
 
-def read_toml(path: Path, *, source: str) -> dict[str, Any]:
-    """The table in a TOML file; any failure is a whole-file problem (empty key).
-
-    Raises:
-        ScenarioError: the file is missing, a directory, unreadable, too big, not UTF-8,
-            not TOML, or empty.
-    """
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ScenarioError([Problem(source, "", f"cannot read: {_os_reason(exc)}")]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        reason = f"cannot read: larger than {MAX_FILE_BYTES} bytes, not a scenario file"
-        raise ScenarioError([Problem(source, "", reason)])
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        reason = f"cannot read: not a UTF-8 text file (bad byte at offset {exc.start})"
-        raise ScenarioError([Problem(source, "", reason)]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([Problem(source, "", f"invalid TOML: {exc}")]) from None
-    except (ValueError, RecursionError) as exc:  # an integer of 4300+ digits; deep nesting
-        text = "a number is too long" if isinstance(exc, ValueError) else "nested too deeply"
-        raise ScenarioError([Problem(source, "", f"invalid TOML: {text}")]) from None
-    if not data:
-        reason = "the file is empty; a scenario needs at least name and seed"
-        raise ScenarioError([Problem(source, "", reason)])
-    return data
-
-
-def _os_reason(exc: OSError | ValueError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "no such file"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc)
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``"privacy.order_flow=threshold"`` -> ``("privacy.order_flow", "threshold")``.
 
@@ -375,7 +277,6 @@ def parse_overrides(texts: Sequence[str]) -> tuple[dict[str, Any], list[Problem]
 
 
 def _parse_override(text: str) -> tuple[str, Any] | Problem:
-    from sim.scenario.schema import SETTINGS, did_you_mean
 
     key, equals, raw = text.partition("=")
     key = key.strip()
@@ -387,61 +288,52 @@ def _parse_override(text: str) -> tuple[str, Any] | Problem:
         return Problem("--set", key, "the sweep cannot be changed with --set; edit [sweep]")
     if key not in SETTINGS:
         return Problem("--set", key, "unknown key" + did_you_mean(key))
-    return key, _toml_value(raw.strip())
+    return key, toml_value(raw.strip())
 
 
-def _toml_value(raw: str) -> Any:
-    if "\n" in raw or "\r" in raw:  # one value only: no way to smuggle in a second key
-        return raw
+# --- loading ----------------------------------------------------------------------------------
+
+
+def load_scenario(path: str | Path, *, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override, validate and gate a scenario file.
+
+    Raises:
+        ScenarioError: every problem found, one line each (unreadable file, bad TOML, bad
+            ``--set``, bad values, unavailable capabilities, bad sweep points).
+    """
+    source = str(path)
+    return parse_scenario(read_toml(Path(path), source=source), source=source, overrides=overrides)
+
+
+def parse_scenario(
+    data: Mapping[str, Any], *, source: str = "<scenario>", overrides: Sequence[str] = ()
+) -> Scenario:
+    """Validate an already-parsed scenario table, with ``--set`` overrides applied first.
+
+    Raises:
+        ScenarioError: as :func:`load_scenario`; a problem about an overridden key names
+            ``--set`` as its source.
+    """
+    settings, problems = parse_overrides(overrides)
+    table: Any = dict(data) if isinstance(data, Mapping) else data
+    for key, value in settings.items():
+        table = set_dotted(table, key, value) if isinstance(table, dict) else table
     try:
-        parsed = tomllib.loads(f"v = {raw}")
-    except (ValueError, RecursionError):
-        return raw
-    return parsed["v"] if parsed.keys() == {"v"} else raw
+        scenario = Scenario.model_validate(table)
+    except ValidationError as exc:
+        found = problems_from_validation(exc, source=source)
+        raise ScenarioError(problems + [_blame_set(p, settings) for p in found]) from None
+    problems += [
+        Problem("--set", key, "is swept in [sweep]; every sweep point would override it")
+        for key in settings
+        if key in scenario.sweep
+    ]
+    swept = sweep_problems(scenario, source=source)
+    problems += swept
+    if problems:
+        raise ScenarioError([_blame_set(p, settings) for p in problems])
+    return scenario
 
 
-def flatten_table(table: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Nested tables -> dotted keys, in written order; also the keys that came out twice.
-
-    Iterative, so a pathologically deep table cannot exhaust the stack.
-    """
-    flat: dict[str, Any] = {}
-    twice: list[str] = []
-    stack = [(str(key), value) for key, value in reversed(list(table.items()))]
-    while stack:
-        key, value = stack.pop()
-        if isinstance(value, Mapping) and value:
-            stack += [(f"{key}.{k}", v) for k, v in reversed(list(value.items()))]
-        elif key in flat:
-            twice.append(key)
-        else:
-            flat[key] = value
-    return flat, twice
-
-
-def get_dotted(data: Mapping[str, Any], key: str) -> Any:
-    """``data["network"]["nodes"]`` for ``key = "network.nodes"``."""
-    node: Any = data
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def set_dotted(data: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """A copy of ``data`` with ``key`` set to ``value``; only the tables on the path are copied.
-
-    Missing tables on the path are created; a non-table in the way is left alone (and ``value``
-    dropped), so validation reports the original problem.
-    """
-    root = dict(data)
-    node = root
-    *parents, leaf = key.split(".")
-    for part in parents:
-        child = node.get(part, {})
-        if not isinstance(child, Mapping):
-            return root
-        copy = dict(child)
-        node[part] = copy
-        node = copy
-    node[leaf] = value
-    return root
+def _blame_set(problem: Problem, settings: Mapping[str, Any]) -> Problem:
+    return Problem("--set", problem.key, problem.message) if problem.key in settings else problem

@@ -7,24 +7,68 @@ what one key may hold; these rules say what keys may hold together.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from market.types import MAX_COMPACT_BYTES
-from sim.scenario.expand import MAX_RUNS, show
+from sim.scenario.problems import show
+from sim.scenario.sections import (
+    Adversary,
+    Faults,
+    Forecaster,
+    MarketConfig,
+    Network,
+    Privacy,
+    Settlement,
+    Traders,
+)
 
-if TYPE_CHECKING:
-    from sim.scenario import Scenario
+MAX_RUNS = 10_000
+"""Most runs (sweep points × replications) one scenario may ask for: more is almost surely a
+typo (``replications = 10000000``), and every sweep point is validated at load time."""
+
 
 MIN_PAD_BYTES = MAX_COMPACT_BYTES + 1
 """Encrypted order flows pad the order's compact encoding (at most ``MAX_COMPACT_BYTES``) before
 encryption; padding needs one marker byte more than the longest encoding."""
 
+
+class Sections(Protocol):
+    """What the rules read of a scenario (the schema's ``Scenario`` has all of it).
+
+    A protocol rather than the ``Scenario`` class itself, because that class runs these rules
+    when it validates: the schema imports the rules, never the reverse.
+    """
+
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def replications(self) -> int: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def market(self) -> MarketConfig: ...
+    @property
+    def traders(self) -> Traders: ...
+    @property
+    def privacy(self) -> Privacy: ...
+    @property
+    def adversary(self) -> Adversary: ...
+    @property
+    def settlement(self) -> Settlement: ...
+    @property
+    def forecaster(self) -> Forecaster: ...
+    @property
+    def faults(self) -> Faults: ...
+    @property
+    def sweep(self) -> Mapping[str, list[Any]]: ...
+
+
 Rule = tuple[bool, str, str]
 """A cross-field rule: ``(broken, dotted key, message)``."""
 
 
-def cross_field_rules(s: Scenario) -> list[tuple[str, str]]:
+def cross_field_rules(s: Sections) -> list[tuple[str, str]]:
     """Every broken rule that spans fields, as ``(dotted key, message)``."""
     p, m, st, colluding = s.privacy, s.market, s.settlement, s.adversary.colluding_keypers
     runs = math.prod(len(values) for values in s.sweep.values()) * s.replications
@@ -58,7 +102,7 @@ def _at_most(name: str, limit: float, got: float) -> str:
     return f"must be at most {name} ({show(limit)}), got {show(got)}"
 
 
-def _network_rules(s: Scenario) -> list[Rule]:
+def _network_rules(s: Sections) -> list[Rule]:
     net, n, d = s.network, s.network.nodes, s.network.degree
     # Roles that each need their own node, checked only when the component runs, so that a
     # small network is not refused over an unused section's defaults.
@@ -76,10 +120,12 @@ def _network_rules(s: Scenario) -> list[Rule]:
         (d < n and net.topology == "watts_strogatz" and d % 2 == 1, "network.degree",
          f"watts_strogatz needs an even degree (k neighbours, k/2 each side), got {d}"),
     ]
+
+
     # fmt: on
 
 
-def _fault_rules(s: Scenario) -> list[Rule]:
+def _fault_rules(s: Sections) -> list[Rule]:
     """Scheduled faults name nodes and reporters that exist, and end after they start."""
     nodes, reporters = s.network.nodes, s.settlement.reporters
     rules: list[Rule] = []

@@ -26,7 +26,8 @@ from sim.scenario import (
     parse_override,
     resolved_dict,
 )
-from sim.scenario.expand import get_dotted, point_slug
+from sim.scenario.expand import point_slug
+from sim.scenario.problems import get_dotted
 
 ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = 'name = "t"\nseed = 1\n'

@@ -28,7 +28,7 @@ from sim.scenario import (
     parse_scenario,
     resolved_dict,
 )
-from sim.scenario.expand import get_dotted
+from sim.scenario.problems import get_dotted
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
