@@ -62,6 +62,7 @@ def plain() -> RunResult:
     return sim.run(scenario(secure_aggregation=False))
 
 
+@pytest.mark.slow
 def test_a_run_with_the_forecaster_conserves_money_and_replicas_agree(secure: RunResult) -> None:
     m = secure.metrics()
     assert m["ledger.conservation_error"] == 0
@@ -69,6 +70,7 @@ def test_a_run_with_the_forecaster_conserves_money_and_replicas_agree(secure: Ru
     assert m["settlement.finalized_fraction"] == 1.0
 
 
+@pytest.mark.slow
 def test_fl_rounds_has_one_row_per_round_run_back_to_back(secure: RunResult) -> None:
     rounds = secure.tables["fl_rounds"]
     assert rounds["round"].to_list() == list(range(ROUNDS))
@@ -88,6 +90,7 @@ def test_fl_rounds_has_one_row_per_round_run_back_to_back(secure: RunResult) -> 
     assert ((rounds["t_end"] - rounds["t_start"]) < 10.0).all()
 
 
+@pytest.mark.slow
 def test_the_federated_model_beats_the_untrained_one(secure: RunResult) -> None:
     m = secure.metrics()
     # all-zero parameters predict 1/2 everywhere: a Brier score of exactly 1/4 on any events
@@ -97,6 +100,7 @@ def test_the_federated_model_beats_the_untrained_one(secure: RunResult) -> None:
     assert m["fl.centralized_brier"] < m["fl.model_brier"] + 0.01
 
 
+@pytest.mark.slow
 def test_secure_aggregation_over_the_network_gives_the_plain_model(
     secure: RunResult, plain: RunResult
 ) -> None:
@@ -111,6 +115,7 @@ def test_secure_aggregation_over_the_network_gives_the_plain_model(
     assert a["t_end"][-1] > b["t_end"][-1]
 
 
+@pytest.mark.slow
 def test_messages_carry_every_stage_with_their_real_sizes(
     secure: RunResult, plain: RunResult
 ) -> None:
@@ -130,6 +135,7 @@ def test_messages_carry_every_stage_with_their_real_sizes(
     assert secure.metric("cost.crypto_ops") - plain.metric("cost.crypto_ops") >= 2 * 20
 
 
+@pytest.mark.slow
 def test_dp_epsilon_is_what_dp_accounting_reports_for_the_same_event() -> None:
     sigma, q, delta = 1.1, 0.5, 1e-5
     result = sim.run(scenario(dp_noise_multiplier=sigma, secure_aggregation=False))
@@ -149,6 +155,7 @@ def test_dp_epsilon_is_what_dp_accounting_reports_for_the_same_event() -> None:
     assert per_round == sorted(per_round) and per_round[0] > 0
 
 
+@pytest.mark.slow
 def test_secure_aggregation_leaves_nothing_to_reconstruct() -> None:
     single = {"batch_size": 1, "local_steps": 1, "dropout": 0.0}
     exposed = sim.run(scenario(secure_aggregation=False, **single))
@@ -158,6 +165,7 @@ def test_secure_aggregation_leaves_nothing_to_reconstruct() -> None:
     assert hidden.metric("fl.reconstruction_rate") == 0.0
 
 
+@pytest.mark.slow
 def test_minibatch_updates_mix_records_beyond_recovery(secure: RunResult, plain: RunResult) -> None:
     assert plain.metric("fl.reconstruction_rate") == 0.0
     assert secure.metric("fl.reconstruction_rate") == 0.0
@@ -169,6 +177,7 @@ def test_minibatch_updates_mix_records_beyond_recovery(secure: RunResult, plain:
         assert result.metric("fl.mia_advantage") >= float((roc["tpr"] - roc["fpr"]).max())
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_rounds_and_metrics(secure: RunResult) -> None:
     again = sim.run(scenario())
     for name in ("fl_rounds", "fl_roc", "orders"):
@@ -180,6 +189,7 @@ def test_the_same_seed_gives_the_same_rounds_and_metrics(secure: RunResult) -> N
     )
 
 
+@pytest.mark.slow
 def test_the_forecaster_trades_toward_its_model_after_training(secure: RunResult) -> None:
     trained_at = secure.tables["fl_rounds"]["t_end"][-1]
     orders = secure.tables["orders"].filter(pl.col("kind") == "forecaster")
@@ -203,6 +213,7 @@ def test_the_forecaster_trades_toward_its_model_after_training(secure: RunResult
     assert secure.metric("traders.forecaster_pnl") == pytest.approx(pnl, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_lost_messages_end_rounds_at_the_timeout() -> None:
     data = scenario(secure_aggregation=False, round_timeout_s=5.0)
     data["network"] |= {"loss": 0.3}
@@ -215,6 +226,7 @@ def test_lost_messages_end_rounds_at_the_timeout() -> None:
     assert result.metric("ledger.conservation_error") == 0
 
 
+@pytest.mark.slow
 def test_a_round_cut_off_by_the_end_of_the_run_is_recorded() -> None:
     data = scenario(secure_aggregation=False)
     data["network"] |= {"latency_ms": {"median": 1000.0, "sigma": 0.0}}  # 1 s on every link
@@ -260,6 +272,7 @@ def test_the_markets_and_the_training_data_share_one_ground_truth() -> None:
     np.testing.assert_array_equal(again.clients[3].data.x, forecast.clients[3].data.x)
 
 
+@pytest.mark.slow
 def test_a_client_whose_mask_key_was_revealed_draws_a_new_one() -> None:
     spec = expand(parse_scenario(scenario(dropout=0.3)))[0]
     run = build(spec)

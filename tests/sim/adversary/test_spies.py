@@ -105,6 +105,7 @@ def runs() -> dict[str, RunResult]:
     return {p: sim.run(_scenario(p)) for p in ("diffusion", "dandelion")}
 
 
+@pytest.mark.slow
 def test_first_spy_beats_the_spy_fraction_under_diffusion(runs: dict[str, RunResult]) -> None:
     m = runs["diffusion"].metrics()
     assert m["privacy.sender_recall"] > 2.5 * 0.1
@@ -112,6 +113,7 @@ def test_first_spy_beats_the_spy_fraction_under_diffusion(runs: dict[str, RunRes
     assert "privacy.sender_recall_per_edge" not in m  # no stems: the variant does not apply
 
 
+@pytest.mark.slow
 def test_dandelion_brings_recall_down_to_about_the_spy_fraction(
     runs: dict[str, RunResult],
 ) -> None:
@@ -122,6 +124,7 @@ def test_dandelion_brings_recall_down_to_about_the_spy_fraction(
     assert 0.0 < dandelion["privacy.sender_recall_per_edge"] <= 2 * 0.1
 
 
+@pytest.mark.slow
 def test_the_table_counts_each_traders_linked_orders(runs: dict[str, RunResult]) -> None:
     for result in runs.values():
         table = result.tables["sender_estimates"]
@@ -141,6 +144,7 @@ def test_the_table_counts_each_traders_linked_orders(runs: dict[str, RunResult])
     assert partly.height > 0
 
 
+@pytest.mark.slow
 def test_with_no_spies_nobody_is_named_and_the_metrics_are_nan() -> None:
     result = sim.run(_scenario("dandelion", spy_fraction=0.0))
     m = result.metrics()
@@ -151,6 +155,7 @@ def test_with_no_spies_nobody_is_named_and_the_metrics_are_nan() -> None:
     assert table["attributed"].null_count() == table["seen"].null_count() == table.height
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_spies_and_estimates(runs: dict[str, RunResult]) -> None:
     again = sim.run(_scenario("dandelion"))
     first = runs["dandelion"]
@@ -160,6 +165,7 @@ def test_the_same_seed_gives_the_same_spies_and_estimates(runs: dict[str, RunRes
     assert [again.metric(k) for k in keys] == [first.metric(k) for k in keys]
 
 
+@pytest.mark.slow
 def test_orders_that_never_diffuse_are_not_judged(small: dict[str, Any]) -> None:
     small["privacy"]["order_flow"] = "operator"
     small["adversary"] = {"spy_fraction": 0.2}

@@ -164,6 +164,7 @@ def test_the_plan_draws_disjoint_sets_from_the_seed_and_maps_the_faults_table() 
     )
 
 
+@pytest.mark.slow
 def test_faulty_replicas_follow_crashes_and_restarts_during_a_run() -> None:
     scenario = parse_scenario({
         "name": "f", "seed": 3, "duration_s": 100.0, "network": {"nodes": 20, "degree": 4},

@@ -201,6 +201,7 @@ def _scenario(small: dict[str, Any], propagation: str, **top: Any) -> dict[str, 
     return scenario
 
 
+@pytest.mark.slow
 def test_dandelion_adds_stem_hops_before_orders_reach_the_sequencer(small: dict[str, Any]) -> None:
     base = sim.run(_scenario(small, "diffusion")).metrics()
     stems = sim.run(_scenario(small, "dandelion")).metrics()
@@ -211,6 +212,7 @@ def test_dandelion_adds_stem_hops_before_orders_reach_the_sequencer(small: dict[
     assert stems["market.orders_executed"] == base["market.orders_executed"]
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_stems(small: dict[str, Any]) -> None:
     def stems(seed: int) -> list[dict[int, int]]:
         run = build(expand(parse_scenario(_scenario(small, "dandelion", seed=seed)))[0])

@@ -12,6 +12,8 @@ import pytest
 import sim
 from market.types import Order, decode_compact, encode_compact
 
+pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
+
 MODES = ["transparent", "operator", "commit_reveal", "threshold"]
 
 

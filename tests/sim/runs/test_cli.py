@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from sim.runs.cli import main
 
+pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
+
 ROOT = Path(__file__).resolve().parents[3]
 
 

@@ -233,6 +233,7 @@ def _direct(results: Path) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+@pytest.mark.slow
 def test_runs_are_grouped_by_what_varies_and_variants_are_not_averaged(results: Path) -> None:
     runs = read_runs(find_runs([results]))
     assert runs.height == 8
@@ -248,6 +249,7 @@ def test_runs_are_grouped_by_what_varies_and_variants_are_not_averaged(results: 
         assert row["mean"] == pytest.approx(values.mean(), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_the_default_baseline_is_the_first_sweep_value_paired_by_replication(
     results: Path,
 ) -> None:
@@ -265,6 +267,7 @@ def test_the_default_baseline_is_the_first_sweep_value_paired_by_replication(
         assert (other["diff_low"], other["diff_high"]) == pytest.approx((low, high), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_only_complete_visible_runs_are_read_once(results: Path, tmp_path: Path) -> None:
     copy_root = tmp_path / "r"
     shutil.copytree(results, copy_root)
@@ -280,6 +283,7 @@ def test_only_complete_visible_runs_are_read_once(results: Path, tmp_path: Path)
     assert compare_dirs([copy_root]).equals(compare_dirs([scenario]))
 
 
+@pytest.mark.slow
 def test_the_compare_command(
     results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,8 @@ from polars.testing import assert_frame_equal
 import sim
 from sim.runs.runner import RunResult
 
+pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
+
 REQUIRED_TABLES = {"metrics", "orders", "prices", "messages", "settlement", "fl_rounds", "nodes"}
 
 

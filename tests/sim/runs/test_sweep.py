@@ -25,6 +25,8 @@ from sim.runs.cli import main
 from sim.runs.sweep import LOST, run_sweep
 from sim.scenario import ScenarioError, expand, load_scenario, parse_scenario
 
+pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
+
 ROOT = Path(__file__).resolve().parents[3]
 PRIVACY = ROOT / "scenarios" / "privacy-comparison.toml"
 
@@ -127,7 +129,6 @@ def test_the_process_pool_gives_the_same_runs_as_one_process(
         assert_frame_equal(pooled[run_id], frame, check_exact=True)
 
 
-@pytest.mark.slow
 def test_ray_gives_the_same_runs_as_the_local_executor(
     serial: Path, small: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -243,7 +244,6 @@ def _big(small: dict[str, Any]) -> dict[str, Any]:
     return _sweep(small, POINTS, BIG // 2)
 
 
-@pytest.mark.slow
 def test_ctrl_c_stops_promptly_and_leaves_nothing_half_written(
     small: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -278,7 +278,6 @@ def _workers_of(pid: int) -> list[int]:
     return [w for s in servers for w in children(s)]
 
 
-@pytest.mark.slow
 def test_a_killed_worker_then_a_killed_sweep_lose_only_the_runs_in_flight(
     small: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -363,7 +362,6 @@ def test_the_privacy_comparison_is_four_modes_by_two_propagations_by_five() -> N
         assert len(worlds) == 1  # the eight settings of a replication share one world
 
 
-@pytest.mark.slow
 def test_one_short_replication_of_the_privacy_comparison_runs(tmp_path: Path) -> None:
     short = ["duration_s=1200", "market.close_s=900", "market.resolve_s=1000"]
     scenario = _privacy_or_skip(["replications=1", *short])

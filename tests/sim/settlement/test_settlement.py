@@ -32,6 +32,8 @@ from sim.scenario import expand, parse_scenario
 from sim.settlement import SettlementProtocol
 from sim.settlement.votes import Keyring, certificate_ok, settlement_ok
 
+pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
+
 RESOLVE = 6000.0
 TIMEOUT = 30.0
 
