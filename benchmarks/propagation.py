@@ -25,9 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from simpy import Environment
 
 from sim.adversary.spies import first_spy
+from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
 from sim.net.network import Flood, SimNetwork, Topology, build_topology
 from sim.rng import Streams
@@ -64,7 +64,7 @@ def _spread(
     computed: bool = True,
 ) -> tuple[float, int, list[Flood]]:
     """Spread every planned order; returns wall seconds, simpy events and the floods."""
-    env = Environment()
+    env = CountingEnvironment()
     net = SimNetwork(env, topo, loss=0.0, rng=random.Random(0))
     if not computed:
         net.faults_scheduled = True  # the switch that forces message-by-message diffusion
@@ -85,7 +85,7 @@ def _spread(
         env.timeout(t).callbacks.append(send(origin))
     env.run()
     wall = time.perf_counter() - started
-    return wall, next(env._eid), floods
+    return wall, env.processed, floods
 
 
 def _estimate(floods: list[Flood], spies: np.ndarray) -> tuple[float, float]:

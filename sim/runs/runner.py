@@ -58,12 +58,6 @@ class RunResult:
         return dict(zip(frame["metric"].to_list(), frame["value"].to_list(), strict=True))
 
 
-def _events(sim: Simulation) -> int:
-    """Simpy events processed: scheduled (simpy's event counter) minus still queued."""
-    scheduled = next(sim.env._eid)
-    return scheduled - len(sim.env._queue)
-
-
 def compute_metrics(sim: Simulation) -> dict[str, float]:
     """Every metric this run can compute (perf.* excluded)."""
     stats = sim.net.close()
@@ -106,7 +100,7 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
 
 
 def _perf(sim: Simulation, wall_s: float) -> dict[str, float]:
-    events = _events(sim)
+    events = sim.env.processed
     return {
         "perf.events": float(events),
         "perf.messages": float(sim.net.stats.total_delivered()),
@@ -206,7 +200,7 @@ def execute(spec: RunSpec) -> RunResult:
     manifest = base_manifest(spec) | {
         "status": "complete",
         "wall_s": wall_s,
-        "events": _events(sim),
+        "events": sim.env.processed,
     }
     return RunResult(spec.run_id, frames, manifest)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from simpy import Environment
 from simpy.events import Event
 
 from market.accounts import maker_account
@@ -23,6 +22,7 @@ from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
 from sim.chain.blocks import Block, CloseTx, Replica, Tx, TxResult, apply_block
 from sim.host.catchup import CatchUp
 from sim.host.component import Component, OrderFlow
+from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
 from sim.net.network import Arrival, Flood, SimNetwork
 from sim.results.records import OrderRecord, PricePoint, RunRecords
@@ -85,7 +85,7 @@ class Simulation:
         self.world = world
         self.seed = seed
         self.streams = Streams(seed)
-        self.env = Environment()
+        self.env = CountingEnvironment()
         self.net = SimNetwork(
             self.env, world.topology, loss=scenario.network.loss, rng=self.streams.python("loss")
         )

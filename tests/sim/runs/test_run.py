@@ -133,6 +133,8 @@ def test_results_layout_and_manifest(small: dict[str, Any], tmp_path: Path) -> N
     ):
         assert key in manifest, key
     assert manifest["scenario"]["network"]["topology"] == "random_regular"  # defaults filled in
+    # one count of simulated events, in the manifest and the metrics alike
+    assert manifest["events"] == result.metric("perf.events") > 0
     for name, entry in manifest["tables"].items():
         frame = pl.read_parquet(folder / entry["path"])
         assert frame.height == entry["rows"], name
