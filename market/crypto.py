@@ -356,6 +356,19 @@ def open_commitment(
         raise CryptoError("commitment does not open to this data and salt")
 
 
+def tagged_hash(tag: bytes, data: bytes, *, meter: CryptoMeter | None = None) -> bytes:
+    """``SHA-256(len(tag) | tag | data)`` (one length byte): a digest in the domain ``tag``.
+
+    For binding digests of values that are already unguessable (secret shares, seeds); a value
+    of low entropy needs :func:`commit`, whose salt hides it.
+    """
+    if not 0 < len(tag) < 256:
+        raise ValueError("a hash tag is 1..255 bytes")
+    with metering(meter) as tally:
+        tally.count("hash")
+        return hashlib.sha256(bytes([len(tag)]) + tag + data).digest()
+
+
 def sign(secret: int, message: bytes, *, meter: CryptoMeter | None = None) -> bytes:
     """ECDSA P-256 over SHA-256 with deterministic nonces (RFC 6979); 64 bytes ``r | s``."""
     with metering(meter) as tally:
@@ -393,6 +406,25 @@ def derive_stream(key: bytes, label: bytes, n: int, *, meter: CryptoMeter | None
     if n < 0:
         raise ValueError("stream length must be non-negative")
     with metering(meter) as tally:
-        tally.count("prg")
         subkey = hkdf(key, info=_STREAM_INFO + label, meter=tally)
-        return AES.new(subkey, AES.MODE_CTR, nonce=b"", initial_value=0).encrypt(bytes(n))
+        return keystream(subkey, n, nonce=b"", meter=tally)
+
+
+def keystream(
+    key: bytes, n: int, *, nonce: bytes, counter: int = 0, meter: CryptoMeter | None = None
+) -> bytes:
+    """``n`` bytes of AES-256-CTR keystream (pycryptodome's CTR mode): ``n`` zero bytes encrypted.
+
+    Counter blocks are ``nonce | c`` with ``c`` big-endian in the ``16 − len(nonce)`` bytes left,
+    from ``counter`` up by one per block (NIST SP 800-38A). A PRG from a key that is already a
+    dedicated KDF output: distinct nonces give independent streams, and a shorter stream is a
+    prefix of a longer one. ``nonce`` may be empty (one 128-bit counter) up to 15 bytes.
+    """
+    if len(key) != AEAD_KEY_BYTES:
+        raise ValueError("an AES-256-CTR key is 32 bytes")
+    if n < 0:
+        raise ValueError("stream length must be non-negative")
+    with metering(meter) as tally:
+        tally.count("prg")
+        cipher = AES.new(key, AES.MODE_CTR, nonce=nonce, initial_value=counter)
+        return cipher.encrypt(bytes(n))

@@ -4,26 +4,31 @@ Long-term key pairs and their public adverts, pairwise keys agreed once per pair
 (:class:`PairKeys`), the AES-CTR mask PRG (:class:`MaskPrg`), the fixed-point ring ``Z_{2^32}``
 and the sealed share envelopes with their digests. Nothing here knows about rounds' rosters or
 who survived: :mod:`sim.federated.secagg` composes these into the protocol.
+
+No primitive is implemented here: ECDH and HKDF are :func:`market.crypto.ecdh_key`, the mask PRG
+is :func:`market.crypto.keystream` (AES-256-CTR), envelopes are sealed with
+:mod:`market.aead` (ChaCha20-Poly1305) and digests are :func:`market.crypto.tagged_hash`
+(SHA-256). This module only says which keys, nonces and bytes go in.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from Crypto.Cipher import AES
 from Crypto.PublicKey.ECC import EccPoint
 
+from market.aead import decrypt_and_verify, encrypt_and_digest
 from market.crypto import (
     CryptoMeter,
     RandBytes,
     derive_stream,
     ecdh_key,
     keypair,
+    keystream,
+    tagged_hash,
 )
 from market.errors import CryptoError
 
@@ -34,11 +39,13 @@ _CHANNEL_INFO = b"veilcast/secagg/channel/v1"
 MASK_INFO = b"veilcast/secagg/mask/v1"
 _SHARE_DIGEST = b"veilcast/secagg/share/v1"
 _SEED_DIGEST = b"veilcast/secagg/seed/v1"
-_MAC_BYTES = 16
 SCALAR_BYTES = 32
+KEY_BYTES = 32
 
 _HEADER = struct.Struct(">QQQ")
+_NONCE = struct.Struct(">IQ")
 _DIGEST_HEAD = struct.Struct(">QQQQ")
+_SEED_HEAD = struct.Struct(">QQ")
 
 Share = tuple[int, int]
 ShareKind = Literal["seed", "key"]
@@ -89,18 +96,20 @@ def rotate_mask_key(
 
 @dataclass(frozen=True, slots=True)
 class ChannelKeys:
-    """The subkeys of a pair's channel: one encrypts share envelopes, one authenticates them."""
+    """A pair's channel key: the ChaCha20-Poly1305 key of the envelopes between the two.
 
-    enc: bytes
-    mac: bytes
+    It is an HKDF output dedicated to the channel (its ECDH ``info`` differs from the mask
+    key's), so it is the AEAD key as is.
+    """
+
+    key: bytes
 
     @classmethod
     def from_key(cls, key: bytes) -> ChannelKeys:
-        """Independent subkeys of the channel key ``key`` (keyed BLAKE2b as a PRF)."""
-        return cls(
-            hashlib.blake2b(b"enc", key=key, digest_size=32).digest(),
-            hashlib.blake2b(b"mac", key=key, digest_size=32).digest(),
-        )
+        """The channel of pair key ``key`` (32 bytes)."""
+        if len(key) != KEY_BYTES:
+            raise ValueError("a channel key is 32 bytes")
+        return cls(key)
 
 
 @dataclass(slots=True)
@@ -178,39 +187,29 @@ def self_mask(seed: int, round_number: int, dim: int, meter: CryptoMeter | None)
     return np.frombuffer(stream, dtype="<u4")
 
 
-def counter_blocks(round_number: int, dim: int) -> bytes:
-    """The CTR counter blocks of a round's mask: ``(round, 0), (round, 1), …`` (2 × 64 bits)."""
-    blocks = (4 * dim + 15) // 16
-    counters = np.empty((blocks, 2), dtype=">u8")
-    counters[:, 0] = round_number
-    counters[:, 1] = np.arange(blocks)
-    return counters.tobytes()
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class MaskPrg:
     """The PRG of one pair's masks: AES-256-CTR under the pair's mask key, round as nonce.
 
     The pair key is already an HKDF output dedicated to masks (its ECDH ``info`` differs from
     the channel key's), so it is the AES key as is. Round ``r``'s mask is the keystream of the
-    counter blocks :func:`counter_blocks` gives; the AES key schedule is kept, so a round costs
-    one AES call per pair rather than a key derivation and a fresh cipher.
+    counter blocks ``(r, 0), (r, 1), …`` (2 × 64 bits, big-endian), little-endian words: no
+    per-round key agreement or derivation, and each round's nonce is new.
     """
 
-    cipher: Any
+    key: bytes
 
     @classmethod
     def from_key(cls, key: bytes) -> MaskPrg:
         """The PRG of pair key ``key`` (32 bytes)."""
-        return cls(AES.new(key, AES.MODE_ECB))
+        if len(key) != KEY_BYTES:
+            raise ValueError("a mask key is 32 bytes")
+        return cls(key)
 
-    def mask(self, round_number: int, dim: int, *, counters: bytes | None = None) -> np.ndarray:
-        """Round ``round_number``'s mask: ``dim`` words of ``Z_{2^32}``.
-
-        ``counters`` may pass :func:`counter_blocks` ``(round_number, dim)`` precomputed.
-        """
-        blocks = counters if counters is not None else counter_blocks(round_number, dim)
-        return np.frombuffer(self.cipher.encrypt(blocks), dtype="<u4")[:dim]
+    def mask(self, round_number: int, dim: int, *, meter: CryptoMeter | None = None) -> np.ndarray:
+        """Round ``round_number``'s mask: ``dim`` words of ``Z_{2^32}``."""
+        nonce = round_number.to_bytes(8, "big")
+        return np.frombuffer(keystream(self.key, 4 * dim, nonce=nonce, meter=meter), dtype="<u4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,58 +221,75 @@ class ShareEnvelope:
     round: int
     ciphertext: bytes
     mac: bytes
+    """The Poly1305 tag (16 bytes)."""
 
 
 # --- sealed envelopes and digests ------------------------------------------------------------
 
 
-def _keystream(key: bytes, header: bytes, n: int) -> bytes:
-    # BLAKE2b as a PRF in counter mode, 64 bytes per block (one block for a share envelope)
-    stream = hashlib.blake2b(header + b"\0\0\0\0", key=key).digest()
-    for i in range(1, (n + 63) // 64):
-        stream += hashlib.blake2b(header + i.to_bytes(4, "big"), key=key).digest()
-    return stream[:n]
-
-
-def _xor(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
-
-
-def _header(owner: int, holder: int, round_number: int) -> bytes:
-    # unique per (channel key, message): one envelope per direction per round
-    return _HEADER.pack(owner, holder, round_number)
-
-
-def _mac(keys: ChannelKeys, header: bytes, ciphertext: bytes) -> bytes:
-    return hashlib.blake2b(header + ciphertext, key=keys.mac, digest_size=_MAC_BYTES).digest()
+def _nonce_and_header(owner: int, holder: int, round_number: int) -> tuple[bytes, bytes]:
+    # The channel key belongs to the unordered pair, which sends one envelope per direction per
+    # round: (direction, round) never repeats under one key. The header is the associated data,
+    # so an envelope relabelled to another holder or round fails.
+    nonce = _NONCE.pack(int(owner > holder), round_number)
+    return nonce, _HEADER.pack(owner, holder, round_number)
 
 
 def seal(
-    keys: ChannelKeys, owner: int, holder: int, round_number: int, plaintext: bytes
+    keys: ChannelKeys,
+    owner: int,
+    holder: int,
+    round_number: int,
+    plaintext: bytes,
+    *,
+    meter: CryptoMeter | None = None,
 ) -> ShareEnvelope:
-    """Encrypt-then-MAC ``plaintext`` for ``holder`` under the pair's channel subkeys."""
-    header = _header(owner, holder, round_number)
-    ciphertext = _xor(plaintext, _keystream(keys.enc, header, len(plaintext)))
-    return ShareEnvelope(owner, holder, round_number, ciphertext, _mac(keys, header, ciphertext))
+    """Seal ``plaintext`` for ``holder`` with ChaCha20-Poly1305 under the pair's channel key.
+
+    The nonce is rebuilt from the header (which travels anyway), so the envelope costs its
+    header, ``len(plaintext)`` and a 16-byte tag on the wire.
+    """
+    nonce, header = _nonce_and_header(owner, holder, round_number)
+    ciphertext, tag = encrypt_and_digest(keys.key, plaintext, nonce=nonce, aad=header, meter=meter)
+    return ShareEnvelope(owner, holder, round_number, ciphertext, tag)
 
 
-def open_envelope(keys: ChannelKeys, envelope: ShareEnvelope) -> bytes:
-    """The plaintext of ``envelope``; ``CryptoError`` if any byte of it was changed."""
-    header = _header(envelope.owner, envelope.holder, envelope.round)
-    if not hmac.compare_digest(_mac(keys, header, envelope.ciphertext), envelope.mac):
-        raise CryptoError(f"share envelope {envelope.owner}->{envelope.holder} fails its MAC")
-    return _xor(envelope.ciphertext, _keystream(keys.enc, header, len(envelope.ciphertext)))
+def open_envelope(
+    keys: ChannelKeys, envelope: ShareEnvelope, *, meter: CryptoMeter | None = None
+) -> bytes:
+    """The plaintext of ``envelope``; ``CryptoError`` if any byte or header field was changed."""
+    nonce, header = _nonce_and_header(envelope.owner, envelope.holder, envelope.round)
+    try:
+        return decrypt_and_verify(
+            keys.key, envelope.ciphertext, envelope.mac, nonce=nonce, aad=header, meter=meter
+        )
+    except CryptoError as exc:
+        raise CryptoError(
+            f"share envelope {envelope.owner}->{envelope.holder} of round {envelope.round}"
+            " fails authentication"
+        ) from exc
 
 
 def share_digest(
-    round_number: int, owner: int, holder: int, kind: ShareKind, share: Share
+    round_number: int,
+    owner: int,
+    holder: int,
+    kind: ShareKind,
+    share: Share,
+    *,
+    meter: CryptoMeter | None = None,
 ) -> bytes:
     """Binding digest of one share, published by its owner before anything is revealed."""
     x, y = share
-    text = _SHARE_DIGEST + kind.encode() + _DIGEST_HEAD.pack(round_number, owner, holder, x)
-    return hashlib.blake2b(text + y.to_bytes(SCALAR_BYTES, "big"), digest_size=32).digest()
+    head = _DIGEST_HEAD.pack(round_number, owner, holder, x)
+    return tagged_hash(
+        _SHARE_DIGEST + b"|" + kind.encode(), head + y.to_bytes(SCALAR_BYTES, "big"), meter=meter
+    )
 
 
-def seed_digest(round_number: int, owner: int, seed: int) -> bytes:
+def seed_digest(
+    round_number: int, owner: int, seed: int, *, meter: CryptoMeter | None = None
+) -> bytes:
     """Digest of a self-mask seed, checked after the seed is rebuilt."""
-    return hashlib.sha256(b"%s|%d|%d|%d" % (_SEED_DIGEST, round_number, owner, seed)).digest()
+    data = _SEED_HEAD.pack(round_number, owner) + seed.to_bytes(SCALAR_BYTES, "big")
+    return tagged_hash(_SEED_DIGEST, data, meter=meter)

@@ -1,4 +1,5 @@
-"""Secure aggregation: correctness with and without dropouts, aborts, tampering, key caching."""
+"""Secure aggregation: correctness with and without dropouts, aborts, tampering, key caching,
+masks that recompute bit for bit and cancel, and a meter that counts what the protocol does."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
-from Crypto.Cipher import AES
+from Crypto.Cipher import AES, ChaCha20_Poly1305
 
-from market.crypto import CryptoMeter
+from market.crypto import CryptoMeter, ecdh_key
 from market.errors import CryptoError
 from sim.federated.secagg import (
     ChannelKeys,
@@ -35,11 +36,14 @@ from sim.federated.secagg import (
     receive_shares,
     reveal,
     seal,
+    seed_digest,
+    share_digest,
     share_keys,
     threshold,
     unmask,
     unmask_request,
 )
+from sim.federated.secagg_crypto import MASK_INFO
 from sim.federated.training import PhaseTimer, secure_sum
 
 DIM = 6
@@ -86,12 +90,14 @@ def test_sum_with_dropouts_is_the_survivors_sum() -> None:
     )  # fmt: skip
     np.testing.assert_allclose(result.total, sum(survivors.values()), atol=tolerance(9))
     assert result.dropped == (2, 7)
-    assert timer.server_agreements == 2 * 7  # each dropped key met each survivor's public key
-    assert timer.agreements == 2 * 36  # channel + mask key for each of the 9·8/2 pairs
-    # the meter saw every scalar multiplication and every Shamir split (2 per client) and
-    # combination (a seed per survivor, a key per dropped client)
-    assert meter.ops["scalar_mult"] == 2 * 36 + 2 * 7
-    assert meter.ops["shamir"] == 2 * 9 + 9
+    # the server recomputes only the dropped clients' masks: each dropped key with each
+    # survivor's public key, nothing more
+    assert timer.server_agreements == len(result.dropped) * len(result.survivors)
+    # every scalar multiplication is one of those agreements or a client's (nothing uncounted,
+    # nothing counted twice), and every Shamir split (two per holder) and combination (a seed
+    # per survivor, a mask key per dropped client) reached the meter
+    assert meter.ops["scalar_mult"] == timer.agreements + timer.server_agreements
+    assert meter.ops["shamir"] == 2 * len(keys) + len(result.survivors) + len(result.dropped)
     assert all(phase > 0 for phase in (timer.key_agreement, timer.masking, timer.unmasking))
 
 
@@ -189,10 +195,14 @@ def test_a_tampered_envelope_is_refused() -> None:
     hand = run_to_reveal(5, dropped=set())
     envelope = hand.mail[1][0]
     flipped = bytes([envelope.ciphertext[0] ^ 1]) + envelope.ciphertext[1:]
-    with pytest.raises(CryptoError, match="MAC"):
+    with pytest.raises(CryptoError, match="fails authentication"):
         receive_shares(hand.states[1], [replace(envelope, ciphertext=flipped)], pairs=hand.pairs)
+    bad_tag = bytes([envelope.mac[-1] ^ 0x80]) + envelope.mac[1:]
+    with pytest.raises(CryptoError, match="fails authentication"):
+        receive_shares(hand.states[1], [replace(envelope, mac=bad_tag)], pairs=hand.pairs)
     with pytest.raises(CryptoError):
         receive_shares(hand.states[2], [envelope], pairs=hand.pairs)  # addressed to 1, not 2
+    assert receive_shares(hand.states[1], [envelope], pairs=hand.pairs).held  # the intact one
 
 
 def test_envelopes_round_trip_and_bind_their_header() -> None:
@@ -205,11 +215,32 @@ def test_envelopes_round_trip_and_bind_their_header() -> None:
         if size:
             assert envelope.ciphertext != plaintext
     envelope = seal(keys, 3, 4, 9, bytes(64))
-    for forged in (replace(envelope, holder=5), replace(envelope, round=10)):
+    forgeries = [replace(envelope, holder=5), replace(envelope, round=10)]
+    forgeries.append(replace(envelope, owner=4, holder=3))  # the reverse direction's nonce
+    for bit in range(8 * (len(envelope.ciphertext) + len(envelope.mac))):
+        blob = bytearray(envelope.ciphertext + envelope.mac)
+        blob[bit // 8] ^= 1 << (bit % 8)
+        forgeries.append(replace(envelope, ciphertext=bytes(blob[:64]), mac=bytes(blob[64:])))
+    for forged in forgeries:
         with pytest.raises(CryptoError):
             open_envelope(keys, forged)
     with pytest.raises(CryptoError):
         open_envelope(ChannelKeys.from_key(bytes(32)), envelope)  # another pair's key
+
+
+def test_an_envelope_is_rfc8439_chacha20_poly1305_with_its_header_bound() -> None:
+    key = bytes(range(32))
+    envelope = seal(ChannelKeys.from_key(key), 7, 2, 5, b"s" * 64)
+    # the documented construction, from pycryptodome directly: the nonce is the direction
+    # (owner > holder, 32 bits) and the round (64 bits); the header is the associated data
+    cipher = ChaCha20_Poly1305.new(key=key, nonce=(1).to_bytes(4, "big") + (5).to_bytes(8, "big"))
+    cipher.update((7).to_bytes(8, "big") + (2).to_bytes(8, "big") + (5).to_bytes(8, "big"))
+    assert (envelope.ciphertext, envelope.mac) == cipher.encrypt_and_digest(b"s" * 64)
+    # on the wire: the 24-byte header, the plaintext's length and a 16-byte tag, no nonce
+    assert (len(envelope.ciphertext), len(envelope.mac)) == (64, 16)
+    for short in (ChannelKeys.from_key, MaskPrg.from_key):
+        with pytest.raises(ValueError):
+            short(bytes(16))
 
 
 def test_a_client_never_reveals_both_secrets_of_one_client() -> None:
@@ -243,12 +274,22 @@ def test_pair_keys_are_agreed_once_and_masks_change_per_round() -> None:
     keys, source = keyring(6)
     pairs = PairKeys()
     inputs = vectors(list(keys))
+    first = 0
     for r in range(3):
         secure_sum(
             inputs, list(keys), round_number=r, bound=BOUND, keys=keys, pairs=pairs,
             randbytes=source.randbytes,
         )  # fmt: skip
-    assert pairs.agreements == 2 * 15  # rounds 1 and 2 reused every key
+        first = first or pairs.agreements
+    # every agreement filled its own cache entry, the later rounds agreed nothing new, and
+    # both keys of every pair are cached, found from either end
+    assert pairs.agreements == first == len(pairs)
+    for a, own in keys.items():
+        for b, peer in keys.items():
+            if a != b:
+                assert pairs.channel(own, peer.advert()) is pairs.channel(peer, own.advert())
+                assert pairs.mask(own, peer.advert()) is pairs.mask(peer, own.advert())
+    assert pairs.agreements == first
     prg = pairs.mask(keys[0], keys[1].advert())
     assert not np.array_equal(prg.mask(0, DIM), prg.mask(1, DIM))
     assert pairs.mask(keys[1], keys[0].advert()) is prg  # both ends share the agreement
@@ -264,6 +305,88 @@ def test_mask_prg_is_aes_ctr_with_the_round_as_nonce() -> None:
         np.testing.assert_array_equal(
             prg.mask(round_number, 9), np.frombuffer(reference, dtype="<u4")
         )
+
+
+def test_masks_recompute_bit_exactly_and_cancel() -> None:
+    hand = run_to_reveal(5, dropped=set())
+    keys = {c: hand.states[c].keys for c in hand.roster.members}
+    dim, rnd = hand.roster.dim, hand.roster.round
+    net = np.zeros(dim, dtype=np.uint32)
+    for u, own in keys.items():
+        for v, peer in keys.items():
+            if u == v:
+                continue
+            mask = hand.pairs.mask(own, peer.advert()).mask(rnd, dim)
+            # the server's recomputation from u's revealed mask secret and v's public key
+            again = ecdh_key(own.mask_secret, peer.mask_public, info=MASK_INFO)
+            assert np.array_equal(MaskPrg.from_key(again).mask(rnd, dim), mask)
+            net += mask if u < v else -mask
+    assert not net.any()  # every pairwise mask cancels in Z_{2^32}
+    # so the masked inputs sum to the plain encodings plus the self masks alone
+    scale = hand.roster.scale
+    plain = sum(
+        (quantise(x, scale=scale, bound=BOUND) for x in vectors(list(keys), seed=8).values()),
+        np.zeros(dim, dtype=np.uint32),
+    )
+    masked = sum((y.masked for y in hand.masked.values()), np.zeros(dim, dtype=np.uint32))
+    assert not np.array_equal(masked, plain)
+    result = unmask(hand.roster, hand.request, hand.commitments, hand.masked, hand.reveals)
+    np.testing.assert_allclose(result.total, hand.expected, atol=tolerance(5))
+
+
+def test_a_recovered_dropout_matches_the_mask_it_would_have_sent() -> None:
+    hand = run_to_reveal(6, dropped={2, 4})
+    result = unmask(hand.roster, hand.request, hand.commitments, hand.masked, hand.reveals)
+    assert result.dropped == (2, 4) and 2 not in result.survivors
+    np.testing.assert_allclose(result.total, hand.expected, atol=tolerance(6))
+    # had 2 and 4 sent their inputs, the full sum would come out: the recovered masks are
+    # exactly the ones their inputs carried
+    inputs = vectors(list(range(6)), seed=8)
+    full = dict(hand.masked)
+    for c in (2, 4):
+        full[c] = mask_input(hand.states[c], inputs[c], pairs=hand.pairs)
+    everyone = unmask_request(hand.roster, list(full))
+    reveals = [reveal(hand.states[c], everyone)[1] for c in everyone.survivors]
+    total = unmask(hand.roster, everyone, hand.commitments, full, reveals).total
+    np.testing.assert_allclose(total, sum(inputs.values()), atol=tolerance(6))
+
+
+def test_the_meter_counts_every_sealing_opening_digest_and_mask() -> None:
+    keys, source = keyring(6, seed=9)
+    meter = CryptoMeter()
+    pairs = PairKeys(meter=meter)
+    roster = make_roster(2, [k.advert() for k in keys.values()], dim=DIM, bound=BOUND)
+    for c in roster.holders:
+        agree_keys(keys[c], roster, pairs)
+    assert "aead" not in meter.ops and "hash" not in meter.ops  # agreement seals nothing
+    state, envelopes, commitment = share_keys(
+        keys[0], roster, randbytes=source.randbytes, pairs=pairs, meter=meter
+    )
+    assert meter.ops["aead"] == len(envelopes) == len(roster.holders) - 1  # one per envelope
+    # a digest of both shares for every holder, and one of the seed
+    assert meter.ops["hash"] == 2 * len(commitment.share_digests) + 1
+    receiver = ClientRound(keys=keys[1], roster=roster, seed=1, held={})
+    aead = meter.ops["aead"]
+    receive_shares(receiver, [e for e in envelopes if e.holder == 1], pairs=pairs)
+    assert meter.ops["aead"] == aead + 1  # opened through the pair keys' meter
+    prg = meter.ops.get("prg", 0)
+    mask_input(state, np.zeros(DIM), pairs=pairs, meter=meter)
+    assert meter.ops["prg"] == prg + len(roster.members)  # a self mask and one per peer
+
+
+def test_share_digests_bind_every_field() -> None:
+    base = share_digest(3, 1, 2, "seed", (2, 77))
+    assert share_digest(3, 1, 2, "seed", (2, 77)) == base
+    for other in (
+        share_digest(4, 1, 2, "seed", (2, 77)),
+        share_digest(3, 0, 2, "seed", (2, 77)),
+        share_digest(3, 1, 0, "seed", (2, 77)),
+        share_digest(3, 1, 2, "key", (2, 77)),
+        share_digest(3, 1, 2, "seed", (3, 77)),
+        share_digest(3, 1, 2, "seed", (2, 78)),
+    ):
+        assert other != base
+    assert seed_digest(3, 1, 5) != seed_digest(3, 1, 6) != seed_digest(4, 1, 6)
 
 
 def test_same_randomness_gives_the_same_bytes() -> None:

@@ -32,12 +32,14 @@ from market.crypto import (
     ecies_overhead,
     hkdf,
     keypair,
+    keystream,
     open_commitment,
     pad,
     point_bytes,
     point_from_bytes,
     point_mul,
     sign,
+    tagged_hash,
     unpad,
     verify,
 )
@@ -126,16 +128,35 @@ def test_keypair_is_reproducible_and_in_range() -> None:
 # --- HKDF and ECDH -------------------------------------------------------------------------------
 
 
-def test_hkdf_rfc5869_test_case_1() -> None:
-    okm = hkdf(
-        H("0b" * 22),
-        salt=H("000102030405060708090a0b0c"),
-        info=H("f0f1f2f3f4f5f6f7f8f9"),
-        length=42,
-    )
-    assert okm == H(
-        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
-    )
+# RFC 5869 Appendix A, test cases 1-3 (HKDF-SHA256): IKM, salt, info, OKM
+HKDF_CASES = [
+    (
+        "0b" * 22,
+        "000102030405060708090a0b0c",
+        "f0f1f2f3f4f5f6f7f8f9",
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+    ),
+    (  # longer inputs and an 82-byte output (three HMAC blocks)
+        bytes(range(0x50)).hex(),
+        bytes(range(0x60, 0xB0)).hex(),
+        bytes(range(0xB0, 0x100)).hex(),
+        "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
+        "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
+        "cc30c58179ec3e87c14c01d5c1f3434f1d87",
+    ),
+    (  # empty salt and info: the salt defaults to HashLen zero bytes
+        "0b" * 22,
+        "",
+        "",
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", HKDF_CASES)
+def test_hkdf_rfc5869_test_cases(case: tuple[str, str, str, str]) -> None:
+    ikm, salt, info, okm = case
+    assert hkdf(H(ikm), salt=H(salt), info=H(info), length=len(H(okm))) == H(okm)
 
 
 @settings(max_examples=30, derandomize=True, deadline=None)
@@ -431,6 +452,70 @@ def test_derive_stream_construction_and_properties() -> None:
     assert chi2 < 400
     with pytest.raises(ValueError):
         derive_stream(b"short", b"x", 10)
+    meter = CryptoMeter()
+    derive_stream(seed, b"x", 10, meter=meter)
+    assert meter.ops == {"kdf": 1, "prg": 1}
+
+
+# NIST SP 800-38A, F.5.5 CTR-AES256.Encrypt: initial counter block f0f1...feff
+CTR_KEY = H("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+CTR_PLAINTEXT = H(
+    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+    "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+)
+CTR_CIPHERTEXT = H(
+    "601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c5"
+    "2b0930daa23de94ce87017ba2d84988ddfc9c58db67aada613c2dd08457941a6"
+)
+
+
+def xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def test_keystream_sp800_38a_ctr_aes256_vector() -> None:
+    expected = xor(CTR_PLAINTEXT, CTR_CIPHERTEXT)
+    # the counter block split as an 8-byte nonce and a 64-bit counter, or one 128-bit counter
+    split = keystream(CTR_KEY, 64, nonce=H("f0f1f2f3f4f5f6f7"), counter=0xF8F9FAFBFCFDFEFF)
+    whole = keystream(CTR_KEY, 64, nonce=b"", counter=int("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", 16))
+    assert split == whole == expected
+
+
+def test_keystream_properties() -> None:
+    key = bytes(range(32))
+    long = keystream(key, 1000, nonce=(7).to_bytes(8, "big"))
+    assert len(long) == 1000
+    assert keystream(key, 37, nonce=(7).to_bytes(8, "big")) == long[:37]  # a prefix
+    assert keystream(key, 37, nonce=(8).to_bytes(8, "big")) != long[:37]  # another nonce
+    assert keystream(bytes(32), 37, nonce=(7).to_bytes(8, "big")) != long[:37]  # another key
+    assert keystream(key, 0, nonce=b"") == b""
+    with pytest.raises(ValueError):
+        keystream(bytes(16), 16, nonce=b"")  # AES-256 only
+    with pytest.raises(ValueError):
+        keystream(key, -1, nonce=b"")
+    meter = CryptoMeter()
+    keystream(key, 64, nonce=b"", meter=meter)
+    assert meter.ops == {"prg": 1}
+
+
+# --- tagged hashes -------------------------------------------------------------------------------
+
+
+def test_tagged_hash_is_sha256_of_the_documented_encoding_and_separates_domains() -> None:
+    tag, data = b"veilcast/secagg/seed/v1", bytes(range(48))
+    reference = SHA256.new(bytes([len(tag)]) + tag + data).digest()
+    assert tagged_hash(tag, data) == reference
+    assert len(reference) == 32
+    # moving a byte between the tag and the data changes the digest
+    assert tagged_hash(tag + data[:1], data[1:]) != reference
+    assert tagged_hash(b"other", data) != reference
+    assert tagged_hash(tag, flip(data, 5)) != reference
+    for bad in (b"", bytes(256)):
+        with pytest.raises(ValueError):
+            tagged_hash(bad, data)
+    meter = CryptoMeter()
+    tagged_hash(tag, data, meter=meter)
+    assert meter.ops == {"hash": 1}
 
 
 # --- metering ------------------------------------------------------------------------------------
