@@ -1,7 +1,8 @@
 """Ledger account numbers: traders, market makers, reporters and the protocol's own accounts.
 
-Accounts are plain integers. Traders use their trader ids (small numbers); every other kind of
-account lives in its own range far above them, so no id can ever collide.
+Accounts are plain integers. Traders use their trader ids ``0 .. traders-1``; the front-runner
+and the forecaster, which trade like traders, follow them; every other kind of account lives in
+its own range far above, so no id can ever collide.
 """
 
 from __future__ import annotations
@@ -20,6 +21,21 @@ BOND_ESCROW = (1 << 41) - 3
 
 REPORTER_BASE = 3 << 39
 """Reporter accounts are ``REPORTER_BASE + node``: above every maker, below the treasury."""
+
+
+def frontrunner_account(traders: int) -> int:
+    """The front-runner's account: the first number after the ``traders`` trader ids.
+
+    Kept small on purpose, like a trader's: an order's compact encoding writes the account as a
+    varint, so an account from a far range would make the adversary's own orders a few bytes
+    longer than everyone else's.
+    """
+    return traders
+
+
+def forecaster_account(traders: int) -> int:
+    """The federated forecaster's trading account: after the front-runner's (see there)."""
+    return traders + 1
 
 
 def reporter_account(node: int) -> int:

@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from market.accounts import frontrunner_account
 from market.batch import BatchResult
 from market.exchange import Exchange
 from market.execute import Rejection
 from market.types import MICRO, Fill, Order, to_micro
 from sim.chain.blocks import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
-from sim.host.component import Component, OrderFlow
+from sim.host.component import Component, Genesis, OrderFlow
 from sim.host.host import Host
 from sim.results.records import OrderRecord
 from sim.world.agents import NOISE_LIMIT, affordable
@@ -43,20 +44,23 @@ class FrontRunner(Component):
     def __init__(self, sim: Host, flow: OrderFlow) -> None:
         super().__init__(sim)
         self.flow = flow
-        self.account = len(sim.world.traders)
+        self.account = frontrunner_account(len(sim.world.traders))
         self.node = (
             sim.world.operator
             if flow.mode == "operator" and sim.scenario.adversary.operator_frontruns
             else sim.world.adversary_node
         )
         self.fee = to_micro(sim.scenario.adversary.priority_fee)
-        sim.exchange.ledger.mint(self.account, to_micro(sim.scenario.traders.budget))
         self.sandwiches: list[Sandwich] = []
         self.by_front: dict[tuple[int, int], Sandwich] = {}
         self.before: Exchange | None = None
         self.victim_loss = 0.0
         flow.readers.append(self._read)
         sim.block_listeners.setdefault(self.node, []).append(self._block_here)
+
+    def genesis(self) -> Genesis:
+        """The front-runner starts with a trader's budget."""
+        return Genesis(mints=((self.account, to_micro(self.sim.scenario.traders.budget)),))
 
     def _read(self, victim: OrderRecord) -> None:
         """Sandwich ``victim`` if it is a buy from someone else and a front leg can get ahead."""

@@ -37,6 +37,7 @@ from functools import partial
 import numpy as np
 import polars as pl
 
+from market.accounts import forecaster_account
 from market.types import to_micro
 from sim.federated.attacks import (
     MembershipResult,
@@ -51,7 +52,7 @@ from sim.federated.strategy import AbortReason, FLConfig, RoundOutcome, RoundSta
 from sim.federated.trader import ForecastTrader
 from sim.federated.training import Session, brier, train_centralized
 from sim.federated.wire import Courier
-from sim.host.component import Component
+from sim.host.component import Component, Genesis
 from sim.host.host import Host
 from sim.results import tables
 from sim.scenario import Forecaster
@@ -121,11 +122,13 @@ class FederatedForecaster(Component):
         self.observed: Observation | None = None
         self.open: RoundPlan | None = None
         self.open_since = math.nan
-        # the ledger account exists from genesis, before the replicas copy the exchange
-        account = len(sim.world.traders) + 1  # the front-runner, if any, has len(traders)
-        sim.exchange.ledger.mint(account, to_micro(sim.scenario.traders.budget))
+        account = forecaster_account(len(sim.world.traders))
         self.trader = ForecastTrader(sim, account=account, node=self.forecast.coordinator)
         self._report: Report | None = None
+
+    def genesis(self) -> Genesis:
+        """The forecaster's trading account starts with a trader's budget."""
+        return Genesis(mints=((self.trader.account, to_micro(self.sim.scenario.traders.budget)),))
 
     def start(self) -> None:
         """Start round 0 at time 0."""

@@ -1,6 +1,7 @@
 """What plugs into a run: order flows, settlement protocols, adversaries, the forecaster.
 
-A component registers its simpy processes in :meth:`Component.start`, offers transactions for
+A component declares what it adds before the chain starts in :meth:`Component.genesis`, starts
+its timers in :meth:`Component.start`, offers transactions for
 the next block in :meth:`Component.propose`, learns what the chain did with them in
 :meth:`Component.committed`, and reports its metrics and tables at the end. The core
 (:mod:`sim.runs.simulation`) knows nothing of privacy modes or settlement protocols.
@@ -10,14 +11,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
 from market.execute import Rejection
+from market.oracle import OracleTerms, Settlement
 from market.types import MICRO, Fill
 from sim.chain.blocks import Block, Tx, TxResult
 from sim.host.host import Host
 from sim.results.records import OrderRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """What a component adds to the chain's first state, before the replicas copy it.
+
+    Components return this instead of writing into the host when they are built, so the order
+    in which they are plugged does not matter: the host applies every component's genesis when
+    the run starts, then copies the exchange to the replicas.
+
+    Attributes:
+        mints: ``(account, micro-units)`` to credit (endowments, the adversary's budget).
+        settlement_check: how every replica checks a settlement's evidence (one component at
+            most may give it; without one, every settlement is refused).
+        oracle_terms: the optimistic oracle's bond and liveness (None: proposals are refused).
+        faulty_replicas: replicas that are Byzantine from the start (left out of
+            ``ledger.replica_divergence``).
+        faults_scheduled: crashes or partitions will happen, so diffusion must be simulated
+            message by message rather than computed.
+    """
+
+    mints: tuple[tuple[int, int], ...] = ()
+    settlement_check: Callable[[Settlement], bool] | None = None
+    oracle_terms: OracleTerms | None = None
+    faulty_replicas: frozenset[int] = frozenset()
+    faults_scheduled: bool = False
 
 
 class Component:
@@ -25,6 +54,10 @@ class Component:
 
     def __init__(self, sim: Host) -> None:
         self.sim = sim
+
+    def genesis(self) -> Genesis:
+        """What this component adds before the chain starts (nothing by default)."""
+        return Genesis()
 
     def start(self) -> None:
         """Register simpy processes (called once, at time 0)."""

@@ -24,7 +24,7 @@ from functools import partial
 
 import numpy as np
 
-from sim.host.component import Component
+from sim.host.component import Component, Genesis
 from sim.host.host import Host
 from sim.scenario import Scenario
 from sim.world.build import role_count
@@ -129,8 +129,13 @@ class FaultInjector(Component):
         self.validators = frozenset(sim.validators)
         self.outages: dict[int, int] = {}
         """How many outages keep each node down now (they may overlap)."""
-        sim.faulty_replicas.update(plan.byzantine & self.validators)
-        sim.net.faults_scheduled = sim.net.faults_scheduled or plan.scheduled
+
+    def genesis(self) -> Genesis:
+        """Byzantine replicas are faulty from the start; scheduled faults slow diffusion down."""
+        return Genesis(
+            faulty_replicas=frozenset(self.plan.byzantine & self.validators),
+            faults_scheduled=self.plan.scheduled,
+        )
 
     def start(self) -> None:
         """Schedule every crash, restart, cut and heal."""

@@ -21,7 +21,7 @@ from market.oracle import Settlement
 from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
 from sim.chain.blocks import Block, CloseTx, Replica, Tx, TxResult, apply_block
 from sim.host.catchup import CatchUp
-from sim.host.component import Component, OrderFlow
+from sim.host.component import Component, Genesis, OrderFlow
 from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
 from sim.net.network import Arrival, Flood, SimNetwork
@@ -66,6 +66,11 @@ def traded_markets(results: Sequence[TxResult]) -> list[int]:
     return sorted(markets)
 
 
+def _refuse(_settlement: Settlement) -> bool:
+    """The settlement check before a settlement protocol gives one: nothing settles."""
+    return False
+
+
 class Simulation:
     """One run: the environment, the network, the chain, the components and the records.
 
@@ -74,10 +79,10 @@ class Simulation:
         world: what the world seed decided.
         seed: the run's own seed (protocol randomness, keys).
 
-    Components set what they own when they are constructed and plugged in: the settlement
-    protocol sets ``settlement_ok`` (how replicas check a settlement's evidence), mints
-    endowments and marks ``faulty_replicas``; order flows and the front-runner add
-    ``block_listeners``. Replicas copy the exchange when :meth:`run` starts, after all that.
+    Components declare what they add to the first state (:class:`~sim.host.component.Genesis`:
+    mints, the settlement check, the oracle's terms, faulty replicas); :meth:`run` applies every
+    component's genesis, in any plugging order, and only then copies the exchange to the
+    replicas. This class implements :class:`~sim.host.host.Host` for them.
     """
 
     def __init__(self, scenario: Scenario, world: World, *, seed: int) -> None:
@@ -98,7 +103,9 @@ class Simulation:
         self.blocks: list[tuple[Block, Flood]] = []
         self.components: list[Component] = []
         self.orderflow: OrderFlow | None = None
-        self.settlement_ok: Callable[[Settlement], bool] = lambda _s: False
+        self.settlement_ok: Callable[[Settlement], bool] = _refuse
+        self.start_state = self.exchange
+        """The exchange the replicas start from: set when the run starts (for audits)."""
         self.replicas: dict[int, Replica] = {}
         self.faulty_replicas: set[int] = set()
         """Replicas that are Byzantine or crashed: left out of ``ledger.replica_divergence``."""
@@ -121,7 +128,10 @@ class Simulation:
         return self.orderflow.sequencers() if self.orderflow else self.validators
 
     def run(self) -> None:
-        """Create the replicas, start every process and run until the horizon."""
+        """Apply the components' geneses, create the replicas, start everything, run."""
+        for component in self.components:
+            self._apply(component.genesis())
+        self.start_state = self.exchange.copy()
         self.replicas = {
             node: Replica(node, self.exchange.copy(), self.settlement_ok)
             for node in self.validators
@@ -132,6 +142,17 @@ class Simulation:
         for component in self.components:
             component.start()
         self.env.run(until=self.scenario.duration_s)
+
+    def _apply(self, genesis: Genesis) -> None:
+        for account, amount in genesis.mints:
+            self.exchange.ledger.mint(account, amount)
+        if genesis.settlement_check is not None:
+            assert self.settlement_ok is _refuse, "two components check settlements"
+            self.settlement_ok = genesis.settlement_check
+        if genesis.oracle_terms is not None:
+            self.exchange.terms = genesis.oracle_terms
+        self.faulty_replicas |= genesis.faulty_replicas
+        self.net.faults_scheduled = self.net.faults_scheduled or genesis.faults_scheduled
 
     # -- traders -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from market.accounts import reporter_account
 from market.oracle import OracleTerms, Settlement
 from market.types import to_micro
 from sim.chain.blocks import Block, SettleTx, TxResult
-from sim.host.component import Component
+from sim.host.component import Component, Genesis
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.results.metrics import settlement_metrics
@@ -68,14 +68,17 @@ class SettlementProtocol(Component):
             records=self.records,
             first_row=self.first_vote_row,
         )
-        endowment = to_micro(sim.scenario.settlement.endowment)
-        for node in self.reporters:
-            sim.exchange.ledger.mint(reporter_account(node), endowment)
-        sim.exchange.terms = terms
-        sim.settlement_ok = partial(settlement_ok, keyring=self.keys.ring, quorum=self.quorum)
-        self.genesis = sim.exchange.copy()
-        """The exchange every replica starts from (for audits)."""
+        self.terms = terms
         self.seen = len(sim.exchange.applied)
+
+    def genesis(self) -> Genesis:
+        """Reporters' endowments, the oracle's terms, and the check of settlement evidence."""
+        endowment = to_micro(self.sim.scenario.settlement.endowment)
+        return Genesis(
+            mints=tuple((reporter_account(node), endowment) for node in self.reporters),
+            settlement_check=partial(settlement_ok, keyring=self.keys.ring, quorum=self.quorum),
+            oracle_terms=self.terms,
+        )
 
     def up(self, node: int) -> bool:
         """Whether ``node`` is running (not crashed)."""

@@ -63,7 +63,7 @@ def audit(run: Simulation, protocol: SettlementProtocol) -> None:
     public = {node: base_mul(secret) for node, secret in protocol.keys.secrets.items()}
     fresh = Keyring(public)
     check = partial(settlement_ok, keyring=fresh, quorum=protocol.quorum)
-    exchange = protocol.genesis.copy()
+    exchange = run.start_state.copy()
     terms = exchange.terms
     for block, _ in run.blocks:
         for tx in block.txs:
