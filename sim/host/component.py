@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from market.execute import Rejection
 from market.oracle import OracleTerms, Settlement
-from market.types import MICRO, Fill
 from sim.chain.blocks import Block, Tx, TxResult
 from sim.host.host import Host
 from sim.results.records import OrderRecord
@@ -133,8 +131,7 @@ class OrderFlow(Component):
 
     def seen_plaintext(self, record: OrderRecord, node: int) -> None:
         """Note that ``node`` (not the sender) now sees the order's content."""
-        if record.first_seen_by < 0 and node != record.node:
-            record.t_first_seen, record.first_seen_by = self.sim.now, node
+        record.saw(node, self.sim.now)
 
     def public_sender(self, record: OrderRecord) -> int:
         """The sender address on the order's envelope: its trader, or a one-time address."""
@@ -148,18 +145,7 @@ class OrderFlow(Component):
         if math.isnan(record.adv_seen_t):
             record.adv_seen_t, record.adv_size = now, size
             record.adv_sender = self.public_sender(record)
-        if readable and math.isnan(record.adv_read_t) and record.status == "pending":
+        if readable and math.isnan(record.adv_read_t) and not record.final:
             record.adv_read_t = now
             for reader in self.readers:
                 reader(record)
-
-
-def record_result(record: OrderRecord, result: Fill | Rejection, block: Block) -> None:
-    """Write an executed or rejected order's outcome into its record."""
-    record.block, record.t_executed = block.height, block.t
-    if isinstance(result, Fill):
-        record.status = "executed"
-        record.price = result.average_price
-        record.cost = result.cash / MICRO
-    else:
-        record.status, record.reason = "rejected", result.reason

@@ -18,7 +18,7 @@ from market.execute import Rejection
 from market.types import Fill, to_micro
 from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult, tx_size
 from sim.chain.mempool import Mempools
-from sim.host.component import OrderFlow, record_result
+from sim.host.component import OrderFlow
 from sim.host.host import Host
 from sim.results.records import OrderRecord
 
@@ -108,7 +108,7 @@ class CommitReveal(OrderFlow):
         ]
         for reveal in reveals:
             del self.open[reveal.commitment]
-            self.sim.by_key[reveal.order.key].t_sequencer = now
+            self.sim.by_key[reveal.order.key].sequenced(now)
         expired = sorted(c for c, (_, _, t) in self.open.items() if now > t + deadline)
         for commitment in expired:
             del self.open[commitment]
@@ -123,11 +123,10 @@ class CommitReveal(OrderFlow):
                 case CommitTx(commitment=commitment):
                     self.waiting.pop(commitment, None)
                     record = self.owner[commitment]
-                    record_result(record, Rejection(record.order, "funds"), block)
+                    record.finish(Rejection(record.order, "funds"), height=block.height, t=block.t)
                 case RevealTx(order=order) if isinstance(result, Fill | Rejection):
-                    record_result(self.sim.by_key[order.key], result, block)
+                    self.sim.by_key[order.key].finish(result, height=block.height, t=block.t)
                 case ForfeitTx(commitment=commitment) if result is True:
                     self.waiting.pop(commitment, None)
                     record = self.owner[commitment]
-                    record_result(record, Rejection(record.order, "invalid"), block)
-                    record.reason = "forfeited"
+                    record.forfeit(height=block.height, t=block.t)

@@ -88,7 +88,7 @@ class Operator(OrderFlow):
         """The operator's queue by priority fee, then arrival."""
         fresh = self.mempools.take(self.operator, order=order_priority)
         for order, arrival in fresh:
-            self.sim.by_key[order.key].t_sequencer = arrival
+            self.sim.by_key[order.key].sequenced(arrival)
         return [OrderTx(order) for order, _ in fresh]
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:

@@ -31,7 +31,7 @@ from market.threshold import EpochKey, combine_secret, deal, run_dkg
 from market.types import Order, decode_compact, encode_compact
 from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult, tx_size
 from sim.chain.mempool import Mempools
-from sim.host.component import OrderFlow, record_result
+from sim.host.component import OrderFlow
 from sim.host.host import Host
 from sim.results.records import OrderRecord
 
@@ -154,10 +154,10 @@ class Threshold(OrderFlow):
         for tx, arrival in taken:
             record = self.owner[tx.ciphertext]
             if now < self.close_time(tx.epoch) and tx.epoch not in self.failed:
-                record.t_sequencer = arrival
+                record.sequenced(arrival)
                 txs.append(tx)
-            elif record.status == "pending":
-                record.status, record.reason = "rejected", "late"
+            elif not record.final:
+                record.reject("late")
         for epoch, secret in sorted(self.key_at[proposer].items()):
             for pool in self.key_at.values():
                 pool.pop(epoch, None)
@@ -176,8 +176,7 @@ class Threshold(OrderFlow):
                 )
                 orders.append(decode_compact(plain))
             except (CryptoError, ValueError):
-                self.owner[tx.ciphertext].status = "rejected"
-                self.owner[tx.ciphertext].reason = "invalid"
+                self.owner[tx.ciphertext].reject("invalid")
         return tuple(orders)
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
@@ -188,9 +187,11 @@ class Threshold(OrderFlow):
                 self._adversary_sees(self.owner[tx.ciphertext], tx)
             elif isinstance(tx, BatchTx) and isinstance(result, BatchResult):
                 for fill in result.fills:
-                    record_result(self.sim.by_key[fill.order.key], fill, block)
+                    self.sim.by_key[fill.order.key].finish(fill, height=block.height, t=block.t)
                 for rejection in result.rejections:
-                    record_result(self.sim.by_key[rejection.order.key], rejection, block)
+                    self.sim.by_key[rejection.order.key].finish(
+                        rejection, height=block.height, t=block.t
+                    )
 
     # -- key release ---------------------------------------------------------------------
 
@@ -246,8 +247,8 @@ class Threshold(OrderFlow):
         self.failed.add(epoch)
         for tx in self.onchain.get(epoch, []):
             record = self.owner[tx.ciphertext]
-            if record.status == "pending":
-                record.status, record.reason = "rejected", "undecryptable"
+            if not record.final:
+                record.reject("undecryptable")
 
     def metrics(self) -> dict[str, float]:
         """Batch failures of this mode."""

@@ -12,7 +12,7 @@ from market.execute import Rejection
 from market.types import ORDER_WIRE_BYTES, Fill, Order
 from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
 from sim.chain.mempool import Mempools
-from sim.host.component import OrderFlow, record_result
+from sim.host.component import OrderFlow
 from sim.host.host import Host
 from sim.results.records import OrderRecord
 
@@ -48,7 +48,7 @@ class Transparent(OrderFlow):
         """The proposer's mempool, without what the chain holds, by priority fee then arrival."""
         fresh = self.mempools.take(proposer, order=order_priority)
         for order, arrival in fresh:
-            self.sim.by_key[order.key].t_sequencer = arrival
+            self.sim.by_key[order.key].sequenced(arrival)
         return [OrderTx(order) for order, _ in fresh]
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
@@ -62,4 +62,4 @@ def record_fills(
     """Record the fill or rejection of every plaintext order executed in ``block``."""
     for tx, result in zip(block.txs, results, strict=True):
         if isinstance(tx, OrderTx) and isinstance(result, Fill | Rejection):
-            record_result(by_key[tx.order.key], result, block)
+            by_key[tx.order.key].finish(result, height=block.height, t=block.t)

@@ -3,6 +3,13 @@
 Plain mutable records, one per order, filled in as the order travels; the runner turns them
 into tables at the end. Kept apart from the simpy code so that metrics are pure functions of
 records.
+
+An order's lifecycle is owned by its :class:`OrderRecord`: it is *submitted* when the record is
+made, *seen* when a node other than its sender first reads it (:meth:`OrderRecord.saw`),
+*sequenced* when a proposer takes it for a block (:meth:`~OrderRecord.sequenced`), and ends
+*executed* or *rejected* with a reason (:meth:`~OrderRecord.finish`,
+:meth:`~OrderRecord.reject`). Order flows call these methods instead of writing fields, and a
+transition out of a final state raises :class:`IllegalTransition`.
 """
 
 from __future__ import annotations
@@ -10,10 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from market.types import Order
+from market.execute import Rejection
+from market.types import MICRO, Fill, Order
 from sim.net.network import Flood
 
 NAN = math.nan
+
+
+class IllegalTransition(RuntimeError):
+    """An order was moved on from a state it cannot leave (executed or rejected)."""
 
 
 @dataclass(slots=True)
@@ -47,6 +59,50 @@ class OrderRecord:
     """The sender id the adversary saw on its envelope (-1: it saw no envelope)."""
     adv_size: int = -1
     """The size in bytes of the message the adversary saw (-1: none)."""
+
+    @property
+    def final(self) -> bool:
+        """Executed or rejected: nothing more can happen to it."""
+        return self.status != "pending"
+
+    def saw(self, node: int, t: float) -> None:
+        """``node`` read the order's content at ``t``; the first node other than its sender counts."""
+        if self.first_seen_by < 0 and node != self.node:
+            self.t_first_seen, self.first_seen_by = t, node
+
+    def sequenced(self, t: float) -> None:
+        """A proposer took the order (or its sealed form) for a block; its mempool arrival ``t``."""
+        self._still_pending("sequenced")
+        self.t_sequencer = t
+
+    def finish(self, result: Fill | Rejection, *, height: int, t: float) -> None:
+        """The chain executed or rejected the order in block ``height`` at time ``t``."""
+        self._still_pending("finished")
+        self.block, self.t_executed = height, t
+        if isinstance(result, Fill):
+            self.status = "executed"
+            self.price = result.average_price
+            self.cost = result.cash / MICRO
+        else:
+            self.status, self.reason = "rejected", result.reason
+
+    def forfeit(self, *, height: int, t: float) -> None:
+        """Its commitment was never revealed: the chain forfeited the deposit in block ``height``."""
+        self._still_pending("forfeited")
+        self.block, self.t_executed = height, t
+        self.status, self.reason = "rejected", "forfeited"
+
+    def reject(self, reason: str) -> None:
+        """The order will never reach the chain's book (late, undecryptable, invalid)."""
+        self._still_pending(f"rejected ({reason})")
+        self.status, self.reason = "rejected", reason
+
+    def _still_pending(self, step: str) -> None:
+        if self.final:
+            raise IllegalTransition(
+                f"order {self.order_id} is already {self.status}"
+                f"{f' ({self.reason})' if self.reason else ''}: it cannot be {step}"
+            )
 
 
 @dataclass(slots=True)
