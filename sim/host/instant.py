@@ -1,0 +1,521 @@
+"""An instant in-memory host: the :class:`~sim.host.host.Host` protocol without simpy, for tests.
+
+A protocol's rules (a deadline, a forfeit, a dispute, a forged vote) are tested against this
+host with hand-written sequences, in milliseconds: its clock is a heap of ``(time, seq,
+callback)`` run by :meth:`InstantHost.run`, and a message reaches exactly the nodes it is
+addressed to after a latency the test chooses (:attr:`InstantHost.latency`, fixed, per
+destination node, or a function of the message's kind, origin and destination). There is no
+topology walk, no loss, no fast path and no Dandelion stem.
+
+What it keeps of the simpy host (:mod:`sim.runs.simulation`): :meth:`~InstantHost.submit` makes
+an :class:`~sim.results.records.OrderRecord` per order exactly as the simpy host does and hands
+it to the plugged order flow; :meth:`~InstantHost.start` applies every component's
+:class:`~sim.host.component.Genesis` and only then copies the exchange to the replicas;
+:meth:`~InstantHost.close_block` is one turn of the sequencer (the components' proposals, the
+block executed on the canonical exchange, ``committed`` hooks, then the block broadcast to the
+replicas and block listeners). Blocks close only when a test calls it, or every
+``network.block_interval_s`` with ``start(blocks=True)``. Catch-up is not run: without loss
+every block reaches every replica, and a :class:`~sim.chain.blocks.Replica` orders blocks that
+arrive out of turn by itself.
+
+What it has to fake: the ``Host`` surface still exposes the simpy network as ``host.net``, and
+components reach into it. :class:`InstantNet` stands in with just these members, which is the
+map of what remains to narrow in :class:`~sim.host.host.Host`:
+
+* ``flood(origin, kind=, size=, on_arrival=)``: BFT leaders' proposals and vote bundles
+  (:mod:`sim.settlement.voting`), optimistic bond steps (:mod:`sim.settlement.optimistic`);
+  here the same as :meth:`InstantHost.broadcast` to every node;
+* ``route(src, dst)`` and ``send(src, dst, ...)``: the operator's hop-by-hop path
+  (:mod:`sim.orderflow.operator`); here one direct hop;
+* ``route`` and ``relay(path, ...)``: threshold key shares to the aggregator
+  (:mod:`sim.orderflow.threshold`);
+* ``stats`` (a real :class:`~sim.net.network.MessageStats`): the threshold DKG's message counts,
+  settlement's ``settlement.messages``;
+* ``down``, ``cuts``, ``blocked``, ``quorate``, ``crash``, ``restart``, ``cut``, ``heal``:
+  settlement's ``up(node)`` and the fault injector (:mod:`sim.host.faults`).
+
+Not provided (a component that needs it fails loudly with ``AttributeError``): ``path_to`` and
+the per-block :class:`~sim.net.network.Flood` arrivals of nodes not listed, which catch-up
+(:mod:`sim.host.catchup`) needs. The floods this host returns are real ``Flood`` values whose
+``arrivals`` and ``first_from`` are filled for the nodes a message was delivered to.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import cast
+
+from market.accounts import maker_account
+from market.crypto import CryptoMeter
+from market.exchange import Exchange, maker_funding
+from market.ledger import Ledger
+from market.lmsr import make_market_maker
+from market.oracle import Settlement
+from market.types import ORDER_WIRE_BYTES, Order, to_micro
+from sim.chain.blocks import Block, CloseTx, Replica, Tx, apply_block
+from sim.host.component import Component, Genesis, OrderFlow
+from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology
+from sim.results.records import OrderRecord, RunRecords
+from sim.rng import Streams
+from sim.scenario import Scenario
+from sim.world.build import TraderSpec, World
+
+Delay = Callable[[str, int, int], float | None]
+"""``delay(kind, src, dst)``: seconds until a message of ``kind`` reaches ``dst``; None: never."""
+
+
+def complete_topology(nodes: int, latency_s: float = 0.01) -> Topology:
+    """Every node linked to every other with one latency (the instant host ignores it)."""
+    return Topology(
+        tuple(tuple((v, latency_s) for v in range(nodes) if v != u) for u in range(nodes))
+    )
+
+
+def tiny_world(
+    scenario: Scenario,
+    *,
+    reporters: Sequence[int] = (0, 1, 2, 3),
+    spies: Iterable[int] = (),
+    keypers: Sequence[int] = (),
+    operator: int = 0,
+    adversary_node: int | None = None,
+    trader_nodes: Sequence[int] = (),
+    outcomes: Sequence[int] | None = None,
+) -> World:
+    """A hand-made world of ``scenario.network.nodes`` fully linked nodes, with no order plan.
+
+    Traders are noise traders numbered 0, 1, ... at ``trader_nodes`` (their ids are their ledger
+    accounts); ``outcomes`` are the markets' true outcomes (0 for every market by default).
+    """
+    cfg = scenario.market
+    spy_set = frozenset(spies)
+    truth = tuple(outcomes) if outcomes is not None else (0,) * cfg.count
+    flat = tuple(1.0 / cfg.outcomes for _ in range(cfg.outcomes))
+    return World(
+        topology=complete_topology(scenario.network.nodes),
+        spies=spy_set,
+        reporters=tuple(reporters),
+        keypers=tuple(keypers),
+        operator=operator,
+        adversary_node=(
+            adversary_node if adversary_node is not None else min(spy_set, default=operator)
+        ),
+        traders=tuple(
+            TraderSpec(i, "noise", node, (-1,) * cfg.count) for i, node in enumerate(trader_nodes)
+        ),
+        true_probs=(flat,) * cfg.count,
+        outcomes=truth,
+        plan=(),
+    )
+
+
+def funded_exchange(scenario: Scenario, world: World) -> Exchange:
+    """The exchange at time 0 as the simpy host builds it: makers funded, traders' budgets."""
+    cfg = scenario.market
+    makers = [
+        make_market_maker(
+            mechanism=cfg.mechanism,
+            outcomes=cfg.outcomes,
+            liquidity_b=cfg.liquidity_b,
+            alpha=cfg.alpha,
+        )
+        for _ in range(cfg.count)
+    ]
+    ledger = Ledger()
+    for spec in world.traders:
+        ledger.mint(spec.trader, to_micro(scenario.traders.budget))
+    for market, maker in enumerate(makers):
+        ledger.mint(maker_account(market), maker_funding(maker))
+    return Exchange(makers, ledger, fee_per_share=to_micro(cfg.fee))
+
+
+class InstantClock:
+    """A heap of ``(time, seq, callback)``: callbacks at one time run in the order scheduled."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.events = 0
+        self._queue: list[tuple[float, int, Callable[[], object]]] = []
+        self._seq = 0
+
+    def at(self, t: float, fire: Callable[[], object]) -> None:
+        """Call ``fire()`` at time ``t`` (never before now)."""
+        if math.isnan(t):
+            raise ValueError("an event needs a time")
+        heapq.heappush(self._queue, (max(t, self.now), self._seq, fire))
+        self._seq += 1
+
+    def run(self, until: float | None = None) -> None:
+        """Run every callback due at or before ``until`` (all of them when None), then stop there.
+
+        Unlike simpy's ``run(until=t)``, a callback due exactly at ``until`` runs.
+        """
+        queue = self._queue
+        while queue and (until is None or queue[0][0] <= until):
+            t, _, fire = heapq.heappop(queue)
+            self.now = t
+            self.events += 1
+            fire()
+        if until is not None:
+            self.now = max(self.now, until)
+
+    @property
+    def pending(self) -> int:
+        """Callbacks scheduled and not yet run."""
+        return len(self._queue)
+
+
+class InstantNet:
+    """The few network calls components still make on ``host.net`` (see the module docstring).
+
+    Every message is delivered directly from its source to its destination after the host's
+    latency; a crashed node neither sends nor receives, and a cut link loses the message.
+    """
+
+    def __init__(self, host: InstantHost, topology: Topology) -> None:
+        self.host = host
+        self.topology = topology
+        self.stats = MessageStats()
+        self.down: set[int] = set()
+        self.cuts: list[frozenset[int]] = []
+        self.faults_scheduled = False
+        self.sent: list[tuple[float, str, int, int]] = []
+        """Every point-to-point message sent: ``(time, kind, src, dst)``."""
+
+    def blocked(self, src: int, dst: int) -> bool:
+        """Whether a message from ``src`` to ``dst`` is stopped now (a crash or a partition)."""
+        if src in self.down or dst in self.down:
+            return True
+        return any((src in cut) != (dst in cut) for cut in self.cuts)
+
+    def quorate(self, node: int, peers: Sequence[int]) -> bool:
+        """Whether ``node`` runs and is cut off from at most half of the running ``peers``."""
+        if node in self.down:
+            return False
+        running = [p for p in peers if p not in self.down]
+        return 2 * sum(1 for p in running if not self.blocked(node, p) or p == node) > len(running)
+
+    def crash(self, node: int) -> None:
+        """``node`` stops until :meth:`restart`."""
+        self.down.add(node)
+
+    def restart(self, node: int) -> None:
+        """``node`` runs again."""
+        self.down.discard(node)
+
+    def cut(self, nodes: frozenset[int]) -> None:
+        """Cut every link between ``nodes`` and the rest, until :meth:`heal`."""
+        self.cuts.append(nodes)
+
+    def heal(self, nodes: frozenset[int]) -> None:
+        """End one partition started by :meth:`cut`."""
+        self.cuts.remove(nodes)
+
+    def route(self, src: int, dst: int) -> list[int]:
+        """One direct hop (every node reaches every other here); [] when blocked now."""
+        if src == dst:
+            return [src]
+        return [] if self.blocked(src, dst) else [src, dst]
+
+    def send(
+        self, src: int, dst: int, *, kind: str, size: int, on_arrival: Callable[[], None]
+    ) -> None:
+        """Send one message ``src`` → ``dst``; ``on_arrival()`` runs at ``dst`` unless lost."""
+        if src in self.down:
+            return
+        delay = self.host.delay_of(kind, src, dst)
+        lost = delay is None or self.blocked(src, dst)
+        self.stats.add(kind, sent=1, delivered=int(not lost), lost=int(lost), size=size)
+        self.sent.append((self.host.now, kind, src, dst))
+        if delay is None or lost:
+            return
+
+        def arrive() -> None:
+            if dst in self.down:
+                self.stats.delivered[kind] -= 1
+                self.stats.lost[kind] += 1
+                return
+            on_arrival()
+
+        self.host.after(delay, arrive)
+
+    def relay(
+        self, path: Sequence[int], *, kind: str, size: int, on_arrival: Callable[[], None]
+    ) -> None:
+        """Send hop by hop along ``path``; ``on_arrival()`` runs at its end."""
+        if not path:
+            return
+        if len(path) == 1:
+            on_arrival()
+            return
+        rest = list(path[1:])
+        self.send(
+            path[0],
+            path[1],
+            kind=kind,
+            size=size,
+            on_arrival=lambda: self.relay(rest, kind=kind, size=size, on_arrival=on_arrival),
+        )
+
+    def flood(self, origin: int, *, kind: str, size: int, on_arrival: Arrival) -> Flood:
+        """Diffuse to every node (a protocol message: leader proposals, votes, bond steps)."""
+        return self.host.broadcast(origin, kind=kind, size=size, on_arrival=on_arrival)
+
+
+def _refuse(_settlement: Settlement) -> bool:
+    return False
+
+
+class InstantHost:
+    """A :class:`~sim.host.host.Host` on a heap clock, delivering messages directly.
+
+    Args:
+        scenario: the scenario whose sections the components read.
+        world: the world (see :func:`tiny_world`).
+        seed: the run seed of the random streams (salts, keys).
+        latency: how long a message takes from its source to a destination: seconds for every
+            message, seconds per destination node, or ``delay(kind, src, dst)`` (None: lost).
+            It may be changed between steps of a test.
+        exchange: the canonical state at time 0 (:func:`funded_exchange` by default).
+
+    Attributes:
+        delivered: every delivery so far, ``(time, kind, origin, node)``, origins included.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        world: World,
+        *,
+        seed: int = 1,
+        latency: float | Mapping[int, float] | Delay = 0.0,
+        exchange: Exchange | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.streams = Streams(seed)
+        self.clock = InstantClock()
+        self.latency = latency
+        self._net = InstantNet(self, world.topology)
+        self.net = cast(SimNetwork, self._net)
+        self.exchange = exchange if exchange is not None else funded_exchange(scenario, world)
+        self.validators = world.reporters
+        self.meter = CryptoMeter()
+        self.records = RunRecords()
+        self.by_key: dict[tuple[int, int], OrderRecord] = {}
+        self.replicas: dict[int, Replica] = {}
+        self.blocks: list[tuple[Block, Flood]] = []
+        self.block_listeners: dict[int, list[Callable[[Block], None]]] = {}
+        self.settlement_ok: Callable[[Settlement], bool] = _refuse
+        self.faulty_replicas: set[int] = set()
+        self.components: list[Component] = []
+        self.orderflow: OrderFlow | None = None
+        self.delivered: list[tuple[float, str, int, int]] = []
+        self.slot = 0
+        self.started = False
+
+    # -- the Host protocol -----------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """The simulated time, in seconds."""
+        return self.clock.now
+
+    @property
+    def sequencers(self) -> tuple[int, ...]:
+        """The nodes that close blocks (the order flow decides; validators by default)."""
+        return self.orderflow.sequencers() if self.orderflow else self.validators
+
+    def after(self, delay: float, fire: Callable[[], object]) -> None:
+        """Call ``fire()`` after ``delay`` simulated seconds."""
+        self.clock.at(self.now + delay, fire)
+
+    def every(self, interval: float, fire: Callable[[], bool], *, at_once: bool = False) -> None:
+        """Call ``fire()`` every ``interval`` seconds for as long as it returns True."""
+
+        def tick() -> None:
+            if fire():
+                self.after(interval, tick)
+
+        self.after(0.0 if at_once else interval, tick)
+
+    def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:
+        """Record ``order`` and hand it to the order flow, like the simpy host."""
+        assert self.orderflow is not None, "plug an order flow first"
+        record = OrderRecord(
+            len(self.records.orders), order, kind, node, self.now, ORDER_WIRE_BYTES
+        )
+        self.records.orders.append(record)
+        self.by_key[order.key] = record
+        self.orderflow.submit(record)
+        return record
+
+    def propagate(
+        self,
+        origin: int,
+        *,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None = None,
+    ) -> Flood:
+        """Deliver at ``origin`` now, then at each listener after its latency (no stems)."""
+        return self._spread(origin, kind, size, on_arrival, listeners)
+
+    def broadcast(
+        self,
+        origin: int,
+        *,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None = None,
+    ) -> Flood:
+        """Like :meth:`propagate` (this host has no stems to leave out)."""
+        return self._spread(origin, kind, size, on_arrival, listeners)
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    def delay_of(self, kind: str, src: int, dst: int) -> float | None:
+        """Seconds until a message of ``kind`` from ``src`` reaches ``dst`` (None: never)."""
+        latency = self.latency
+        if isinstance(latency, int | float):
+            return float(latency)
+        if isinstance(latency, Mapping):
+            return float(latency.get(dst, 0.0))
+        return latency(kind, src, dst)
+
+    def _spread(
+        self,
+        origin: int,
+        kind: str,
+        size: int,
+        on_arrival: Arrival,
+        listeners: Sequence[int] | None,
+    ) -> Flood:
+        net = self._net
+        flood = Flood(self.net, kind, size, on_arrival)
+        if origin in net.down:
+            return flood
+        targets = range(self.world.topology.nodes) if listeners is None else listeners
+        self._arrive(flood, origin, -1)
+        for node in sorted(set(targets) - {origin}):
+            delay = self.delay_of(kind, origin, node)
+            if delay is None or net.blocked(origin, node):
+                net.stats.add(kind, sent=1, delivered=0, lost=1, size=size)
+                continue
+            self.after(delay, partial(self._arrive, flood, node, origin))
+        return flood
+
+    def _arrive(self, flood: Flood, node: int, sender: int) -> None:
+        if node in self._net.down:
+            self._net.stats.add(flood.kind, sent=1, delivered=0, lost=1, size=flood.size)
+            return
+        if sender >= 0:
+            self._net.stats.add(flood.kind, sent=1, delivered=1, lost=0, size=flood.size)
+        flood.arrivals[node], flood.first_from[node] = self.now, sender
+        self.delivered.append((self.now, flood.kind, sender if sender >= 0 else node, node))
+        flood.on_arrival(node, sender)
+
+    # -- the chain and the run --------------------------------------------------------------
+
+    def plug(self, component: Component) -> Component:
+        """Add a component; the first :class:`OrderFlow` plugged carries the orders."""
+        self.components.append(component)
+        if isinstance(component, OrderFlow) and self.orderflow is None:
+            self.orderflow = component
+        return component
+
+    def start(self, *, blocks: bool = False) -> None:
+        """Apply every genesis, copy the exchange to the replicas, start the components.
+
+        With ``blocks`` the sequencer closes a block every ``network.block_interval_s``.
+        """
+        assert not self.started, "a host starts once"
+        self.started = True
+        for component in self.components:
+            self._apply(component.genesis())
+        self.replicas = {
+            node: Replica(node, self.exchange.copy(), self.settlement_ok)
+            for node in self.validators
+        }
+        for component in self.components:
+            component.start()
+        if blocks:
+            self.every(self.scenario.network.block_interval_s, self._turn)
+
+    def _apply(self, genesis: Genesis) -> None:
+        for account, amount in genesis.mints:
+            self.exchange.ledger.mint(account, amount)
+        if genesis.settlement_check is not None:
+            assert self.settlement_ok is _refuse, "two components check settlements"
+            self.settlement_ok = genesis.settlement_check
+        if genesis.oracle_terms is not None:
+            self.exchange.terms = genesis.oracle_terms
+        self.faulty_replicas |= genesis.faulty_replicas
+
+    def _turn(self) -> bool:
+        self.close_block()
+        return True
+
+    def run(self, until: float | None = None) -> None:
+        """Run the clock to ``until`` (callbacks due then included), or until nothing is left."""
+        self.clock.run(until)
+
+    def close_block(self, proposer: int | None = None) -> Block | None:
+        """One sequencer slot now: gather proposals, commit a non-empty block, broadcast it.
+
+        ``proposer`` defaults to the slot's turn. Returns the block, or None when the slot
+        passed empty (nothing proposed, or the proposer is down or cut off).
+        """
+        self.slot += 1
+        if proposer is None:
+            assert self.orderflow is not None or self.sequencers
+            proposer = (
+                self.orderflow.proposer(self.slot)
+                if self.orderflow is not None
+                else self.sequencers[self.slot % len(self.sequencers)]
+            )
+        if not self._net.quorate(proposer, self.sequencers):
+            return None
+        txs: list[Tx] = []
+        if self.now >= self.scenario.market.close_s:
+            txs += [
+                CloseTx(m)
+                for m in range(self.scenario.market.count)
+                if m not in self.exchange.closed
+            ]
+        for component in self.components:
+            txs.extend(component.propose(proposer))
+        if not txs:
+            return None
+        block = Block(len(self.blocks), self.now, proposer, tuple(txs))
+        self.commit(block)
+        return block
+
+    def commit(self, block: Block) -> None:
+        """Execute ``block`` on the canonical exchange, tell the components, broadcast it."""
+        for component in self.components:
+            component.before_commit(block)
+        results = apply_block(self.exchange, block, settlement_ok=self.settlement_ok)
+        for component in self.components:
+            component.committed(block, results)
+        listeners = sorted(set(self.replicas) | set(self.block_listeners))
+        flood = self.broadcast(
+            block.proposer,
+            kind="block",
+            size=block.size(),
+            on_arrival=lambda node, _sender: self._block_at(node, block),
+            listeners=listeners,
+        )
+        self.blocks.append((block, flood))
+
+    def _block_at(self, node: int, block: Block) -> None:
+        replica = self.replicas.get(node)
+        if replica is not None:
+            replica.receive(block)
+        for listener in self.block_listeners.get(node, ()):
+            listener(block)
