@@ -24,8 +24,8 @@ demo: $(STAMP)
 test: lint typecheck contracts suite
 
 lint: $(STAMP)
-	$(BIN)/ruff check market sim dashboard tests benchmarks
-	$(BIN)/ruff format --check market sim dashboard tests benchmarks
+	$(BIN)/ruff check market sim dashboard resultkit tests benchmarks
+	$(BIN)/ruff format --check market sim dashboard resultkit tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
