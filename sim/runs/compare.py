@@ -3,7 +3,8 @@
 Reading (:func:`find_runs`, :func:`read_runs`, :func:`scan_metrics`) opens only manifests and
 one lazy polars scan over every run's metrics table, so thousands of runs never sit in memory
 as frames. The statistics (:func:`summarize`, :func:`differences`, :func:`compare`) are pure:
-polars in, polars out, nothing read or written.
+polars in, polars out, nothing read or written; the intervals themselves are
+:mod:`resultkit`'s, the one implementation the dashboard uses too.
 
 The settings compared are the *varying keys*: the dotted settings whose value differs between
 the runs of one scenario (the swept keys, and any ``--set`` that gave a scenario two variants),
@@ -24,10 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import polars as pl
-from scipy import stats
 
+from resultkit import tables
 from sim.errors import InputError
 from sim.results import io
 from sim.scenario.problems import flatten_table
@@ -143,39 +143,14 @@ def scan_metrics(
 # --- statistics (pure) --------------------------------------------------------------------------
 
 
-def t_critical(dof: np.ndarray) -> np.ndarray:
-    """The two-sided 95% Student-t critical value for each ``dof`` (NaN where ``dof`` < 1)."""
-    dof = np.asarray(dof, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.where(dof >= 1, stats.t.ppf(0.975, np.where(dof >= 1, dof, 1.0)), np.nan)
-
-
-def _moments(frame: pl.DataFrame, by: Sequence[str], column: str, n: str) -> pl.DataFrame:
-    """Per group: the count ``n`` of finite ``column`` values, their mean, std and 95% half."""
-    value = pl.col(column)
-    finite = value.is_finite().fill_null(False)
-    # Sorted first: floating-point sums then see the values in one order, whatever order the
-    # files were scanned in, so the same runs always give the same bits.
-    out = (
-        frame.sort([*by, column], nulls_last=True)
-        .group_by(by, maintain_order=True)
-        .agg(
-            finite.sum().cast(pl.Int64).alias(n),
-            value.filter(finite).mean().fill_null(math.nan).alias("_mean"),
-            value.filter(finite).std(ddof=1).fill_null(math.nan).alias("_std"),
-        )
-    )
-    count = out[n].to_numpy().astype(float)
-    half = t_critical(count - 1) * out["_std"].to_numpy() / np.sqrt(np.maximum(count, 1.0))
-    return out.with_columns(_half=pl.Series(half, dtype=pl.Float64))
-
-
 def summarize(metrics: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     """Per (scenario, setting, metric): ``runs`` (finite values), ``mean``, ``ci95`` (the
-    Student-t half-width), ``low`` and ``high``; ``std`` is kept for :func:`differences`."""
-    out = _moments(metrics, ["scenario", *keys, "metric"], "value", "runs")
-    return out.rename({"_mean": "mean", "_std": "std", "_half": "ci95"}).with_columns(
-        low=pl.col("mean") - pl.col("ci95"), high=pl.col("mean") + pl.col("ci95")
+    Student-t half-width), ``low`` and ``high``; ``std`` is kept for :func:`differences`.
+
+    The intervals are :func:`resultkit.tables.summarize`'s, the dashboard's own."""
+    out = tables.summarize(metrics, ["scenario", *keys, "metric"])
+    return out.rename({"n": "runs", "half_width": "ci95"}).select(
+        "scenario", *keys, "metric", "runs", "mean", "std", "ci95", "low", "high"
     )
 
 
@@ -193,60 +168,17 @@ def differences(
     Returns:
         ``scenario, *keys, metric, baseline`` (the row is its own baseline), ``diff``,
         ``diff_ci95``, ``diff_low``, ``diff_high``, ``pairs`` (shared worlds) and ``paired``.
-        Paired by world where any world is shared, else Welch; null on baseline rows and
-        where the baseline has no such metric.
+        Paired by world where any world is shared, else Welch (both from
+        :func:`resultkit.tables.differences`); null on baseline rows and where the baseline
+        has no such metric.
     """
-    bcols, by = [f"b:{k}" for k in keys], ["scenario", *keys, "metric"]
+    bcols = [f"b:{k}" for k in keys]
     rows = metrics.join(baselines, on="scenario", how="left").with_columns(
         pl.coalesce(pl.col(f"b:{k}"), pl.col(k)).alias(f"b:{k}") for k in keys
     )  # each row's baseline setting
-    as_base = [pl.col(k).alias(f"b:{k}") for k in keys]
-    base = rows.select("scenario", "metric", "world_seed", *as_base, base_value="value")
-    pairs = rows.filter(pl.col("world_seed").is_not_null()).join(
-        base, on=["scenario", "metric", "world_seed", *bcols], how="inner", nulls_equal=True
-    )
-    deltas = pairs.with_columns(d=pl.col("value") - pl.col("base_value"))
-    paired = _moments(deltas, by, "d", "pairs")
-    summary = summarize(rows, keys)
-    base_summary = summary.select("scenario", "metric", *as_base, "runs", "mean", "std")
-    own = summary.join(rows.select(*by, *bcols).unique(), on=by, how="left", nulls_equal=True)
-    welch = own.join(
-        base_summary, on=["scenario", "metric", *bcols], how="left", suffix="_b", nulls_equal=True
-    )
-    welch = _welch(welch).select(*by, *bcols, "has_base", "w_diff", "w_half")
-    out = welch.join(paired, on=by, how="left", nulls_equal=True)
-    same = [pl.col(k).eq_missing(pl.col(f"b:{k}")) for k in keys]
-    is_base = pl.all_horizontal(same) if same else pl.lit(True)  # one setting: its own base
-    use_pairs = pl.col("pairs").fill_null(0) >= 1
-    diff = pl.when(use_pairs).then(pl.col("_mean")).otherwise(pl.col("w_diff"))
-    half = pl.when(use_pairs).then(pl.col("_half")).otherwise(pl.col("w_half"))
-    applies = pl.col("has_base") & ~pl.col("baseline")
-    return out.with_columns(baseline=is_base).select(
-        *by,
-        "baseline",
-        pl.when(applies).then(diff).alias("diff"),
-        pl.when(applies).then(half).alias("diff_ci95"),
-        pl.when(applies).then(diff - half).alias("diff_low"),
-        pl.when(applies).then(diff + half).alias("diff_high"),
-        pl.when(applies).then(pl.col("pairs").fill_null(0)).alias("pairs"),
-        pl.when(applies).then(use_pairs).alias("paired"),
-    )
-
-
-def _welch(frame: pl.DataFrame) -> pl.DataFrame:
-    """Welch's difference of means and 95% half-width (Welch–Satterthwaite degrees)."""
-    n1, n2 = (frame[c].fill_null(0).to_numpy().astype(float) for c in ("runs", "runs_b"))
-    s1, s2 = (frame[c].fill_null(math.nan).to_numpy().astype(float) for c in ("std", "std_b"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v1, v2 = s1**2 / n1, s2**2 / n2
-        se = np.sqrt(v1 + v2)
-        dof = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-        half = np.where(se == 0, 0.0, t_critical(np.nan_to_num(dof, nan=0.0)) * se)
-    half = np.where((n1 >= 2) & (n2 >= 2), half, np.nan)
-    return frame.with_columns(
-        has_base=pl.col("runs_b").is_not_null(),
-        w_diff=pl.col("mean") - pl.col("mean_b"),
-        w_half=pl.Series(half, dtype=pl.Float64),
+    out = tables.differences(rows, keys=keys, base_keys=bcols, by=["scenario", "metric"])
+    return out.rename({"diff_half_width": "diff_ci95"}).select(
+        "scenario", *keys, "metric", *_DIFF_COLUMNS
     )
 
 
