@@ -15,6 +15,7 @@ from market.types import MICRO, Order, to_micro
 from sim.chain.blocks import BatchTx, CommitTx, ForfeitTx, OrderTx, RevealTx, SealedTx
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
+from sim.orderflow.operator import Operator
 from sim.orderflow.threshold import RELEASE_TIMEOUT_S, Threshold
 from sim.orderflow.transparent import Transparent
 from sim.results.records import OrderRecord
@@ -48,6 +49,7 @@ def _host(flow: type[Any], latency: Any = HOP, **sections: dict[str, Any]) -> In
         reporters=VALIDATORS,
         spies=(7,),
         keypers=(4, 5, 6, 7, 0),
+        operator=4,
         trader_nodes=TRADER_NODES,
     )
     host = InstantHost(scenario, world, latency=latency)
@@ -120,6 +122,31 @@ def test_transparent_proposer_orders_by_priority_fee_then_arrival() -> None:
     ]
     # the fee pays for the better price: the rich order bought first, so it paid least per share
     assert rich_late.price < cheap_early.price < cheap_late.price
+
+
+# -- operator -------------------------------------------------------------------------------------
+
+
+def test_operator_reads_sealed_orders_alone_and_executes_them_in_its_next_block() -> None:
+    host = _host(Operator, latency=0.3)
+    assert host.sequencers == (4,)
+    record = _submit(host, _buy(0, 0))
+    assert record.wire_bytes >= 256  # padded ciphertext, not the 32 plaintext bytes
+    host.run(until=0.2)
+    assert host.close_block() is None  # still on its way to the operator
+    host.run(until=1.0)
+    assert record.first_seen_by == 4 and record.t_first_seen == 0.3
+    block = host.close_block()
+    assert block is not None and block.proposer == 4 and block.txs == (OrderTx(record.order),)
+    assert record.status == "executed"
+    assert record.adv_read_t != record.adv_read_t  # an honest operator: the adversary read nothing
+
+
+def test_a_front_running_operator_reads_every_order_when_it_decrypts_it() -> None:
+    host = _host(Operator, latency=0.3, adversary={"operator_frontruns": True})
+    record = _submit(host, _buy(0, 0))
+    host.run(until=1.0)
+    assert record.adv_read_t == 0.3
 
 
 # -- commit-reveal ------------------------------------------------------------------------------
