@@ -48,14 +48,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import cast
 
-from market.accounts import maker_account
 from market.crypto import CryptoMeter
-from market.exchange import Exchange, maker_funding
-from market.ledger import Ledger
-from market.lmsr import make_market_maker
+from market.exchange import Exchange
 from market.oracle import Settlement
-from market.types import ORDER_WIRE_BYTES, Order, to_micro
+from market.types import Order
 from sim.chain.blocks import Block, CloseTx, Replica, Tx, apply_block
+from sim.chain.opening import opening_exchange
 from sim.host.component import Component, Genesis, OrderFlow
 from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology
 from sim.results.records import OrderRecord, RunRecords
@@ -110,26 +108,6 @@ def tiny_world(
         outcomes=truth,
         plan=(),
     )
-
-
-def funded_exchange(scenario: Scenario, world: World) -> Exchange:
-    """The exchange at time 0 as the simpy host builds it: makers funded, traders' budgets."""
-    cfg = scenario.market
-    makers = [
-        make_market_maker(
-            mechanism=cfg.mechanism,
-            outcomes=cfg.outcomes,
-            liquidity_b=cfg.liquidity_b,
-            alpha=cfg.alpha,
-        )
-        for _ in range(cfg.count)
-    ]
-    ledger = Ledger()
-    for spec in world.traders:
-        ledger.mint(spec.trader, to_micro(scenario.traders.budget))
-    for market, maker in enumerate(makers):
-        ledger.mint(maker_account(market), maker_funding(maker))
-    return Exchange(makers, ledger, fee_per_share=to_micro(cfg.fee))
 
 
 class InstantClock:
@@ -279,7 +257,8 @@ class InstantHost:
         latency: how long a message takes from its source to a destination: seconds for every
             message, seconds per destination node, or ``delay(kind, src, dst)`` (None: lost).
             It may be changed between steps of a test.
-        exchange: the canonical state at time 0 (:func:`funded_exchange` by default).
+        exchange: the canonical state at time 0 (by default
+            :func:`~sim.chain.opening.opening_exchange`).
 
     Attributes:
         delivered: every delivery so far, ``(time, kind, origin, node)``, origins included.
@@ -301,11 +280,11 @@ class InstantHost:
         self.latency = latency
         self._net = InstantNet(self, world.topology)
         self.net = cast(SimNetwork, self._net)
-        self.exchange = exchange if exchange is not None else funded_exchange(scenario, world)
+        self.exchange = exchange if exchange is not None else opening_exchange(scenario, world)
         self.validators = world.reporters
         self.meter = CryptoMeter()
         self.records = RunRecords()
-        self.by_key: dict[tuple[int, int], OrderRecord] = {}
+        self.by_key = self.records.by_key
         self.replicas: dict[int, Replica] = {}
         self.blocks: list[tuple[Block, Flood]] = []
         self.block_listeners: dict[int, list[Callable[[Block], None]]] = {}
@@ -345,11 +324,7 @@ class InstantHost:
     def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:
         """Record ``order`` and hand it to the order flow, like the simpy host."""
         assert self.orderflow is not None, "plug an order flow first"
-        record = OrderRecord(
-            len(self.records.orders), order, kind, node, self.now, ORDER_WIRE_BYTES
-        )
-        self.records.orders.append(record)
-        self.by_key[order.key] = record
+        record = self.records.submitted(order, kind=kind, node=node, t=self.now)
         self.orderflow.submit(record)
         return record
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from market.execute import Rejection
-from market.types import MICRO, Fill, Order
+from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order
 from sim.net.network import Flood
 
 NAN = math.nan
@@ -66,7 +66,7 @@ class OrderRecord:
         return self.status != "pending"
 
     def saw(self, node: int, t: float) -> None:
-        """``node`` read the order's content at ``t``; the first node other than its sender counts."""
+        """``node`` read the order's content at ``t`` (the first node but its sender counts)."""
         if self.first_seen_by < 0 and node != self.node:
             self.t_first_seen, self.first_seen_by = t, node
 
@@ -87,7 +87,7 @@ class OrderRecord:
             self.status, self.reason = "rejected", result.reason
 
     def forfeit(self, *, height: int, t: float) -> None:
-        """Its commitment was never revealed: the chain forfeited the deposit in block ``height``."""
+        """Its commitment was never revealed: the chain forfeited its deposit in ``height``."""
         self._still_pending("forfeited")
         self.block, self.t_executed = height, t
         self.status, self.reason = "rejected", "forfeited"
@@ -135,3 +135,12 @@ class RunRecords:
 
     orders: list[OrderRecord] = field(default_factory=list)
     prices: list[PricePoint] = field(default_factory=list)
+    by_key: dict[tuple[int, int], OrderRecord] = field(default_factory=dict)
+    """Each order's record by ``(trader, nonce)``."""
+
+    def submitted(self, order: Order, *, kind: str, node: int, t: float) -> OrderRecord:
+        """The record of an order its trader at ``node`` submits at ``t`` (its wire form: 32 B)."""
+        record = OrderRecord(len(self.orders), order, kind, node, t, ORDER_WIRE_BYTES)
+        self.orders.append(record)
+        self.by_key[order.key] = record
+        return record

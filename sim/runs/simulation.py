@@ -11,15 +11,12 @@ from typing import Any
 
 from simpy.events import Event
 
-from market.accounts import maker_account
 from market.batch import BatchResult
 from market.crypto import CryptoMeter
-from market.exchange import Exchange, maker_funding
-from market.ledger import Ledger
-from market.lmsr import make_market_maker
 from market.oracle import Settlement
-from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order, to_micro
+from market.types import MICRO, Fill, Order
 from sim.chain.blocks import Block, CloseTx, Replica, Tx, TxResult, apply_block
+from sim.chain.opening import opening_exchange
 from sim.host.catchup import CatchUp
 from sim.host.component import Component, Genesis, OrderFlow
 from sim.net.clock import CountingEnvironment
@@ -33,26 +30,6 @@ from sim.world.build import PlannedOrder, World
 
 Process = Generator[Event, Any, None]
 """A simpy process: a generator of the events it waits for."""
-
-
-def genesis(scenario: Scenario, world: World) -> Exchange:
-    """The exchange at time 0: makers funded, traders holding their budgets."""
-    cfg = scenario.market
-    makers = [
-        make_market_maker(
-            mechanism=cfg.mechanism,
-            outcomes=cfg.outcomes,
-            liquidity_b=cfg.liquidity_b,
-            alpha=cfg.alpha,
-        )
-        for _ in range(cfg.count)
-    ]
-    ledger = Ledger()
-    for spec in world.traders:
-        ledger.mint(spec.trader, to_micro(scenario.traders.budget))
-    for market, maker in enumerate(makers):
-        ledger.mint(maker_account(market), maker_funding(maker))
-    return Exchange(makers, ledger, fee_per_share=to_micro(cfg.fee))
 
 
 def traded_markets(results: Sequence[TxResult]) -> list[int]:
@@ -94,12 +71,12 @@ class Simulation:
         self.net = SimNetwork(
             self.env, world.topology, loss=scenario.network.loss, rng=self.streams.python("loss")
         )
-        self.exchange = genesis(scenario, world)
+        self.exchange = opening_exchange(scenario, world)
         self.initial = self.exchange.copy()
         self.initial_prices = [self.exchange.prices(m) for m in range(scenario.market.count)]
         self.validators = world.reporters
         self.records = RunRecords()
-        self.by_key: dict[tuple[int, int], OrderRecord] = {}
+        self.by_key = self.records.by_key
         self.blocks: list[tuple[Block, Flood]] = []
         self.components: list[Component] = []
         self.orderflow: OrderFlow | None = None
@@ -172,11 +149,7 @@ class Simulation:
         front-runner's. ``order.order_id`` must be the next record's index.
         """
         assert self.orderflow is not None, "a run needs an order flow"
-        record = OrderRecord(
-            len(self.records.orders), order, kind, node, self.env.now, ORDER_WIRE_BYTES
-        )
-        self.records.orders.append(record)
-        self.by_key[order.key] = record
+        record = self.records.submitted(order, kind=kind, node=node, t=self.env.now)
         self.orderflow.submit(record)
         return record
 
