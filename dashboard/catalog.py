@@ -38,6 +38,8 @@ RUNS_SCHEMA: dict[str, Any] = {
     "created": pl.String,
     "replication": pl.Int64,
     "seed": pl.Int64,
+    "world_seed": pl.Int64,
+    "order": pl.Int64,
     "point": pl.String,
     "setting": pl.String,
     "order_flow": pl.String,
@@ -124,6 +126,8 @@ def manifest_record(scenario: str, run_id: str, manifest: Mapping[str, Any]) -> 
         "created": _typed(manifest.get("created"), str),
         "replication": _typed(manifest.get("replication"), int),
         "seed": _typed(manifest.get("seed"), int),
+        "world_seed": _typed(manifest.get("world_seed"), int),
+        "order": None,
         "point": canonical_point(point),
         "setting": setting_label(point, order_flow),
         "order_flow": order_flow,
@@ -184,12 +188,31 @@ def folder_record(scenario: str, run_dir: Path) -> dict[str, Any]:
     return manifest_record(scenario, name, manifest)
 
 
+def sweep_order(scenario_dir: Path) -> dict[str, int]:
+    """Each run id's position in the scenario's ``sweep.json`` (expansion order: the first
+    value of every swept key comes first); empty when the file is missing or unreadable."""
+    try:
+        runs = read_manifest(scenario_dir / "sweep.json").get("runs", [])
+        return {str(run["run_id"]): i for i, run in enumerate(runs) if isinstance(run, dict)}
+    except (ManifestError, KeyError, AttributeError, TypeError):
+        return {}
+
+
 def discover_runs(root: Path) -> pl.DataFrame:
     """Every run folder under ``root``, one row each (see ``RUNS_SCHEMA``).
 
     Sorted by scenario, setting, replication and run id so that tables and legends are stable.
+    ``order`` is the run's position in its scenario's ``sweep.json``, which fixes the default
+    baseline (the first sweep point), as in ``veilcast compare``.
     """
-    rows = [folder_record(scenario, run_dir) for scenario, run_dir in _run_folders(root)]
+    orders: dict[str, dict[str, int]] = {}
+    rows = []
+    for scenario, run_dir in _run_folders(root):
+        if scenario not in orders:
+            orders[scenario] = sweep_order(run_dir.parent)
+        record = folder_record(scenario, run_dir)
+        record["order"] = orders[scenario].get(str(record["run_id"]))
+        rows.append(record)
     frame = pl.DataFrame(rows, schema=RUNS_SCHEMA)
     return frame.sort(["scenario", "setting", "replication", "run_id"], nulls_last=True)
 

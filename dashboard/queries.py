@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
+
+from resultkit import intervals, settings, tables
 
 NA = "n/a"
 
@@ -90,28 +91,16 @@ def fmt_interval(mean: object, low: object, high: object, *, digits: int = 3) ->
     return f"{fmt(mean, digits=digits)} [{fmt(low, digits=digits)}, {fmt(high, digits=digits)}]"
 
 
-def t_critical(dof: np.ndarray | float, *, level: float = 0.95) -> np.ndarray:
-    """Two-sided Student-t critical values; NaN where there are no degrees of freedom (< 1)."""
-    dof_arr = np.asarray(dof, dtype=float)
-    safe = np.where(np.isfinite(dof_arr) & (dof_arr > 0), dof_arr, 1.0)
-    crit = stats.t.ppf(0.5 + level / 2.0, safe)
-    return np.where(np.isfinite(dof_arr) & (dof_arr > 0), crit, np.nan)
+def t_critical(dof: float, *, level: float = 0.95) -> float:
+    """Two-sided Student-t critical value (:func:`resultkit.intervals.t_critical`)."""
+    return intervals.t_critical(dof, level=level)
 
 
 def t_interval(values: Sequence[float], *, level: float = 0.95) -> Interval:
-    """Mean and Student-t interval of the finite values (NaN bounds with fewer than two).
-
-    ``mean ± t_{(1+level)/2, n-1} · s / √n`` with the sample standard deviation ``s``.
-    """
-    arr = np.asarray([v for v in values if is_number(v)], dtype=float)
-    n = int(arr.size)
-    if n == 0:
-        return Interval(0, math.nan, math.nan, math.nan, math.nan)
-    mean = float(arr.mean())
-    if n < 2:
-        return Interval(1, mean, math.nan, math.nan, math.nan)
-    half = float(t_critical(n - 1, level=level)) * float(arr.std(ddof=1)) / math.sqrt(n)
-    return Interval(n, mean, mean - half, mean + half, half)
+    """Mean and Student-t interval of the finite values (NaN bounds with fewer than two), as
+    :func:`resultkit.intervals.mean_interval` computes it for the command line too."""
+    iv = intervals.mean_interval(values, level=level)
+    return Interval(iv.n, iv.mean, iv.low, iv.high, iv.half_width)
 
 
 def run_labels(runs: pl.DataFrame) -> dict[str, str]:
@@ -225,72 +214,71 @@ def summarize(metrics: pl.DataFrame, groups: pl.DataFrame, *, level: float = 0.9
     Returns:
         Columns ``group, metric, n, mean, std, half_width, low, high``; ``n`` counts finite
         values, so a metric NaN in every run has ``n = 0`` and NaN everywhere, and one value
-        gives NaN bounds.
+        gives NaN bounds. The intervals are :func:`resultkit.tables.summarize`'s.
     """
     order = groups["group"].unique(maintain_order=True).to_list()
     joined = metrics.join(groups.select("path", "group"), on="path", how="inner")
-    value = pl.col("value").cast(pl.Float64)
-    finite = value.is_finite().fill_null(False)
-    nan = float("nan")
-    out = joined.group_by("group", "metric").agg(
-        n=finite.sum().cast(pl.Int64),
-        mean=value.filter(finite).mean().fill_null(nan),
-        std=value.filter(finite).std(ddof=1).fill_null(nan),
-    )
-    n = out["n"].to_numpy().astype(float)
-    half = t_critical(n - 1, level=level) * out["std"].to_numpy() / np.sqrt(np.maximum(n, 1))
+    out = tables.summarize(joined, ["group", "metric"], level=level)
     rank = {g: i for i, g in enumerate(order)}
     return (
-        out.with_columns(half_width=pl.Series(half, dtype=pl.Float64))
-        .with_columns(
-            low=pl.col("mean") - pl.col("half_width"),
-            high=pl.col("mean") + pl.col("half_width"),
-            _rank=pl.col("group").replace_strict(rank, return_dtype=pl.Int64),
-        )
+        out.with_columns(_rank=pl.col("group").replace_strict(rank, return_dtype=pl.Int64))
         .sort("metric", "_rank")
         .drop("_rank")
     )
 
 
-def differences(summary: pl.DataFrame, *, baseline: str, level: float = 0.95) -> pl.DataFrame:
-    """Each group's mean minus the baseline group's, with a Welch-t interval.
+def default_baselines(runs: pl.DataFrame) -> dict[str, str]:
+    """Each group's default baseline: the first setting of its scenario in sweep order.
 
-    Welch's interval does not assume equal variances. Runs of two settings that share a
-    replication share the simulated world, so they are positively correlated; ignoring that
-    makes the interval wider (conservative), never narrower.
+    ``runs`` has ``scenario``, ``group`` and (optionally) ``order``, the run's position in
+    ``sweep.json``: the baseline of ``veilcast compare`` too (the first value of every swept
+    key), so the two views of the same runs take differences against the same setting.
+    """
+    order = runs["order"] if "order" in runs.columns else pl.Series([None] * runs.height)
+    firsts = settings.first_settings(
+        zip(runs["scenario"].to_list(), runs["group"].to_list(), order.to_list(), strict=True)
+    )
+    return {g: str(firsts[s]) for s, g in runs.select("scenario", "group").unique().iter_rows()}
+
+
+def compare(
+    metrics: pl.DataFrame,
+    groups: pl.DataFrame,
+    baselines: Mapping[str, str],
+    *,
+    level: float = 0.95,
+) -> pl.DataFrame:
+    """:func:`summarize` plus each group's difference to its baseline group.
+
+    Args:
+        metrics: Rows ``path``, ``metric``, ``value``.
+        groups: Rows ``path``, ``group`` and, where known, ``world_seed``: runs of two groups on
+            one world are paired (the same replication shares the simulated world).
+        baselines: ``group → baseline group``; a group missing here is its own baseline.
+        level: Confidence level.
 
     Returns:
-        ``summary`` plus ``diff, diff_low, diff_high`` (null on the baseline's own rows, NaN
-        where the baseline lacks the metric or either side has fewer than two values).
+        The summary's columns plus ``baseline`` and ``diff, diff_low, diff_high`` (null on a
+        baseline's rows and where the baseline lacks the metric; NaN without an interval),
+        ``pairs`` and ``paired``: paired by world where worlds are shared, else Welch, exactly
+        as ``veilcast compare`` (both call :func:`resultkit.tables.differences`).
     """
-    base = summary.filter(pl.col("group") == baseline).select(
-        "metric", b_n="n", b_mean="mean", b_std="std"
+    summary = summarize(metrics, groups, level=level)
+    world = (
+        pl.col("world_seed").cast(pl.Int64)
+        if "world_seed" in groups.columns
+        else pl.lit(None, dtype=pl.Int64)
     )
-    joined = summary.join(base, on="metric", how="left")
-    n1 = joined["n"].to_numpy().astype(float)
-    n2 = joined["b_n"].fill_null(0).to_numpy().astype(float)
-    v1 = joined["std"].to_numpy() ** 2 / np.where(n1 > 0, n1, np.nan)
-    v2 = joined["b_std"].fill_null(float("nan")).to_numpy() ** 2 / np.where(n2 > 0, n2, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.sqrt(v1 + v2)
-        dof = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-        half = np.where(se == 0, 0.0, t_critical(dof, level=level) * se)
-    diff = joined["mean"].to_numpy() - joined["b_mean"].fill_null(float("nan")).to_numpy()
-    is_base = (joined["group"] == baseline).to_numpy()
-    return (
-        joined.drop("b_n", "b_mean", "b_std")
-        .with_columns(
-            diff=pl.Series(np.where(is_base, np.nan, diff)),
-            diff_low=pl.Series(np.where(is_base, np.nan, diff - half)),
-            diff_high=pl.Series(np.where(is_base, np.nan, diff + half)),
-            baseline=pl.Series(is_base),
-        )
-        .with_columns(
-            [
-                pl.when(pl.col("baseline")).then(None).otherwise(pl.col(c)).alias(c)
-                for c in ("diff", "diff_low", "diff_high")
-            ]
-        )
+    rows = metrics.join(
+        groups.select("path", "group", world_seed=world), on="path", how="inner"
+    ).with_columns(base=pl.col("group").replace_strict(dict(baselines), default=pl.col("group")))
+    diffs = tables.differences(rows, keys=["group"], base_keys=["base"], by=["metric"], level=level)
+    return summary.join(
+        diffs.select(
+            "metric", "group", "baseline", "diff", "diff_low", "diff_high", "pairs", "paired"
+        ),
+        on=["metric", "group"],
+        how="left",
     )
 
 

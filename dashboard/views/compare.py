@@ -42,18 +42,31 @@ def candidates(ctx: ui.Context) -> tuple[pl.DataFrame, str]:
     return runs, mode
 
 
+FIRST = "first sweep value (as veilcast compare)"
+
+
 def table(
     ctx: ui.Context, runs: pl.DataFrame, items: list[str], baseline: str
 ) -> pl.DataFrame | None:
-    """Every metric of the chosen items with intervals and differences from the baseline."""
+    """Every metric of the chosen items with intervals and differences from the baseline.
+
+    With :data:`FIRST` each item is compared with its scenario's first sweep setting, paired by
+    world where replications share one: the numbers ``veilcast compare`` prints.
+    """
     members = runs.filter(pl.col("group").is_in(items))
     metrics = data.tables(ctx.root, members["path"].to_list(), "metrics", ("metric", "value"))
     if not ui.have(metrics, "metrics", ("metric", "value", "path")):
         return None
     assert metrics is not None
-    order = pl.DataFrame({"group": items}).join(members.select("path", "group"), on="group")
-    summary = queries.summarize(metrics, order)
-    return queries.differences(summary, baseline=baseline)
+    order = pl.DataFrame({"group": items}).join(
+        members.select("path", "group", "world_seed"), on="group"
+    )
+    if baseline == FIRST:
+        bases = queries.default_baselines(runs)
+        bases = {g: b for g, b in bases.items() if g in items}
+    else:
+        bases = dict.fromkeys(items, baseline)
+    return queries.compare(metrics, order, bases)
 
 
 def main() -> None:
@@ -76,8 +89,9 @@ def main() -> None:
     if len(items) < 2:
         st.info("Pick two or more runs or settings to compare.")
         return
+    choices = [FIRST, *items] if mode == "settings" else items
     baseline = st.selectbox(
-        "Baseline (differences are item minus baseline)", items, key=f"compare_base_{mode}"
+        "Baseline (differences are item minus baseline)", choices, key=f"compare_base_{mode}"
     )
     result = table(ctx, runs, items, baseline)
     if result is None:
@@ -86,7 +100,8 @@ def main() -> None:
     chosen = st.multiselect("Metric families", families, default=families, key="compare_families")
     shown = result.filter(pl.col("metric").str.split(".").list.first().is_in(chosen))
     st.caption(
-        "Mean [Student-t 95% CI] over replications; differences with a Welch 95% CI. "
+        "Mean [Student-t 95% CI] over replications; differences with a 95% CI, paired by "
+        "world where replications share one (as `veilcast compare`), Welch's otherwise. "
         "n/a: not applicable, or fewer than two replications for an interval."
     )
     st.dataframe(queries.compare_display(shown), hide_index=True, width="stretch", height=520)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from importlib.util import find_spec
@@ -146,10 +145,17 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    """Replace this process with the Streamlit server (``os.execv``).
+
+    The server then *is* the ``veilcast dashboard`` process: SIGINT or SIGTERM sent to its pid
+    stops the server itself, so no server outlives the command (a child would keep the port).
+    """
     spec = find_spec("dashboard")
     if spec is None or spec.origin is None:
         print("veilcast: the dashboard package is not installed", file=sys.stderr)
         return EXIT_INTERNAL
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port: {args.port} is not a TCP port (1-65535)")
     app = Path(spec.origin).parent / "app.py"
     command = [
         sys.executable,
@@ -169,11 +175,10 @@ def _dashboard(args: argparse.Namespace) -> int:
         "--results",
         str(args.results.resolve()),
     ]
-    print(f"veilcast dashboard on http://{args.address}:{args.port} (Ctrl-C stops it)")
-    try:
-        return subprocess.call(command, env=os.environ.copy())
-    except KeyboardInterrupt:
-        return EXIT_OK
+    print(f"veilcast dashboard on http://{args.address}:{args.port} (Ctrl-C stops it)", flush=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
+    return EXIT_INTERNAL  # not reached: execv returns only by raising
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,8 +76,7 @@ def test_differences_use_welch_by_hand() -> None:
         {"path": ["a0", "a1", "b0", "b1", "b2"], "metric": "m", "value": [1.0, 3.0, 2.0, 4.0, 6.0]}
     )
     groups = pl.DataFrame({"path": ["a0", "a1", "b0", "b1", "b2"], "group": list("AABBB")})
-    summary = queries.summarize(metrics, groups)
-    diff = queries.differences(summary, baseline="A")
+    diff = queries.compare(metrics, groups, {"B": "A"})
     b = diff.filter(pl.col("group") == "B").row(0, named=True)
     # var A = 2 (n 2), var B = 4 (n 3): se^2 = 4/3 + 2/2 = 7/3 and the Welch degrees of
     # freedom are (7/3)^2 / ((4/3)^2 / 2 + 1^2 / 1) = 49/17 = 2.88, so the critical value lies
@@ -85,38 +84,75 @@ def test_differences_use_welch_by_hand() -> None:
     se = math.sqrt(7 / 3)
     assert b["diff"] == pytest.approx(2.0)
     half = b["diff_high"] - b["diff"]
-    assert half / se == pytest.approx(queries.t_critical(49 / 17).item(), abs=1e-9)
+    assert half / se == pytest.approx(queries.t_critical(49 / 17), abs=1e-9)
+    assert not b["paired"]  # no world seeds: the runs cannot be paired
     assert 3.1824 < half / se < T_DF2  # between the 3-df and 2-df table values
     a = diff.filter(pl.col("group") == "A").row(0, named=True)
     assert a["baseline"] and a["diff"] is None
-    swapped = (
-        queries.differences(summary, baseline="B").filter(pl.col("group") == "A").row(0, named=True)
-    )
+    swapped = queries.compare(metrics, groups, {"A": "B"})
+    swapped = swapped.filter(pl.col("group") == "A").row(0, named=True)
     assert swapped["diff"] == pytest.approx(-2.0)
     assert swapped["diff_high"] - swapped["diff"] == pytest.approx(half)
 
 
 def test_differences_without_replications_have_no_interval() -> None:
-    summary = queries.summarize(
+    out = queries.compare(
         pl.DataFrame({"path": ["x", "y"], "metric": "m", "value": [1.0, 4.0]}),
         pl.DataFrame({"path": ["x", "y"], "group": ["X", "Y"]}),
+        {"Y": "X"},
     )
-    row = (
-        queries.differences(summary, baseline="X").filter(pl.col("group") == "Y").row(0, named=True)
-    )
+    row = out.filter(pl.col("group") == "Y").row(0, named=True)
     assert row["diff"] == pytest.approx(3.0)
     assert math.isnan(row["diff_low"]) and math.isnan(row["diff_high"])
 
 
 def test_identical_replications_give_an_exact_difference() -> None:
-    summary = queries.summarize(
+    out = queries.compare(
         pl.DataFrame({"path": list("abcd"), "metric": "m", "value": [1.0, 1.0, 3.0, 3.0]}),
         pl.DataFrame({"path": list("abcd"), "group": list("XXYY")}),
+        {"Y": "X"},
+    )
+    row = out.filter(pl.col("group") == "Y").row(0, named=True)
+    assert (row["diff_low"], row["diff"], row["diff_high"]) == (2.0, 2.0, 2.0)
+
+
+def test_differences_are_paired_by_world_like_the_command_line() -> None:
+    # differences 1, 2, 1, 1 on four shared worlds: mean 1.25, s = 0.5, t(0.975, 3) = 3.182
+    base, mode = [4.0, 5.0, 8.0, 5.0], [5.0, 7.0, 9.0, 6.0]
+    metrics = pl.DataFrame(
+        {"path": [f"p{i}" for i in range(8)], "metric": "m", "value": base + mode}
+    )
+    groups = pl.DataFrame(
+        {
+            "path": [f"p{i}" for i in range(8)],
+            "group": list("BBBBXXXX"),
+            "world_seed": [0, 1, 2, 3] * 2,
+        }
     )
     row = (
-        queries.differences(summary, baseline="X").filter(pl.col("group") == "Y").row(0, named=True)
+        queries.compare(metrics, groups, {"X": "B"})
+        .filter(pl.col("group") == "X")
+        .row(0, named=True)
     )
-    assert (row["diff_low"], row["diff"], row["diff_high"]) == (2.0, 2.0, 2.0)
+    assert row["paired"] and row["pairs"] == 4 and row["diff"] == pytest.approx(1.25)
+    assert row["diff_high"] - row["diff"] == pytest.approx(3.182 * 0.5 / 2, abs=2e-4)
+
+
+def test_the_default_baseline_is_the_first_sweep_setting_of_each_scenario() -> None:
+    runs = pl.DataFrame(
+        {
+            "scenario": ["s", "s", "s", "t", "t"],
+            "group": ["commit_reveal", "transparent", "threshold", "a", "b"],
+            "order": [1, 0, 2, None, None],
+        }
+    )
+    assert queries.default_baselines(runs) == {
+        "commit_reveal": "transparent",
+        "transparent": "transparent",
+        "threshold": "transparent",
+        "a": "a",
+        "b": "a",
+    }
 
 
 def test_groups_are_settings_prefixed_by_scenario_only_when_needed() -> None:
@@ -203,11 +239,13 @@ def test_summary_grid_layout() -> None:
 
 
 def test_compare_display_marks_the_baseline() -> None:
-    summary = queries.summarize(
-        pl.DataFrame({"path": list("abcd"), "metric": "m", "value": [1.0, 3.0, 2.0, 4.0]}),
-        pl.DataFrame({"path": list("abcd"), "group": list("XXYY")}),
+    shown = queries.compare_display(
+        queries.compare(
+            pl.DataFrame({"path": list("abcd"), "metric": "m", "value": [1.0, 3.0, 2.0, 4.0]}),
+            pl.DataFrame({"path": list("abcd"), "group": list("XXYY")}),
+            {"Y": "X"},
+        )
     )
-    shown = queries.compare_display(queries.differences(summary, baseline="X"))
     column = "difference vs baseline [95% CI]"
     assert shown.filter(pl.col("group") == "X")[column].item() == "baseline"
     assert shown.filter(pl.col("group") == "Y")[column].item().startswith("1 [")
