@@ -9,7 +9,7 @@ milliseconds per settled market, the seconds spent inside signing and verifying
 BFT voting is all-to-all: every reporter's votes reach every node, so messages grow as ``n²``
 (here ``n`` reporters times ``n`` nodes times the degree). The benchmark runs ``n/2`` and ``n``
 and shows the growth next to the 4× that ``n²`` predicts. Each signed vote is verified once per
-run, however many nodes check it (:class:`sim.settlement.votes.Keyring`), so the cryptography
+run, however many nodes check it (:class:`sim.settlement.rules.Keyring`), so the cryptography
 grows as ``n`` times the markets. ``quick`` runs 20 and 40 reporters on 10 markets.
 """
 

@@ -23,7 +23,7 @@ components reach into it. :class:`InstantNet` stands in with just these members,
 map of what remains to narrow in :class:`~sim.host.host.Host`:
 
 * ``flood(origin, kind=, size=, on_arrival=)``: BFT leaders' proposals and vote bundles
-  (:mod:`sim.settlement.voting`), optimistic bond steps (:mod:`sim.settlement.optimistic`);
+  (:mod:`sim.settlement.rounds`), optimistic bond steps (:mod:`sim.settlement.optimistic`);
   here the same as :meth:`InstantHost.broadcast` to every node;
 * ``route(src, dst)`` and ``send(src, dst, ...)``: the operator's hop-by-hop path
   (:mod:`sim.orderflow.operator`); here one direct hop;

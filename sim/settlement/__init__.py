@@ -9,7 +9,7 @@ Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Compo
 
 :func:`settlement_components` builds the run's faults (:mod:`sim.host.faults`: Byzantine and crashed
 reporters, scheduled crashes and partitions) and the protocol to a simulation. The pure rules
-(votes, certificates, checks) are in :mod:`.votes`, the voting rounds in :mod:`.voting`.
+(votes, certificates, checks) are in :mod:`.rules`, the voting rounds in :mod:`.rounds`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def majority_ok(settlement: Settlement, *, reporters: frozenset[int], needed: in
     """The first version's unsigned check: ``needed`` distinct reporters behind a settlement.
 
     Kept for the chain's unit tests, which exercise blocks without signatures; runs verify
-    signed certificates (:func:`.votes.settlement_ok`).
+    signed certificates (:func:`.rules.settlement_ok`).
     """
     voters = settlement.voters
     return len(set(voters)) == len(voters) >= needed and set(voters) <= reporters

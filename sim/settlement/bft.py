@@ -1,6 +1,6 @@
 """``bft``: every market is settled by rounds of signed votes, from ``resolve_s`` on.
 
-See :mod:`sim.settlement.voting` for the rounds and :mod:`sim.settlement.votes` for the
+See :mod:`sim.settlement.rounds` for the rounds and :mod:`sim.settlement.rules` for the
 rules: ``2f + 1`` signatures of distinct reporters on one outcome make a certificate, which every
 replica verifies before it pays out. With fewer than a third of the reporters Byzantine and
 enough honest ones able to reach each other, every market settles to the true outcome; with a

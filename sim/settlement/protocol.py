@@ -25,8 +25,8 @@ from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.results.metrics import settlement_metrics
 from sim.settlement.records import RoundRecord, market_summaries, settlement_table
-from sim.settlement.votes import bft_quorum, settlement_ok
-from sim.settlement.voting import Voting, reporter_keys
+from sim.settlement.rounds import Voting, reporter_keys
+from sim.settlement.rules import bft_quorum, settlement_ok
 
 MESSAGE_KINDS = ("leader", "vote", "oracle")
 """The message kinds settlement sends (``settlement.messages`` counts their deliveries)."""

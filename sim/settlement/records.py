@@ -19,7 +19,7 @@ import polars as pl
 from market.types import MICRO
 from sim.results.records import SettlementRecord
 from sim.results.tables import frame, nan_to_none, none_if
-from sim.settlement.votes import REASONS, Reason
+from sim.settlement.rules import REASONS, Reason
 
 NAN = math.nan
 

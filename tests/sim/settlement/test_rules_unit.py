@@ -18,7 +18,7 @@ from sim.host.instant import InstantHost, tiny_world
 from sim.scenario import Scenario
 from sim.settlement.bft import BFT
 from sim.settlement.optimistic import Optimistic
-from sim.settlement.votes import Vote, certificate, sign_vote
+from sim.settlement.rules import Vote, certificate, sign_vote
 
 HOP = 0.05
 TRUTH, WRONG = 1, 0

@@ -30,7 +30,7 @@ from sim.runs.runner import build, compute_metrics
 from sim.runs.simulation import Simulation
 from sim.scenario import expand, parse_scenario
 from sim.settlement import SettlementProtocol
-from sim.settlement.votes import Keyring, certificate_ok, settlement_ok
+from sim.settlement.rules import Keyring, certificate_ok, settlement_ok
 
 pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
 

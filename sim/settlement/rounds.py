@@ -7,7 +7,7 @@ every open market. Every honest reporter that receives it signs a vote ``(market
 outcome)`` for each market whose proposed outcome it agrees with (it observes the truth) and has
 not seen settle, and floods its votes together in one message (a *bundle*: one broadcast per
 reporter and round, each vote still signed on its own). Every honest sequencer node counts the
-votes it receives, each against the market it is bundled for: :func:`.votes.check_vote` rejects,
+votes it receives, each against the market it is bundled for: :func:`.rules.check_vote` rejects,
 and the round's record counts by reason, votes from non-reporters, for another market, from
 another round and with bad signatures. Once a node holds ``2f + 1`` votes for one outcome it holds
 a certificate and puts it in the next block it closes; replicas verify it before paying out. A
@@ -31,7 +31,7 @@ from market.exchange import Exchange
 from market.oracle import Settlement
 from sim.host.host import Host
 from sim.settlement.records import RoundRecord
-from sim.settlement.votes import (
+from sim.settlement.rules import (
     VOTE_BYTES,
     Keyring,
     Reason,

@@ -11,7 +11,7 @@ import pytest
 from market.crypto import CryptoMeter, base_mul, keypair, sign
 from market.oracle import Settlement
 from sim.settlement import majority_ok
-from sim.settlement.votes import (
+from sim.settlement.rules import (
     Keyring,
     Tally,
     Vote,
