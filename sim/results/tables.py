@@ -9,13 +9,10 @@ to guess a column's type.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-
 
 F64, I64, STR, BOOL = pl.Float64, pl.Int64, pl.String, pl.Boolean
 
