@@ -27,11 +27,6 @@ def to_micro(units: float) -> int:
     return round(units * MICRO)
 
 
-def to_units(micro: int) -> float:
-    """Convert integer micro-units back to units."""
-    return micro / MICRO
-
-
 @dataclass(frozen=True, slots=True)
 class Order:
     """A trader's instruction to buy (shares > 0) or sell (shares < 0) one outcome of one market.
