@@ -71,6 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--metric", action="append", default=[], metavar="PREFIX", help="metrics to keep"
     )
+    rec = sub.add_parser("recommend", help="settings of a sweep that meet every limit, ranked")
+    rec.add_argument("dirs", type=Path, nargs="+")
+    rec.add_argument(
+        "--max",
+        dest="limits",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="upper limit on the 95%% interval's upper end",
+    )
+    rec.add_argument(
+        "--minimize", action="append", default=[], metavar="METRIC", help="objective to rank by"
+    )
+    rec.add_argument("--format", choices=["table", "json"], default="table")
     dash = sub.add_parser("dashboard", help="start the dashboard on 127.0.0.1")
     dash.add_argument("--results", type=Path, default=Path("results"))
     dash.add_argument("--port", type=int, default=8501)
@@ -144,6 +158,14 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _recommend(args: argparse.Namespace) -> int:
+    from sim.runs.recommend import recommend_dirs, render
+
+    rec, limits = recommend_dirs(args.dirs, args.limits, args.minimize)
+    print(render(rec, limits, args.format), end="" if args.format == "table" else "\n")
+    return EXIT_OK
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     """Replace this process with the Streamlit server (``os.execv``).
 
@@ -192,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run(args)
             case "compare":
                 return _compare(args)
+            case "recommend":
+                return _recommend(args)
             case "dashboard":
                 return _dashboard(args)
     except ScenarioError as exc:
