@@ -10,6 +10,7 @@ import altair as alt
 import polars as pl
 
 from dashboard.shapes import nan_to_null
+from resultkit import choice
 
 KIND_COLORS = {
     "informed": "#1f77b4",
@@ -18,6 +19,16 @@ KIND_COLORS = {
     "frontrunner": "#d62728",
 }
 FATE_COLORS = {"delivered": "#4c78a8", "lost": "#e45756"}
+# One colour per order-flow mode on every page: red for plaintext order flow, cooler hues as
+# orders are hidden from more of the network.
+ORDER_FLOW_COLORS = {
+    "transparent": "#d62728",
+    "operator": "#ff7f0e",
+    "commit_reveal": "#1f77b4",
+    "threshold": "#2ca02c",
+}
+# Legends show every label in full (Vega-Lite cuts them at 160 px by default).
+FULL_LABELS = {"labelLimit": 0, "titleLimit": 0}
 HEIGHT = 280
 # What the builders return (altair's own annotations widen layered charts to this union).
 ChartLike = alt.Chart | alt.LayerChart | alt.FacetChart
@@ -111,7 +122,12 @@ def interval_bars(summary: pl.DataFrame, *, columns: int = 3) -> ChartLike:
         .encode(
             x=alt.X("group:N", title=None, axis=None),
             y=alt.Y("mean:Q", title=None, axis=alt.Axis(format=".4~r")),
-            color=alt.Color("group:N", title="setting", scale=CATEGORIES),
+            color=alt.Color(
+                "group:N",
+                title="setting",
+                scale=CATEGORIES,
+                legend=alt.Legend(orient="bottom", columns=2, **FULL_LABELS),
+            ),
             tooltip=["group:N", "metric:N", "n:Q", "mean:Q", "low:Q", "high:Q"],
         )
     )
@@ -151,6 +167,89 @@ def privacy_utility(summary: pl.DataFrame, *, x_metric: str, y_metric: str) -> C
     x_err = base.mark_rule(opacity=0.6).encode(x="x_low:Q", x2="x_high:Q", color="group:N")
     y_err = base.mark_rule(opacity=0.6).encode(y="y_low:Q", y2="y_high:Q", color="group:N")
     return alt.layer(x_err, y_err, points).properties(height=340)
+
+
+def order_flow_scale(modes: list[str] | None = None) -> alt.Scale:
+    """The fixed order-flow colours; a mode this table does not know gets a neutral grey."""
+    domain = list(ORDER_FLOW_COLORS)
+    extra = [m for m in (modes or []) if m not in ORDER_FLOW_COLORS]
+    return alt.Scale(
+        domain=domain + extra, range=[*ORDER_FLOW_COLORS.values()] + ["#7f7f7f"] * len(extra)
+    )
+
+
+def frontier_frame(
+    summary: pl.DataFrame,
+    flows: pl.DataFrame,
+    *,
+    x_metric: str,
+    y_metric: str,
+    y_higher_is_better: bool = False,
+) -> pl.DataFrame:
+    """One row per setting with both metrics (mean and 95% bounds), its order-flow mode, and
+    whether it is Pareto-optimal (lower x and lower y, or higher y where that is better).
+
+    Settings lacking either mean are left out (they cannot be placed); the front is
+    :func:`resultkit.choice.pareto_front` over the means.
+    """
+    cols = ["group", "mean", "low", "high"]
+    xs = summary.filter(pl.col("metric") == x_metric).select(cols)
+    ys = summary.filter(pl.col("metric") == y_metric).select(cols)
+    joined = (
+        xs.rename({"mean": "x", "low": "x_low", "high": "x_high"})
+        .join(ys.rename({"mean": "y", "low": "y_low", "high": "y_high"}), on="group", how="inner")
+        .filter(pl.col("x").is_finite() & pl.col("y").is_finite())
+        .join(
+            flows.select("group", "order_flow").unique("group", keep="first"),
+            on="group",
+            how="left",
+        )
+        .with_columns(pl.col("order_flow").fill_null("unknown"))
+    )
+    sign = -1.0 if y_higher_is_better else 1.0
+    points = [[x, sign * y] for x, y in joined.select("x", "y").iter_rows()]
+    front = set(choice.pareto_front(points))
+    return joined.with_columns(pareto=pl.Series([i in front for i in range(joined.height)]))
+
+
+def frontier(frame: pl.DataFrame, *, x_metric: str, y_metric: str) -> ChartLike:
+    """The privacy–cost frontier: one labelled point per setting with 95% intervals on both
+    axes, coloured by order-flow mode, the Pareto-optimal settings joined by a line."""
+    data = nan_to_null(frame)
+    modes = data["order_flow"].unique().to_list()
+    base = alt.Chart(data).encode(
+        x=alt.X("x:Q", title=x_metric, scale=alt.Scale(zero=False)),
+        y=alt.Y("y:Q", title=y_metric, scale=alt.Scale(zero=False)),
+    )
+    color = alt.Color(
+        "order_flow:N", title="order flow", scale=order_flow_scale(modes),
+        legend=alt.Legend(orient="bottom", **FULL_LABELS),
+    )  # fmt: skip
+    tooltip = [
+        alt.Tooltip("group:N", title="setting"),
+        alt.Tooltip("x:Q", title=x_metric, format=".4~g"),
+        alt.Tooltip("x_low:Q", title="low", format=".4~g"),
+        alt.Tooltip("x_high:Q", title="high", format=".4~g"),
+        alt.Tooltip("y:Q", title=y_metric, format=".4~g"),
+        alt.Tooltip("y_low:Q", title="low", format=".4~g"),
+        alt.Tooltip("y_high:Q", title="high", format=".4~g"),
+        alt.Tooltip("pareto:N", title="Pareto-optimal"),
+    ]
+    front = (
+        alt.Chart(data.filter(pl.col("pareto")).sort("x", "y"))
+        .mark_line(color="#555555", strokeDash=[5, 3], point=False)
+        .encode(x="x:Q", y="y:Q", order="x:Q")
+    )
+    x_err = base.mark_rule(opacity=0.6).encode(x="x_low:Q", x2="x_high:Q", color=color)
+    y_err = base.mark_rule(opacity=0.6).encode(y="y_low:Q", y2="y_high:Q", color=color)
+    shape = alt.Shape("pareto:N", title="Pareto-optimal", legend=alt.Legend(orient="bottom"))
+    points = base.mark_point(filled=True, size=160, opacity=0.9).encode(
+        color=color, shape=shape, tooltip=tooltip
+    )
+    labels = base.mark_text(align="left", dx=9, dy=-9, fontSize=12).encode(
+        text="group:N", color=alt.value("#222222")
+    )
+    return alt.layer(front, x_err, y_err, points, labels).properties(height=380)
 
 
 def exposure_timeline(rows: pl.DataFrame, *, relative: bool = True) -> ChartLike:

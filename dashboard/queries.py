@@ -124,19 +124,42 @@ def run_labels(runs: pl.DataFrame) -> dict[str, str]:
     }
 
 
+def setting_names(runs: pl.DataFrame) -> pl.Series:
+    """Per run, its setting named by what differs between the runs' sweep points only
+    (``threshold · dandelion``, not every key); a run without a sweep point keeps ``setting``."""
+    points = runs["point"].fill_null("{}").to_list()
+    distinct = list(dict.fromkeys(p for p in points if p != "{}"))
+    parsed = []
+    for text in distinct:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = {}
+        parsed.append(value if isinstance(value, dict) else {})
+    names = dict(zip(distinct, settings.short_names(parsed), strict=True))
+    fallback = runs["setting"].to_list()
+    return pl.Series(
+        "setting_name",
+        [names.get(p, f) for p, f in zip(points, fallback, strict=True)],
+        dtype=pl.String,
+    )
+
+
 def with_groups(runs: pl.DataFrame) -> pl.DataFrame:
-    """Add ``group``: the setting, prefixed by the scenario when several scenarios are present.
+    """Add ``group``: the setting named by what differs (:func:`setting_names`), prefixed by
+    the scenario when several scenarios are present.
 
     Runs of one group differ only by replication, so intervals over a group are intervals over
     replications.
     """
+    named = runs.with_columns(setting_names(runs).alias("_name"))
     several = runs["scenario"].n_unique() > 1
     group = (
-        pl.concat_str(pl.col("scenario"), pl.lit(" · "), pl.col("setting"))
+        pl.concat_str(pl.col("scenario"), pl.lit(" · "), pl.col("_name"))
         if several
-        else pl.col("setting")
+        else pl.col("_name")
     )
-    return runs.with_columns(group=group)
+    return named.with_columns(group=group).drop("_name")
 
 
 def sweep_pairs(runs: pl.DataFrame) -> pl.DataFrame:

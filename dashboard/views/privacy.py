@@ -1,47 +1,74 @@
-"""Privacy: leakage side by side per setting, the privacy-utility trade-off, order exposure."""
+"""Privacy: the privacy–cost frontier, harm, leakage and cost by question, order exposure."""
 
 from __future__ import annotations
 
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, data, queries, shapes, ui
+from dashboard import charts, data, glossary, queries, shapes, ui
 
 EXPOSURE_COLS = ("order_id", "kind", "t_submit", "t_first_seen", "t_executed")
 EXPOSURE_LIMIT = 150
 
 
-def leakage(summary: pl.DataFrame) -> None:
-    """Leakage metrics per setting: small multiples with intervals, and the numbers."""
-    names = queries.leakage_metrics(summary["metric"].unique().to_list())
-    if not names:
-        st.info("These runs report no privacy or MEV metric.")
+def harm_tiles(summary: pl.DataFrame) -> None:
+    """MEV and victim loss first, per setting, when a front-runner ran: the harm private order
+    flow exists to prevent."""
+    rows = summary.filter(pl.col("metric").is_in(["mev.extracted", "mev.victim_loss"]))
+    if rows.is_empty() or rows["n"].max() == 0:  # type: ignore[operator]
+        st.caption("No front-runner in these runs: MEV and victim loss do not apply (n/a).")
         return
-    rows = summary.filter(pl.col("metric").is_in(names))
-    drawable = rows.group_by("metric").agg(pl.col("n").max()).filter(pl.col("n") > 0)
-    shown = [m for m in names if m in drawable["metric"].to_list()]
-    if shown:
-        ui.chart(charts.interval_bars(rows.filter(pl.col("metric").is_in(shown))))
-    skipped = [m for m in names if m not in shown]
+    st.markdown("**Harm: what the front-runner took** (mean [95% CI] over replications)")
+    st.dataframe(queries.summary_grid(rows), hide_index=True, width="stretch")
+
+
+def leakage(summary: pl.DataFrame) -> None:
+    """Small multiples with intervals, grouped by question, each metric explained in a line."""
+    names = queries.leakage_metrics(summary["metric"].unique().to_list())
+    present = summary.filter(pl.col("n") > 0)["metric"].unique().to_list()
+    by_question: dict[str, list[str]] = {}
+    for metric in [*names, *sorted(m for m in present if m.startswith("cost."))]:
+        question = glossary.question_of(metric)
+        if question is not None and metric in present:
+            by_question.setdefault(question, []).append(metric)
+    if not by_question:
+        st.info("These runs report no privacy, MEV or cost metric.")
+        return
+    for question in glossary.QUESTIONS:
+        shown = by_question.get(question)
+        if not shown:
+            continue
+        st.markdown(f"**{question}**")
+        ui.chart(charts.interval_bars(summary.filter(pl.col("metric").is_in(shown))))
+        st.caption("  \n".join(f"`{m}`: {glossary.meaning(m) or 'see SPEC §4'}" for m in shown))
+    skipped = [m for m in names if m not in present]
     if skipped:
         st.caption("Not applicable to these runs (n/a): " + ", ".join(f"`{m}`" for m in skipped))
     with st.expander("Numbers: mean [95% CI] over replications", expanded=False):
+        rows = summary.filter(pl.col("metric").is_in(names))
         st.dataframe(queries.summary_grid(rows, metrics=names), hide_index=True, width="stretch")
 
 
-def trade_off(summary: pl.DataFrame) -> None:
-    """Privacy-utility chart: one point per setting, axes chosen among the present metrics."""
+def trade_off(summary: pl.DataFrame, runs: pl.DataFrame, *, key: str = "privacy") -> None:
+    """The privacy–cost frontier: one point per setting, axes among the metrics present."""
     present = set(summary.filter(pl.col("n") > 0)["metric"].to_list())
-    xs = [m for m in queries.UTILITY_METRICS if m in present]
+    xs = sorted(m for m in present if m.startswith("cost."))
     ys = queries.leakage_metrics(present)
     if not xs or not ys:
-        st.info("A privacy-utility chart needs a utility metric and a leakage metric.")
+        st.info("A frontier needs a cost metric and a leakage or harm metric.")
         return
     left, right = st.columns(2)
-    x = left.selectbox("Utility / cost (x)", xs, key="privacy_x")
-    y = right.selectbox("Leakage (y)", ys, key="privacy_y")
-    st.caption("One point per setting; lines are 95% intervals over replications.")
-    ui.chart(charts.privacy_utility(summary, x_metric=x, y_metric=y))
+    x = left.selectbox("Cost (x)", xs, key=f"{key}_x")
+    y = right.selectbox("Leakage or harm (y)", ys, key=f"{key}_y")
+    better = "higher" if y in glossary.HIGHER_IS_BETTER else "lower"
+    frame = charts.frontier_frame(
+        summary, runs, x_metric=x, y_metric=y, y_higher_is_better=better == "higher"
+    )
+    st.caption(
+        f"One point per setting; lines are 95% intervals over replications; the dashed line "
+        f"joins the Pareto-optimal settings (lower cost, {better} `{y}`). Hover for the numbers."
+    )
+    ui.chart(charts.frontier(frame, x_metric=x, y_metric=y))
 
 
 def _exposed(ctx: ui.Context, rel: str) -> pl.DataFrame | None:
@@ -103,10 +130,11 @@ def main() -> None:
         f"{runs.height} runs in {groups} setting(s); intervals are Student-t 95% over "
         "replications (n/a with fewer than two)."
     )
-    st.subheader("Leakage by setting")
+    st.subheader("Privacy–cost frontier")
+    trade_off(summary, runs)
+    harm_tiles(summary)
+    st.subheader("By question")
     leakage(summary)
-    st.subheader("Privacy vs utility")
-    trade_off(summary)
     st.subheader("Exposure of orders")
     exposure(ctx, runs)
 

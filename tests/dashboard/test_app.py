@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import catalog, queries, ui
 
-from .conftest import APP
+from .conftest import APP, FLOWS
 
 PAGES = {
     None: "Runs",
@@ -123,29 +123,46 @@ def test_filter_by_sweep_value_and_put_runs_in_view(app_argv: Path) -> None:
     assert sorted(in_view) == sorted(expected)
 
 
+def _names(root: Path) -> list[str]:
+    """The settings of the fixture named by what differs: the order-flow modes."""
+    complete = catalog.discover_runs(root).filter(pl.col("loadable"))
+    return sorted(queries.with_groups(complete)["group"].unique().to_list())
+
+
 def test_privacy_groups_by_setting(app_argv: Path) -> None:
     at = _open("privacy")
-    settings = catalog.discover_runs(app_argv).filter(pl.col("loadable"))["setting"].unique()
-    grid = at.dataframe[0].value
-    assert sorted(grid.columns) == sorted(["metric", *settings.to_list()])
+    assert _names(app_argv) == sorted(FLOWS)  # "commit_reveal", not "order_flow=commit_reveal"
+    grid = at.dataframe[0].value  # harm first: the fixture has a front-runner
+    assert sorted(grid.columns) == sorted(["metric", *FLOWS])
+    assert set(grid["metric"]) == {"mev.extracted", "mev.victim_loss"}
     facets = [c for c in _charts(at) if c.get("facet", {}).get("field") == "metric"]
-    assert facets, "no leakage chart"
+    assert facets, "no small multiples"
+    assert all(
+        f["spec"]["layer"][0]["encoding"]["color"]["legend"]["labelLimit"] == 0 for f in facets
+    )
+
+
+def test_the_frontier_has_one_labelled_point_per_setting(app_argv: Path) -> None:
+    at = _open("privacy")
     specs = _charts(at)
-    trade_off = next(
+    index = next(
         i
         for i, c in enumerate(specs)
-        if "layer" in c and c["layer"][0]["encoding"].get("x2", {}).get("field") == "x_high"
+        if "layer" in c and any(layer["mark"].get("type") == "text" for layer in c["layer"])
     )
-    (points,) = _chart_rows(at, trade_off)
-    assert sorted(points["group"].to_list()) == sorted(settings.to_list())  # one point each
+    # the points' data set holds every setting; the Pareto line's only the optimal ones
+    frontier = max(_chart_rows(at, index), key=lambda rows: rows.height)
+    assert sorted(frontier["group"].to_list()) == sorted(FLOWS)  # one point each
+    assert frontier["pareto"].any()  # at least one setting is Pareto-optimal
+    text = next(layer for layer in specs[index]["layer"] if layer["mark"]["type"] == "text")
+    assert text["encoding"]["text"]["field"] == "group"
+    assert specs[index]["layer"][1]["encoding"]["color"]["legend"]["labelLimit"] == 0
 
 
 def test_compare_settings_and_single_runs(app_argv: Path) -> None:
     at = _open("compare")
     table = at.dataframe[0].value
-    assert set(table["group"]) == set(
-        catalog.discover_runs(app_argv).filter(pl.col("loadable"))["setting"].to_list()
-    )
+    assert set(table["group"]) == set(FLOWS)
     assert (table["difference vs baseline [95% CI]"] == "baseline").sum() == table[
         "metric"
     ].nunique()
