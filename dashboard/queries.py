@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from resultkit import intervals, settings, tables
+from resultkit import choice, intervals, settings, tables
 
 NA = "n/a"
 
@@ -342,3 +342,41 @@ def compare_display(table: pl.DataFrame) -> pl.DataFrame:
         .map_elements(cell, return_dtype=pl.String)
         .alias("difference vs baseline [95% CI]"),
     )
+
+
+def parse_limits(text: str, known: Iterable[str]) -> tuple[list[choice.Limit], list[str]]:
+    """``METRIC=VALUE`` lines (as ``veilcast recommend --max`` takes them) as limits, and one
+    message per bad line (unknown metric, not a finite number, a metric limited twice)."""
+    names = set(known)
+    limits: list[choice.Limit] = []
+    errors: list[str] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        metric, equals, value = (part.strip() for part in line.partition("="))
+        try:
+            maximum = float(value) if equals else math.nan
+        except ValueError:
+            maximum = math.nan
+        if not equals or not metric:
+            errors.append(f"expected METRIC=VALUE, got {line!r}")
+        elif metric not in names:
+            errors.append(f"unknown metric {metric!r}")
+        elif not math.isfinite(maximum):
+            errors.append(f"{metric}: {value!r} is not a finite number")
+        elif any(limit.metric == metric for limit in limits):
+            errors.append(f"{metric}: given twice")
+        else:
+            limits.append(choice.Limit(metric, maximum))
+    return limits, errors
+
+
+def candidates(summary: pl.DataFrame) -> list[choice.Candidate]:
+    """One recommendation candidate per group of a :func:`summarize` table, in its order."""
+    out: dict[str, dict[str, intervals.Interval]] = {}
+    order = summary["group"].unique(maintain_order=True).to_list()
+    for row in summary.iter_rows(named=True):
+        out.setdefault(row["group"], {})[row["metric"]] = intervals.Interval(
+            row["n"], row["mean"], row["std"], row["half_width"]
+        )
+    return [choice.Candidate({"setting": g}, out.get(g, {})) for g in order]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import data, queries, ui
+from dashboard import charts, data, glossary, queries, ui
+from resultkit import choice
 
 MODES = {"settings": "settings (replications pooled)", "runs": "single runs"}
 NUMERIC_COLS = (
@@ -69,6 +70,54 @@ def table(
     return queries.compare(metrics, order, bases)
 
 
+def recommend_form(result: pl.DataFrame) -> None:
+    """``veilcast recommend`` as a form: limits on the upper end of the 95% interval and the
+    metrics to minimise; the same :func:`resultkit.choice.recommend` answers."""
+    known = sorted(result.filter(pl.col("n") > 0)["metric"].unique().to_list())
+    with st.form("recommend"):
+        st.markdown("**Recommend a setting** (as `veilcast recommend`)")
+        text = st.text_area(
+            "Limits, one per line: METRIC=VALUE (met when the 95% interval's upper end is "
+            "at most VALUE)",
+            placeholder="cost.order_latency_s=30\nmev.extracted=1",
+            key="recommend_limits",
+        )
+        minimize = st.multiselect("Minimize", known, key="recommend_minimize")
+        submitted = st.form_submit_button("Recommend")
+    if not submitted:
+        return
+    limits, errors = queries.parse_limits(text, known)
+    for error in errors:
+        st.error(error)
+    if errors:
+        return
+    if not limits and not minimize:
+        st.info("Give at least one limit or a metric to minimise.")
+        return
+    rec = choice.recommend(queries.candidates(result), limits, minimize)
+    named = list(dict.fromkeys([*(lim.metric for lim in limits), *rec.objectives]))
+    if rec.feasible:
+        front = {id(c) for c in rec.pareto}
+        rows = [
+            {"rank": i, "setting": c.point["setting"], "Pareto-optimal": id(c) in front}
+            | {
+                m: queries.fmt_interval(c.interval(m).mean, c.interval(m).low, c.interval(m).high)
+                for m in named
+            }
+            for i, c in enumerate(rec.feasible, 1)
+        ]
+        st.dataframe(pl.DataFrame(rows), hide_index=True, width="stretch", key="recommend_table")
+        return
+    lines = [
+        f"- `{b.limit.metric}` ≤ {b.limit.maximum:g}: failed by {b.failing} of {b.settings} "
+        f"settings; best upper end {queries.fmt(b.best_high)}"
+        + (f" ({b.best_point['setting']})" if b.best_point else "")
+        for b in rec.binding
+    ]
+    closest = "" if rec.closest is None else f"\n\nClosest: {rec.closest.point['setting']}."
+    st.warning("No setting meets every limit.\n" + "\n".join(lines) + closest)
+
+
 def main() -> None:
     """Lay out the page."""
     ctx = ui.context()
@@ -112,6 +161,19 @@ def main() -> None:
         mime="text/csv",
         icon=":material/download:",
     )
+    if mode == "settings":
+        with st.expander("Frontier of any two metrics", expanded=False):
+            metrics = sorted(result.filter(pl.col("n") > 0)["metric"].unique().to_list())
+            left, right = st.columns(2)
+            x = left.selectbox("x", metrics, key="compare_fx")
+            y = right.selectbox("y", metrics, index=min(1, len(metrics) - 1), key="compare_fy")
+            if x is not None and y is not None:
+                frame = charts.frontier_frame(
+                    result, runs, x_metric=x, y_metric=y,
+                    y_higher_is_better=y in glossary.HIGHER_IS_BETTER,
+                )  # fmt: skip
+                ui.chart(charts.frontier(frame, x_metric=x, y_metric=y))
+        recommend_form(result)
 
 
 main()

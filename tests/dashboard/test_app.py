@@ -248,3 +248,56 @@ def test_a_page_run_outside_the_app_explains_itself(app_argv: Path) -> None:
     assert not at.exception
     assert "dashboard/app.py" in at.error[0].value
     assert ui.CONTEXT_KEY not in at.session_state
+
+
+def _submit_recommend(at: AppTest, limits: str, minimize: list[str]) -> AppTest:
+    at.text_area(key="recommend_limits").set_value(limits)
+    at.multiselect(key="recommend_minimize").set_value(minimize)
+    next(b for b in at.button if b.label == "Recommend").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_recommend_form_ranks_and_explains_what_binds(app_argv: Path) -> None:
+    latency = "cost.order_latency_s"
+    at = _submit_recommend(_open("compare"), f"{latency}=1e12", ["cost.crypto_ops"])
+    ranked = at.dataframe[-1].value
+    assert sorted(ranked["setting"]) == sorted(FLOWS) and ranked["Pareto-optimal"].iloc[0]
+    at = _submit_recommend(_open("compare"), f"{latency}=-1", [])
+    warning = next(w.value for w in at.warning if "No setting meets" in w.value)
+    assert latency in warning and "failed by 2 of 2" in warning
+    at = _submit_recommend(_open("compare"), "cost.nonsense=1\nfast", [])
+    errors = [e.value for e in at.error]
+    assert any("unknown metric" in e for e in errors) and any("METRIC=VALUE" in e for e in errors)
+
+
+def test_compare_page_and_command_line_agree(app_argv: Path) -> None:
+    from sim.runs.compare import compare_dirs
+
+    runs = queries.with_groups(catalog.discover_runs(app_argv).filter(pl.col("loadable")))
+    metrics = pl.concat(
+        [
+            pl.read_parquet(app_argv / rel / "tables" / "metrics.parquet").with_columns(
+                path=pl.lit(rel)
+            )
+            for rel in runs["path"]
+        ],
+        how="diagonal_relaxed",
+    ).select("path", "metric", pl.col("value").cast(pl.Float64))
+    bases = queries.default_baselines(runs)
+    page = queries.compare(metrics, runs.select("path", "group", "world_seed"), bases)
+    cli = compare_dirs([app_argv])
+    cli_base = set(cli.filter(pl.col("baseline"))["privacy.order_flow"].to_list())
+    assert set(bases.values()) == cli_base and len(cli_base) == 1  # one baseline, both views
+    assert cli.height == page.height
+    for row in cli.iter_rows(named=True):
+        mine = page.filter(
+            (pl.col("metric") == row["metric"]) & (pl.col("group") == row["privacy.order_flow"])
+        ).row(0, named=True)
+        assert mine["baseline"] == row["baseline"]
+        for a, b in (("mean", "mean"), ("low", "low"), ("diff", "diff"), ("diff_low", "diff_low")):
+            x, y = mine[a], row[b]
+            assert (x is None or math.isnan(x)) == (y is None or math.isnan(y)), (row, a)
+            if x is not None and not math.isnan(x):
+                assert x == y, (row["metric"], a)  # the same implementation: the same bits
+        assert mine["paired"] == row["paired"]
