@@ -380,3 +380,20 @@ def candidates(summary: pl.DataFrame) -> list[choice.Candidate]:
             row["n"], row["mean"], row["std"], row["half_width"]
         )
     return [choice.Candidate({"setting": g}, out.get(g, {})) for g in order]
+
+
+def overview(runs: pl.DataFrame) -> pl.DataFrame:
+    """What the results folder holds, one row per scenario, newest first: its settings, its
+    replications per setting, complete runs and the others (failed or being written)."""
+    done = pl.col("loadable")
+    return (
+        runs.group_by("scenario")
+        .agg(
+            settings=pl.col("point").filter(done).n_unique(),
+            replications=pl.col("replication").filter(done).n_unique(),
+            complete=done.sum().cast(pl.Int64),
+            not_complete=(~done).sum().cast(pl.Int64),
+            newest=pl.col("created").max(),
+        )
+        .sort("newest", "scenario", descending=[True, False], nulls_last=True)
+    )

@@ -79,6 +79,30 @@ def run_detail(ctx: ui.Context, rel: str) -> None:
             st.error(str(exc))
 
 
+def newest_sweep(paths: list[str]) -> None:
+    """Button callback: put the newest scenario's complete runs in view."""
+    st.session_state[ui.SELECTION_KEY] = paths
+    st.session_state["runs_go_frontier"] = True
+
+
+def orient(ctx: ui.Context) -> None:
+    """The first screen: what the folder holds, and the way to the newest sweep's frontier."""
+    table = queries.overview(ctx.runs)
+    st.dataframe(table, hide_index=True, width="stretch", key="runs_overview")
+    newest = queries.default_selection(ctx.runs)
+    if newest:
+        scenario = ctx.runs.filter(pl.col("path") == newest[0])["scenario"].item()
+        st.button(
+            f"Open the privacy–cost frontier of the newest sweep: {scenario}",
+            on_click=newest_sweep,
+            args=(newest,),
+            icon=":material/scatter_plot:",
+            type="primary",
+        )
+    if st.session_state.pop("runs_go_frontier", False):
+        st.switch_page("views/privacy.py")
+
+
 def main() -> None:
     """Lay out the page."""
     ctx = ui.context()
@@ -90,6 +114,8 @@ def main() -> None:
         return
     counts = dict(ctx.runs.group_by("status").len().iter_rows())
     st.caption(" · ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
+    orient(ctx)
+    st.subheader("Every run")
     matching = filters(ctx.runs)
     run_table(matching)
     complete = matching.filter(pl.col("loadable"))["path"].to_list()

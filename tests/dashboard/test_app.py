@@ -76,7 +76,7 @@ def test_every_page_renders_without_exception(app_argv: Path, page: str | None) 
 
 def test_runs_page_lists_every_run_and_loads_only_complete_ones(app_argv: Path) -> None:
     at = _open()
-    table = at.dataframe[0].value
+    table = at.dataframe[1].value
     assert sorted(table["status"]) == ["complete"] * 4 + ["failed", "incomplete"]
     failed = table[table["status"] == "failed"]
     assert "KeyperError" in failed["error"].iloc[0]
@@ -91,7 +91,7 @@ def test_landing_page_shows_metrics_and_price_paths(app_argv: Path) -> None:
     at = _open()
     rel, manifest = _first_run(app_argv)
     metrics = pl.read_parquet(app_argv / rel / "tables" / "metrics.parquet")
-    shown = at.dataframe[1].value
+    shown = at.dataframe[2].value
     assert len(shown) == metrics.height
     for name, value in metrics.select("metric", "value").iter_rows():
         cell = shown[shown["metric"] == name]["value"].iloc[0]
@@ -114,9 +114,9 @@ def test_filter_by_sweep_value_and_put_runs_in_view(app_argv: Path) -> None:
     at.selectbox[0].set_value("privacy.order_flow").run()
     value = at.selectbox[1].options[0]
     at.selectbox[1].set_value(value).run()
-    table = at.dataframe[0].value
+    table = at.dataframe[1].value
     assert len(table) == 2 and set(table["setting"]) == {f"order_flow={value}"}
-    at.button[0].click().run()
+    next(b for b in at.button if b.label.startswith("Put these")).click().run()
     in_view = at.sidebar.multiselect[0].value
     runs = catalog.discover_runs(app_argv)
     expected = runs.filter(pl.col("setting") == f"order_flow={value}")["path"].to_list()
@@ -301,3 +301,19 @@ def test_compare_page_and_command_line_agree(app_argv: Path) -> None:
             if x is not None and not math.isnan(x):
                 assert x == y, (row["metric"], a)  # the same implementation: the same bits
         assert mine["paired"] == row["paired"]
+
+
+def test_runs_first_screen_says_what_the_folder_holds(app_argv: Path) -> None:
+    at = _open()
+    overview = at.dataframe[0].value
+    row = overview[overview["scenario"] == "dash-fixture"].iloc[0]
+    assert (row["settings"], row["replications"], row["complete"], row["not_complete"]) == (
+        2,
+        2,
+        4,
+        2,
+    )
+    button = next(b for b in at.button if "frontier of the newest sweep" in b.label)
+    button.click().run()
+    assert not at.exception
+    assert at.title[0].value == "Privacy"
