@@ -19,11 +19,12 @@ from typing import Any
 
 import polars as pl
 
+from sim.adversary.byzantine import ByzantineReporters
 from sim.adversary.frontrunner import FrontRunner
 from sim.adversary.leakage import Leakage
 from sim.adversary.spies import Spies
 from sim.federated.process import forecaster_components
-from sim.host.component import OrderFlow
+from sim.host.component import Component, OrderFlow
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.operator import Operator
 from sim.orderflow.threshold import Threshold
@@ -170,7 +171,11 @@ def has_frontrunner(scenario: Scenario) -> bool:
 
 
 def build(spec: RunSpec) -> Simulation:
-    """The simulation of one run: its world, order flow and settlement plugged in."""
+    """The simulation of one run: its world, order flow, settlement and adversaries plugged in.
+
+    Byzantine reporters are plugged right after the settlement protocol, so the certificates
+    they offer follow the protocol's in each block.
+    """
     world = build_world(spec.scenario, spec.world_seed)
     sim = Simulation(spec.scenario, world, seed=spec.seed)
     flow = ORDER_FLOWS[spec.scenario.privacy.order_flow](sim)
@@ -179,7 +184,12 @@ def build(spec: RunSpec) -> Simulation:
         sim.plug(FrontRunner(sim, flow))
     sim.plug(Leakage(sim))
     sim.plug(Spies(sim))
-    for component in (*settlement_components(sim), *forecaster_components(sim)):
+    injector, protocol = settlement_components(sim)
+    forecaster = forecaster_components(sim)
+    byzantine: tuple[Component, ...] = ()
+    if spec.scenario.settlement.byzantine_fraction > 0:
+        byzantine = (ByzantineReporters(sim, protocol),)
+    for component in (injector, protocol, *byzantine, *forecaster):
         sim.plug(component)
     return sim
 

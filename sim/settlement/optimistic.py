@@ -11,13 +11,15 @@ replicas check the signature, the exchange checks the state and the time.
 
 Who acts: honest reporters propose the truth in turn (a rota, one per ``round_timeout_s``, while
 the request waits) and dispute every wrong proposal that reaches them while they can pay the
-bond. Byzantine reporters race to propose their wrong outcome first (at ``resolve_s``, and as
-soon as a request resets) and dispute every true proposal, each within its endowment.
+bond. That is all :class:`Optimistic` runs. Byzantine reporters are an adversary component of
+their own: it learns of each request that opens (:attr:`Optimistic.on_open`) and of each
+proposal the chain takes (:attr:`Optimistic.on_proposal`), and floods its signed bond steps
+through :meth:`Optimistic.offer`, the call honest reporters' steps go through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -52,7 +54,13 @@ def disputable(exchange: Exchange, market: int, request: int, now: float) -> boo
 
 
 class Optimistic(SettlementProtocol):
-    """Bonded proposals, disputes, liveness, and a vote after a second dispute."""
+    """Bonded proposals, disputes, liveness, and a vote after a second dispute.
+
+    Attributes:
+        on_open: ``hook(market, request)``, called when a request opens, before the honest rota
+            is scheduled.
+        on_proposal: ``hook(step)``, called for each proposal the chain applies, once recorded.
+    """
 
     protocol = "optimistic"
     first_vote_row = 2
@@ -66,9 +74,8 @@ class Optimistic(SettlementProtocol):
         self.pools: dict[int, dict[Settlement, None]] = {}
         self.signed: set[tuple[int, SettlementKind, int, int]] = set()
         self.included: set[Settlement] = set()
-        affordable = to_micro(cfg.endowment) // self.bond if self.bond else len(self.truth) * 4
-        self.budget = dict.fromkeys(plan.byzantine, affordable)
-        """Bonds each Byzantine reporter can still post (it spends its endowment, no more)."""
+        self.on_open: list[Callable[[int, int], None]] = []
+        self.on_proposal: list[Callable[[Settlement], None]] = []
 
     def start(self) -> None:
         """Watch blocks at honest reporters; open every market's first request at resolve."""
@@ -83,7 +90,7 @@ class Optimistic(SettlementProtocol):
             self._open(market, 0, honest_after=0.0)
 
     def _open(self, market: int, request: int, *, honest_after: float) -> None:
-        """Request ``request`` of ``market`` opens: the Byzantine race, the honest rota starts.
+        """Request ``request`` of ``market`` opens: the ``on_open`` hooks, the honest rota starts.
 
         After a reset the honest rota waits ``honest_after`` (a round timeout), so that the
         reset has reached its first proposer.
@@ -93,9 +100,8 @@ class Optimistic(SettlementProtocol):
             market, request, "proposal", self.truth[market], [0] * outcomes, self.sim.now
         )
         self.records[(market, request)] = record
-        attacker = self._attacker(exclude=-1)
-        if attacker is not None:
-            self._send(attacker, "propose", market, request, self.wrong[market])
+        for hook in self.on_open:
+            hook(market, request)
         self.sim.after(honest_after, partial(self._honest_turn, market, request, 0))
 
     def _honest_turn(self, market: int, request: int, turn: int) -> None:
@@ -111,27 +117,19 @@ class Optimistic(SettlementProtocol):
                 self._send(node, "propose", market, request, self.truth[market])
         self.sim.after(self.timeout, partial(self._honest_turn, market, request, turn + 1))
 
-    def _attacker(self, *, exclude: int) -> int | None:
-        """A running Byzantine reporter with a bond left to post, or None."""
-        for node in self.voting.byzantine:
-            if node != exclude and self.up(node) and self.budget[node] > 0:
-                return node
-        return None
-
     def _send(
         self, node: int, kind: SettlementKind, market: int, request: int, outcome: int
     ) -> None:
-        """``node`` signs a bond step and floods it to the sequencers (once per step)."""
+        """Honest ``node`` signs a bond step and offers it (once per step)."""
         if (node, kind, market, request) in self.signed:
             return
         self.signed.add((node, kind, market, request))
-        byzantine = node in self.plan.byzantine
-        if byzantine:
-            self.budget[node] -= 1
         step = Settlement(market, outcome, (node,), kind=kind, request=request)
-        meter = None if byzantine else self.sim.meter
-        signature = sign(self.keys.secrets[node], step_message(step), meter=meter)
-        step = replace(step, signatures=(signature,))
+        signature = sign(self.keys.secrets[node], step_message(step), meter=self.sim.meter)
+        self.offer(node, replace(step, signatures=(signature,)))
+
+    def offer(self, node: int, step: Settlement) -> None:
+        """``node`` floods its signed bond ``step``; each sequencer it reaches pools it."""
         self.sim.net.flood(
             node,
             kind="oracle",
@@ -216,10 +214,8 @@ class Optimistic(SettlementProtocol):
     def _proposed(self, step: Settlement, record: RoundRecord) -> None:
         record.leader, record.proposed = step.voters[0], step.outcome
         record.bonds_moved += self.bond
-        if step.outcome == self.truth[step.market]:
-            attacker = self._attacker(exclude=step.voters[0])
-            if attacker is not None:
-                self._send(attacker, "dispute", step.market, step.request, self.wrong[step.market])
+        for hook in self.on_proposal:
+            hook(step)
 
     def _disputed(self, step: Settlement, record: RoundRecord) -> None:
         record.disputes += 1

@@ -10,7 +10,6 @@ the chain applied (``Exchange.applied``) and which it refused, and records them.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from functools import partial
 
@@ -32,17 +31,12 @@ MESSAGE_KINDS = ("leader", "vote", "oracle")
 """The message kinds settlement sends (``settlement.messages`` counts their deliveries)."""
 
 
-def wrong_outcomes(truth: Sequence[int], outcomes: int, rng: random.Random) -> tuple[int, ...]:
-    """Per market, the outcome the Byzantine reporters collude on: uniform among the others."""
-    return tuple((o + 1 + rng.randrange(outcomes - 1)) % outcomes for o in truth)
-
-
 class SettlementProtocol(Component):
     """The common part of the settlement protocols.
 
     Args:
         sim: the run (its exchange not yet copied to the replicas).
-        plan: the run's faults (who is Byzantine).
+        plan: the run's faults (who is Byzantine: the protocol runs the other reporters only).
         terms: the optimistic oracle's terms (None: proposals are refused).
     """
 
@@ -56,15 +50,11 @@ class SettlementProtocol(Component):
         self.reporters = tuple(sorted(sim.validators))
         self.keys = reporter_keys(self.reporters, sim)
         self.quorum = bft_quorum(len(self.reporters))
-        outcomes = sim.scenario.market.outcomes
-        rng = sim.streams.python("settlement-wrong")
-        self.wrong = wrong_outcomes(sim.world.outcomes, outcomes, rng)
         self.records: dict[tuple[int, int], RoundRecord] = {}
         self.voting = Voting(
             sim,
             keys=self.keys,
             byzantine=plan.byzantine,
-            wrong=self.wrong,
             records=self.records,
             first_row=self.first_vote_row,
         )

@@ -14,16 +14,18 @@ a certificate and puts it in the next block it closes; replicas verify it before
 market without a quorum (a Byzantine or crashed leader, lost votes, a partition) goes on to the
 next round, until the chain and every running honest reporter have it settled.
 
-Byzantine reporters collude on one wrong outcome per market: they vote for it in every round and
-propose it when they lead; one of them also floods votes every check must catch (an honest vote
-replayed into another market and into a later round, a vote forged in an honest reporter's name,
-one signed by a non-reporter); as sequencers they put forged certificates on chain (or genuine
-ones, when they are ``2f + 1`` or more).
+:class:`Voting` runs the honest reporters only, and the checks every node makes. Byzantine
+reporters are an adversary component of their own, which acts through the same calls an honest
+reporter's code goes through: :meth:`Voting.propose` (a leader's signed proposal),
+:meth:`Voting.cast` (a reporter's own signed votes, one bundle) and :meth:`Voting.flood` (any
+bundle of votes, as it is); and, like every component, offers certificates to the next block
+from its ``propose``. It learns what it acts on from two hook lists: :attr:`Voting.on_round`
+(a round began) and :attr:`Voting.on_cast` (a reporter flooded its votes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from market.crypto import keypair, sign
@@ -48,6 +50,11 @@ from sim.settlement.rules import (
 SIGNATURE_BYTES = 64
 Ballot = tuple[int, Vote]
 """A vote in a bundle, with the market it is bundled for (its envelope)."""
+RoundHook = Callable[[int, Sequence[int]], None]
+"""``hook(round_, markets)``: round ``round_`` began on ``markets`` (after an honest leader's
+proposal, when the leader is honest)."""
+CastHook = Callable[[int, Sequence[Ballot]], None]
+"""``hook(origin, bundle)``: reporter ``origin`` is flooding its own signed votes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +87,14 @@ class Voting:
     Args:
         sim: the run.
         keys: the reporters' keys.
-        byzantine: the colluding reporters.
-        wrong: per market, the outcome they collude on.
+        byzantine: the reporters this class does not run (an adversary component acts for
+            them); they neither count votes nor vote where they agree.
         records: where each market's rounds are recorded, keyed ``(market, row)``.
         first_row: the table's ``round`` of a market's first voting round.
+
+    Attributes:
+        on_round: called as each round begins, after an honest leader proposed.
+        on_cast: called with every bundle of a reporter's own votes, before it is flooded.
     """
 
     def __init__(
@@ -92,7 +103,6 @@ class Voting:
         *,
         keys: Keys,
         byzantine: frozenset[int],
-        wrong: Sequence[int],
         records: dict[tuple[int, int], RoundRecord],
         first_row: int = 0,
     ) -> None:
@@ -101,9 +111,9 @@ class Voting:
         self.reporters = tuple(sorted(sim.validators))
         self.honest = tuple(r for r in self.reporters if r not in byzantine)
         self.honest_set = frozenset(self.honest)
-        self.byzantine = tuple(sorted(byzantine))
+        self.byzantine = frozenset(byzantine)
         self.quorum = bft_quorum(len(self.reporters))
-        self.truth, self.wrong = sim.world.outcomes, tuple(wrong)
+        self.truth = sim.world.outcomes
         self.outcomes = sim.scenario.market.outcomes
         self.timeout = sim.scenario.settlement.round_timeout_s
         self.order = list(self.reporters)
@@ -122,19 +132,16 @@ class Voting:
         self.certificates: dict[int, dict[int, Settlement]] = {}
         self.rejected: set[tuple[int, Vote, Reason]] = set()
         self.refused: set[Settlement] = set()
-        self.honest_votes: dict[int, list[Vote]] = {}
-        self.byzantine_votes: dict[tuple[int, int], list[Vote]] = {}
-        self.forged: set[tuple[int, int]] = set()
-        self.junk = sim.streams.randbytes("settlement-junk")
-        outsiders = [n for n in range(sim.world.topology.nodes) if n not in set(self.reporters)]
-        self.sybil = (
-            outsiders[0] if outsiders else sim.world.topology.nodes,
-            keypair(self.junk)[0],
-        )
+        self.on_round: list[RoundHook] = []
+        self.on_cast: list[CastHook] = []
 
     def up(self, node: int) -> bool:
         """Whether ``node`` is running (not crashed)."""
         return node not in self.sim.net.down
+
+    def leader(self, round_: int) -> int:
+        """The leader of (global) round ``round_``: the rota drawn from the run seed."""
+        return rota(self.order, round_)
 
     def row(self, market: int, round_: int) -> RoundRecord | None:
         """The record of ``market`` in (global) round ``round_``, if it voted then."""
@@ -149,7 +156,7 @@ class Voting:
         """Put ``market`` to the vote: in a round starting now, or in the next one."""
         if not self.counters:
             # the order flow decides who closes blocks; the honest ones count votes
-            self.counters = frozenset(self.sim.sequencers) - set(self.byzantine)
+            self.counters = frozenset(self.sim.sequencers) - self.byzantine
         self.waiting.append(market)
         if not self.running:
             self.running = True
@@ -177,37 +184,41 @@ class Voting:
 
     def _begin(self, active: Sequence[int]) -> None:
         round_, now = self.round, self.sim.now
-        lead = rota(self.order, round_)
+        lead = self.leader(round_)
         self.current = frozenset(active)
         for market in active:
             row = self.first_row + round_ - self.joined[market]
             record = RoundRecord(market, row, "vote", self.truth[market], [0] * self.outcomes, now)
             record.leader = lead
             self.records[(market, row)] = record
-        if self.up(lead):
+        if lead in self.honest_set and self.up(lead):
             self._lead(lead, round_, active)
-        attackers = [b for b in self.byzantine if self.up(b)]
-        for node in attackers:
-            self._vote(node, round_, [(m, self.wrong[m]) for m in active])
-        if attackers:
-            self._junk(attackers[0], round_, active[0])
+        for hook in self.on_round:
+            hook(round_, active)
 
     def _lead(self, lead: int, round_: int, active: Sequence[int]) -> None:
-        """The leader floods a signed proposal; honest reporters vote where they agree."""
-        byzantine = lead in self.byzantine
-        choices = tuple(
-            (m, self.wrong[m] if byzantine else self.truth[m])
-            for m in active
-            if byzantine or not settled_at(self.sim, lead, m)
+        """An honest leader proposes the truth of every market it has not seen settle."""
+        choices = tuple((m, self.truth[m]) for m in active if not settled_at(self.sim, lead, m))
+        message = leader_message(round_, lead, choices)
+        self.propose(
+            lead, round_, choices, sign(self.keys.secrets[lead], message, meter=self.sim.meter)
         )
+
+    def propose(
+        self, lead: int, round_: int, choices: Sequence[tuple[int, int]], signature: bytes
+    ) -> None:
+        """``lead`` floods its proposal of ``choices`` for ``round_``, signed ``signature``.
+
+        Every honest reporter it reaches checks the signature and votes, in one bundle, for each
+        proposed outcome it agrees with (the truth) on a market still voted on that it has not
+        seen settle.
+        """
+        choices = tuple(choices)
         for market, outcome in choices:
             record = self.row(market, round_)
             if record is not None:
                 record.proposed = outcome
         message = leader_message(round_, lead, choices)
-        signature = sign(
-            self.keys.secrets[lead], message, meter=None if byzantine else self.sim.meter
-        )
 
         def arrive(node: int, _sender: int) -> None:
             if node not in self.honest_set or self.round != round_:
@@ -224,25 +235,26 @@ class Voting:
         self.sim.net.flood(lead, kind="leader", size=size, on_arrival=arrive)
 
     def _vote(self, node: int, round_: int, choices: Sequence[tuple[int, int]]) -> None:
-        """``node`` signs a vote for each ``(market, outcome)`` and floods them in one bundle."""
-        honest = node not in self.byzantine
-        secret, meter = self.keys.secrets[node], self.sim.meter if honest else None
-        ballots: list[Ballot] = []
-        for market, outcome in choices:
-            vote = sign_vote(
-                secret, reporter=node, market=market, round_=round_, outcome=outcome, meter=meter
-            )
-            ballots.append((market, vote))
-            record = self.row(market, round_)
-            if record is not None:
-                record.votes[outcome] += 1
-            if honest:
-                self.honest_votes.setdefault(market, []).append(vote)
-            else:
-                self.byzantine_votes.setdefault((market, round_), []).append(vote)
-        self._flood(node, ballots)
+        """Honest ``node`` signs a vote for each ``(market, outcome)`` and casts them."""
+        secret, meter = self.keys.secrets[node], self.sim.meter
+        ballots = [
+            (m, sign_vote(secret, reporter=node, market=m, round_=round_, outcome=o, meter=meter))
+            for m, o in choices
+        ]
+        self.cast(node, ballots)
 
-    def _flood(self, origin: int, ballots: Sequence[Ballot]) -> None:
+    def cast(self, node: int, ballots: Sequence[Ballot]) -> None:
+        """``node`` floods its own signed votes as one bundle; each counts in its round's record."""
+        for market, vote in ballots:
+            record = self.row(market, vote.round)
+            if record is not None:
+                record.votes[vote.outcome] += 1
+        for hook in self.on_cast:
+            hook(node, ballots)
+        self.flood(node, ballots)
+
+    def flood(self, origin: int, ballots: Sequence[Ballot]) -> None:
+        """Flood a bundle of votes from ``origin`` as it is; sequencers check each vote they get."""
         bundle = tuple(ballots)
         self.sim.net.flood(
             origin,
@@ -276,27 +288,10 @@ class Voting:
             votes = [v for v in tally.by_reporter.values() if v.outcome == vote.outcome]
             self.certificates.setdefault(node, {})[market] = certificate(votes)
 
-    def _junk(self, node: int, round_: int, market: int) -> None:
-        """A Byzantine reporter floods votes on ``market`` that every check must catch."""
-        wrong = self.wrong[market]
-        victim = self.honest[0] if self.honest else self.reporters[0]
-        sybil, secret = self.sybil
-        junk = [
-            Vote(victim, market, round_, wrong, self.junk(SIGNATURE_BYTES)),
-            sign_vote(
-                secret, reporter=sybil, market=market, round_=round_, outcome=wrong, meter=None
-            ),
-        ]
-        elsewhere = [vs[-1] for m, vs in sorted(self.honest_votes.items()) if m != market]
-        stale = [v for v in self.honest_votes.get(market, []) if v.round < round_]
-        self._flood(node, [(market, vote) for vote in [*junk, *elsewhere[:1], *stale[-1:]]])
-
     # -- the chain ---------------------------------------------------------------------------------
 
     def certificates_for(self, proposer: int) -> list[Settlement]:
-        """The certificates ``proposer`` puts in the block it closes now."""
-        if proposer in self.byzantine:
-            return self._forgeries()
+        """The certificates honest ``proposer`` holds for markets the chain has not settled."""
         chain = self.sim.exchange.ledger
         held = self.certificates.get(proposer, {})
         return [
@@ -304,27 +299,6 @@ class Voting:
             for market, cert in sorted(held.items())
             if not chain.is_settled(market) and cert not in self.refused
         ]
-
-    def _forgeries(self) -> list[Settlement]:
-        """A Byzantine sequencer's certificate for the wrong outcome, once per market and round.
-
-        With ``2f + 1`` Byzantine votes it is genuine; otherwise the missing signatures are
-        forged in honest reporters' names, and every replica refuses it.
-        """
-        out = []
-        for market in sorted(self.current):
-            key = (market, self.round)
-            if self.sim.exchange.ledger.is_settled(market) or key in self.forged:
-                continue
-            self.forged.add(key)
-            votes = self.byzantine_votes.get(key, [])
-            if votes:
-                fakes = [
-                    Vote(h, market, self.round, self.wrong[market], self.junk(SIGNATURE_BYTES))
-                    for h in self.honest[: max(0, self.quorum - len(votes))]
-                ]
-                out.append(certificate([*votes, *fakes]))
-        return out
 
     def on_chain(
         self, t: float, applied: Sequence[Settlement], refused: Sequence[Settlement]

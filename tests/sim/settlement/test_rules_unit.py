@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from market.oracle import Settlement
+from sim.adversary.byzantine import ByzantineReporters
 from sim.chain.blocks import Block, SettleTx
 from sim.host.faults import FaultPlan
 from sim.host.instant import InstantHost, tiny_world
@@ -52,6 +53,8 @@ def _host(
     cls = BFT if protocol == "bft" else Optimistic
     proto = cls(host, plan)
     host.plug(proto)
+    if byzantine:
+        host.plug(ByzantineReporters(host, proto))
     return host, proto
 
 
@@ -120,7 +123,7 @@ def test_bft_a_duplicate_vote_does_not_count() -> None:
     host, bft = _host("bft", latency=_lose_votes_of({2, 3}))
     _two_votes_at_node_0(host, bft)
     voting = bft.voting
-    [again] = [v for v in voting.honest_votes[0] if v.reporter == 1]
+    again = voting.tallies[(0, 0)].by_reporter[1]
     voting._count(0, [(0, again), (0, again)])
     assert voting.tallies[(0, 0)].counts[TRUTH] == 2
     assert 0 not in voting.certificates
