@@ -2,8 +2,10 @@
 
 Starts ``veilcast dashboard`` (``python -m sim dashboard``; plain ``streamlit run`` when the CLI
 cannot) on a free loopback port against the fixture folder, opens every page and checks that
-charts rendered and no exception is shown. Saves a screenshot of the Privacy page to
-``test-artifacts/privacy.png``.
+charts rendered and no exception is shown. On the Privacy page it checks the privacy–cost
+frontier: one labelled point per setting, and no legend label cut short. Saves a screenshot of
+the Privacy page to ``test-artifacts/privacy.png`` and of the frontier to
+``docs/images/frontier.png`` (the README's walkthrough shows it).
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
+README_IMAGE = REPO / "docs" / "images" / "frontier.png"
+# The frontier chart's SVG texts: the point labels (Vega's text marks) and every text (axes,
+# legends); Vega writes a label it cut with a trailing ellipsis.
+FRONTIER_TEXTS = """() => {
+  const embeds = [...document.querySelectorAll('.vega-embed')];
+  const chart = embeds.find(e => [...e.querySelectorAll('text')].some(
+      t => t.textContent === 'order flow'));
+  if (!chart) return null;
+  const text = sel => [...chart.querySelectorAll(sel)].map(t => t.textContent);
+  return {marks: text('g.mark-text.role-mark text'), all: text('text')};
+}"""
 # (url path, title, whether the page must show at least one chart)
 # A deep link comes first: on a fresh server it must still run inside app.py.
 PAGES = [
@@ -166,6 +179,19 @@ def _first_run_has(results: Path, table: str) -> bool:
     return path is not None and pl.scan_parquet(path).select(pl.len()).collect().item() > 0
 
 
+def _check_frontier(page: object, results: Path) -> None:
+    """The frontier draws one label per setting, and no text of it is cut ("…")."""
+    complete = catalog.discover_runs(results).filter(pl.col("loadable"))
+    settings = set(queries.with_groups(complete)["group"].to_list())
+    texts = page.evaluate(FRONTIER_TEXTS)  # type: ignore[attr-defined]
+    assert texts is not None, "no frontier chart (SVG) on the Privacy page"
+    assert sorted(texts["marks"]) == sorted(settings), texts  # one labelled point each
+    assert not [t for t in texts["all"] if t.endswith("…")], texts
+    chart = page.locator(".vega-embed").filter(has_text="order flow").first  # type: ignore[attr-defined]
+    README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+    chart.screenshot(path=str(README_IMAGE))
+
+
 def test_every_page_renders_in_chromium(server: str, results_root: Path) -> None:
     chromium = _chromium()
     learning_chart = _first_run_has(results_root, "fl_rounds")
@@ -187,7 +213,9 @@ def test_every_page_renders_in_chromium(server: str, results_root: Path) -> None
                 drawn = page.locator(".vega-embed canvas, .vega-embed svg").count()
                 assert drawn >= (1 if charts else 0), f"{title}: no chart drawn"
                 if path == "privacy":
+                    _check_frontier(page, results_root)
                     _screenshot(page, ARTIFACTS / "privacy.png")
         finally:
             browser.close()
     assert (ARTIFACTS / "privacy.png").stat().st_size > 10_000
+    assert README_IMAGE.stat().st_size > 5_000
