@@ -10,6 +10,10 @@ Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Compo
 :func:`settlement_components` builds the run's faults (:mod:`sim.host.faults`: Byzantine and crashed
 reporters, scheduled crashes and partitions) and the protocol to a simulation. The pure rules
 (votes, certificates, checks) are in :mod:`.rules`, the voting rounds in :mod:`.rounds`.
+
+The protocols run the honest reporters only. The Byzantine ones are an adversary component the
+runner plugs beside the protocol, acting through the protocols' public calls (a leader's
+proposal, a reporter's votes, a bond step, a block's certificates) and their hook lists.
 """
 
 from __future__ import annotations

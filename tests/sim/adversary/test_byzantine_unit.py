@@ -9,6 +9,8 @@ and resolves at 10 s; with two outcomes the Byzantine reporters' wrong outcome i
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from market.oracle import Settlement
@@ -18,6 +20,8 @@ from sim.host.faults import FaultPlan
 from sim.host.instant import InstantHost, tiny_world
 from sim.scenario import Scenario
 from sim.settlement.bft import BFT
+from sim.settlement.optimistic import Optimistic
+from sim.settlement.protocol import SettlementProtocol
 
 HOP = 0.05
 TRUTH, WRONG = 1, 0
@@ -26,6 +30,14 @@ REPORTERS = (0, 1, 2, 3)
 
 
 def _host(byzantine: frozenset[int]) -> tuple[InstantHost, BFT, ByzantineReporters]:
+    host, bft, adversary = _plugged(byzantine, {"protocol": "bft"})
+    assert isinstance(bft, BFT)
+    return host, bft, adversary
+
+
+def _plugged(
+    byzantine: frozenset[int], settlement: dict[str, Any]
+) -> tuple[InstantHost, SettlementProtocol, ByzantineReporters]:
     scenario = Scenario.model_validate(
         {
             "name": "unit",
@@ -34,16 +46,17 @@ def _host(byzantine: frozenset[int]) -> tuple[InstantHost, BFT, ByzantineReporte
             "network": {"nodes": 6, "topology": "complete", "block_interval_s": 1.0},
             "market": {"count": 1, "close_s": 5.0, "resolve_s": RESOLVE_S},
             "traders": {"informed": 0, "noise": 1},
-            "settlement": {"protocol": "bft", "reporters": 4, "round_timeout_s": ROUND_S},
+            "settlement": {"reporters": 4, "round_timeout_s": ROUND_S, **settlement},
         }
     )
     world = tiny_world(scenario, reporters=REPORTERS, trader_nodes=(5,), outcomes=(TRUTH,))
     host = InstantHost(scenario, world, latency=HOP)
-    bft = BFT(host, FaultPlan(byzantine, frozenset(), (), ()))
-    adversary = ByzantineReporters(host, bft)
-    host.plug(bft)
+    plan = FaultPlan(byzantine, frozenset(), (), ())
+    protocol = BFT(host, plan) if settlement["protocol"] == "bft" else Optimistic(host, plan)
+    adversary = ByzantineReporters(host, protocol)
+    host.plug(protocol)
     host.plug(adversary)
-    return host, bft, adversary
+    return host, protocol, adversary
 
 
 def _leader(round_: int) -> int:
@@ -119,3 +132,22 @@ def test_with_fewer_than_a_third_byzantine_the_truth_settles(byzantine: int) -> 
     assert record.outcome == TRUTH and record.votes == [1, 3]
     # the junk was flooded, reached the counters and was caught by its check
     assert record.rejected["bad_signature"] >= 1 and record.rejected["non_reporter"] >= 1
+
+
+def test_a_byzantine_reporter_posts_no_more_bonds_than_its_endowment_pays_for() -> None:
+    """An endowment of one bond: it races to propose, then cannot dispute the true proposal."""
+    terms = {"protocol": "optimistic", "bond": 10.0, "endowment": 15.0, "liveness_s": 20.0}
+    host, _opt, adversary = _plugged(frozenset({3}), terms)
+    host.start(blocks=True)
+    host.run(until=RESOLVE_S + 60.0)
+    own = [t for t, kind, origin, node in host.delivered if kind == "oracle" and origin == node]
+    posted = [
+        t for t, kind, origin, node in host.delivered if (kind, origin, node) == ("oracle", 3, 3)
+    ]
+    assert len(posted) == 1 and len(own) > 1  # one bond step from node 3, more from the others
+    assert adversary.budget == {3: 0}
+    requests = host.exchange.requests[0]
+    assert (requests[0].proposer, requests[0].outcome) == (3, WRONG)  # it raced first
+    assert all(r.disputer != 3 for r in requests)
+    final = [s for s in host.exchange.applied if s.kind in ("certificate", "expire")]
+    assert [(s.kind, s.outcome) for s in final] == [("expire", TRUTH)]
