@@ -113,60 +113,53 @@ def pnl_by_kind(traders: pl.DataFrame) -> ChartLike:
 # --- Privacy ----------------------------------------------------------------------------------
 
 
-def interval_bars(summary: pl.DataFrame, *, columns: int = 3) -> ChartLike:
-    """Mean per setting with its 95% interval, one small panel per metric (own y scale)."""
-    frame = nan_to_null(summary.select("group", "metric", "n", "mean", "low", "high"))
+def interval_bars(
+    summary: pl.DataFrame, flows: pl.DataFrame | None = None, *, columns: int = 3
+) -> ChartLike:
+    """Mean per setting with its 95% interval, one small panel per metric (own y scale).
+
+    Bars are named on the x axis (in full) and coloured by order-flow mode with the colours of
+    every other page when ``flows`` (``group``, ``order_flow``) is given.
+    """
+    frame = summary.select("group", "metric", "n", "mean", "low", "high")
+    if flows is not None:
+        frame = frame.join(
+            flows.select("group", "order_flow").unique("group", keep="first"),
+            on="group",
+            how="left",
+        ).with_columns(pl.col("order_flow").fill_null("unknown"))
+        modes = frame["order_flow"].unique().to_list()
+        color = alt.Color(
+            "order_flow:N", title="order flow", scale=order_flow_scale(modes),
+            legend=alt.Legend(orient="bottom", **FULL_LABELS),
+        )  # fmt: skip
+    else:
+        color = alt.Color(
+            "group:N", title="setting", scale=CATEGORIES,
+            legend=alt.Legend(orient="bottom", columns=2, **FULL_LABELS),
+        )  # fmt: skip
+    axis = alt.Axis(title=None, labelAngle=-30, labelLimit=0)
     bars = (
         alt.Chart()
         .mark_bar(opacity=0.85)
         .encode(
-            x=alt.X("group:N", title=None, axis=None),
+            x=alt.X("group:N", axis=axis, sort=None),
             y=alt.Y("mean:Q", title=None, axis=alt.Axis(format=".4~r")),
-            color=alt.Color(
-                "group:N",
-                title="setting",
-                scale=CATEGORIES,
-                legend=alt.Legend(orient="bottom", columns=2, **FULL_LABELS),
-            ),
+            color=color,
             tooltip=["group:N", "metric:N", "n:Q", "mean:Q", "low:Q", "high:Q"],
         )
     )
     whiskers = (
         alt.Chart()
         .mark_errorbar(ticks=True, color="black")
-        .encode(x="group:N", y=alt.Y("low:Q", title=None), y2="high:Q")
+        .encode(x=alt.X("group:N", sort=None), y=alt.Y("low:Q", title=None), y2="high:Q")
     )
     return (
-        alt.layer(bars, whiskers, data=frame)
+        alt.layer(bars, whiskers, data=nan_to_null(frame))
         .properties(width=200, height=150)
         .facet(facet=alt.Facet("metric:N", title=None), columns=columns)
         .resolve_scale(y="independent")
     )
-
-
-def privacy_utility(summary: pl.DataFrame, *, x_metric: str, y_metric: str) -> ChartLike:
-    """One point per setting: leakage (y) against utility or cost (x), with 95% intervals."""
-    cols = ["group", "mean", "low", "high"]
-    xs = summary.filter(pl.col("metric") == x_metric).select(cols)
-    ys = summary.filter(pl.col("metric") == y_metric).select(cols)
-    joined = nan_to_null(
-        xs.rename({"mean": "x", "low": "x_low", "high": "x_high"}).join(
-            ys.rename({"mean": "y", "low": "y_low", "high": "y_high"}), on="group", how="inner"
-        )
-    )
-    base = alt.Chart(joined).encode(
-        x=alt.X("x:Q", title=x_metric, scale=alt.Scale(zero=False)),
-        y=alt.Y("y:Q", title=y_metric, scale=alt.Scale(zero=False)),
-    )
-    # Colour and shape both name the setting: settings that land on the same spot stay apart.
-    points = base.mark_point(filled=True, size=150, opacity=0.85).encode(
-        color=alt.Color("group:N", title="setting", scale=CATEGORIES),
-        shape=alt.Shape("group:N", title="setting"),
-        tooltip=["group:N", "x:Q", "x_low:Q", "x_high:Q", "y:Q", "y_low:Q", "y_high:Q"],
-    )
-    x_err = base.mark_rule(opacity=0.6).encode(x="x_low:Q", x2="x_high:Q", color="group:N")
-    y_err = base.mark_rule(opacity=0.6).encode(y="y_low:Q", y2="y_high:Q", color="group:N")
-    return alt.layer(x_err, y_err, points).properties(height=340)
 
 
 def order_flow_scale(modes: list[str] | None = None) -> alt.Scale:

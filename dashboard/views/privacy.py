@@ -22,7 +22,7 @@ def harm_tiles(summary: pl.DataFrame) -> None:
     st.dataframe(queries.summary_grid(rows), hide_index=True, width="stretch")
 
 
-def leakage(summary: pl.DataFrame) -> None:
+def leakage(summary: pl.DataFrame, runs: pl.DataFrame) -> None:
     """Small multiples with intervals, grouped by question, each metric explained in a line."""
     names = queries.leakage_metrics(summary["metric"].unique().to_list())
     present = summary.filter(pl.col("n") > 0)["metric"].unique().to_list()
@@ -39,7 +39,7 @@ def leakage(summary: pl.DataFrame) -> None:
         if not shown:
             continue
         st.markdown(f"**{question}**")
-        ui.chart(charts.interval_bars(summary.filter(pl.col("metric").is_in(shown))))
+        ui.chart(charts.interval_bars(summary.filter(pl.col("metric").is_in(shown)), runs))
         st.caption("  \n".join(f"`{m}`: {glossary.meaning(m) or 'see SPEC §4'}" for m in shown))
     skipped = [m for m in names if m not in present]
     if skipped:
@@ -134,7 +134,7 @@ def main() -> None:
     trade_off(summary, runs)
     harm_tiles(summary)
     st.subheader("By question")
-    leakage(summary)
+    leakage(summary, runs)
     st.subheader("Exposure of orders")
     exposure(ctx, runs)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import polars as pl
@@ -95,25 +96,58 @@ def test_interval_bars_facet_by_metric_with_whiskers() -> None:
     assert (k["n"], k["low"], k["high"]) == (1, None, None)  # one value: no interval drawn
 
 
-def test_privacy_utility_has_one_point_per_setting() -> None:
+def _frontier_summary() -> pl.DataFrame:
     metrics = pl.DataFrame(
         {
-            "path": ["a", "b", "c", "d", "a", "b", "c", "d"],
-            "metric": ["market.brier"] * 4 + ["mev.extracted"] * 4,
-            "value": [0.2, 0.21, 0.25, 0.26, 9.0, 11.0, 1.0, 2.0],
+            "path": ["a", "b", "c", "d", "e", "f"] * 2,
+            "metric": ["cost.crypto_ops"] * 6 + ["mev.extracted"] * 6,
+            "value": [10.0, 12.0, 50.0, 52.0, 60.0, 64.0, 9.0, 11.0, 1.0, 2.0, 3.0, NAN],
         }
     )
-    groups = pl.DataFrame({"path": list("abcd"), "group": ["open", "open", "sealed", "sealed"]})
-    spec = _spec(
-        charts.privacy_utility(
-            queries.summarize(metrics, groups), x_metric="market.brier", y_metric="mev.extracted"
-        )
+    groups = pl.DataFrame(
+        {"path": list("abcdef"), "group": ["open"] * 2 + ["sealed"] * 2 + ["slow"] * 2}
     )
-    rows = spec["datasets"][spec["data"]["name"]]
-    assert sorted(r["group"] for r in rows) == ["open", "sealed"]
-    sealed = next(r for r in rows if r["group"] == "sealed")
-    assert (sealed["x"], sealed["y"]) == pytest.approx((0.255, 1.5))
-    assert sealed["x_low"] < sealed["x"] < sealed["x_high"]
+    return queries.summarize(metrics, groups)
+
+
+FLOWS = pl.DataFrame(
+    {"group": ["open", "sealed", "slow"], "order_flow": ["transparent", "threshold", "operator"]}
+)
+
+
+def test_frontier_has_one_point_per_setting_and_marks_the_front() -> None:
+    frame = charts.frontier_frame(
+        _frontier_summary(), FLOWS, x_metric="cost.crypto_ops", y_metric="mev.extracted"
+    )
+    rows = {r["group"]: r for r in frame.iter_rows(named=True)}
+    assert set(rows) == {"open", "sealed", "slow"}
+    assert (rows["sealed"]["x"], rows["sealed"]["y"]) == pytest.approx((51.0, 1.5))
+    # open is cheapest, sealed leaks least; slow costs more and leaks more than sealed
+    assert rows["open"]["pareto"] and rows["sealed"]["pareto"] and not rows["slow"]["pareto"]
+    assert rows["slow"]["y_low"] is None or math.isnan(rows["slow"]["y_low"])  # one value
+    turned = charts.frontier_frame(
+        _frontier_summary(), FLOWS, x_metric="cost.crypto_ops", y_metric="mev.extracted",
+        y_higher_is_better=True,
+    )  # fmt: skip
+    assert turned.filter(pl.col("pareto"))["group"].to_list() == ["open"]  # cheapest and highest
+
+
+def test_frontier_chart_labels_every_point_with_fixed_colours_and_full_legends() -> None:
+    frame = charts.frontier_frame(
+        _frontier_summary(), FLOWS, x_metric="cost.crypto_ops", y_metric="mev.extracted"
+    )
+    spec = _spec(charts.frontier(frame, x_metric="cost.crypto_ops", y_metric="mev.extracted"))
+    marks = {
+        layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]: layer
+        for layer in spec["layer"]
+    }
+    assert marks["text"]["encoding"]["text"]["field"] == "group"
+    color = marks["point"]["encoding"]["color"]
+    assert color["legend"]["labelLimit"] == 0
+    assert color["scale"]["domain"][:4] == list(charts.ORDER_FLOW_COLORS)
+    assert color["scale"]["range"][:4] == list(charts.ORDER_FLOW_COLORS.values())
+    line = _rows(spec, marks["line"])
+    assert sorted(r["group"] for r in line) == ["open", "sealed"]
 
 
 def test_exposure_timeline_relative_and_absolute() -> None:
