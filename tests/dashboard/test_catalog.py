@@ -108,3 +108,29 @@ def test_fingerprint_changes_when_a_run_lands(tmp_path: Path, results_root: Path
     assert before != after
     assert len(after) == len(before) + 1
     assert folder_record("dash-fixture", root / "dash-fixture" / "landed-r9-0000000000")["loadable"]
+
+
+def test_sweep_position_and_world_seed_come_from_the_sweep_and_manifests(tmp_path: Path) -> None:
+    from dashboard import queries
+
+    root = tmp_path / "r"
+    for run_id, flow in (("a-run", "commit_reveal"), ("b-run", "transparent")):
+        run = root / "s" / run_id
+        run.mkdir(parents=True)
+        manifest = {
+            "status": "complete",
+            "run_id": run_id,
+            "world_seed": 42,
+            "replication": 0,
+            "point": {"privacy.order_flow": flow},
+        }
+        (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    sweep = {"runs": [{"run_id": "b-run"}, {"run_id": "a-run"}]}  # transparent listed first
+    (root / "s" / "sweep.json").write_text(json.dumps(sweep), encoding="utf-8")
+    runs = discover_runs(root)
+    assert dict(runs.select("run_id", "order").iter_rows()) == {"a-run": 1, "b-run": 0}
+    assert runs["world_seed"].to_list() == [42, 42]
+    groups = queries.with_groups(runs)
+    assert set(queries.default_baselines(groups).values()) == {"transparent"}
+    (root / "s" / "sweep.json").write_text("{broken", encoding="utf-8")
+    assert discover_runs(root)["order"].to_list() == [None, None]  # unknown, not made up
