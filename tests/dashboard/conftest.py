@@ -92,3 +92,10 @@ def app_argv(results_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """Make the app see ``-- --results <fixture>`` as ``streamlit run`` would pass it."""
     monkeypatch.setattr(sys, "argv", [str(APP), "--results", str(results_root)])
     yield results_root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that read the shared folder need its real simulation: they are slow (not in unit)."""
+    for item in items:
+        if "results_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
