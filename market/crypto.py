@@ -13,10 +13,6 @@ Choices made for speed, each fine inside a simulator and wrong for real use:
 * HKDF-SHA256 and SHA-256 come from the standard library (``hmac.digest``/``hashlib``): the
   same bytes as pycryptodome's ``HKDF(..., SHA256)`` (checked by the tests) at ~4 µs instead of
   ~40 µs. AES, ECC and ECDSA come from pycryptodome.
-* :func:`keystream` builds pycryptodome's CTR mode object (``Crypto.Cipher._mode_ctr.CtrMode``)
-  on its AES core directly rather than through ``AES.new``'s keyword parsing: ~7 µs instead of
-  ~13 µs for a short stream. Same bytes: checked against ``AES.new`` at import (else it uses
-  ``AES.new``) and by the SP 800-38A known answer.
 
 Every function takes ``meter=`` (a :class:`CryptoMeter`) and counts what it does: scalar
 multiplications, AEAD calls, KDF and hash calls, signatures and verifications. Points are
@@ -28,12 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
@@ -197,18 +192,14 @@ def hkdf(
     """HKDF-SHA256 (RFC 5869) from the standard library's HMAC: 10x faster than pycryptodome's."""
     if not 0 < length <= 255 * 32:
         raise ValueError("HKDF-SHA256 output must be 1..8160 bytes")
-    start = perf_counter()
-    try:
+    with metering(meter) as tally:
+        tally.count("kdf")
         prk = hmac.digest(salt, ikm, "sha256")  # an empty salt equals HashLen zero bytes
         okm, block = b"", b""
         for counter in range(1, -(-length // 32) + 1):
             block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
             okm += block
         return okm[:length]
-    finally:  # a leaf operation: counted and timed straight into the caller's meter
-        if meter is not None:
-            meter.count("kdf")
-            meter.cpu_s += perf_counter() - start
 
 
 def ecdh_key(
@@ -365,36 +356,17 @@ def open_commitment(
         raise CryptoError("commitment does not open to this data and salt")
 
 
-_TAG_PREFIXES: dict[bytes, Any] = {}
-"""SHA-256 states after ``len(tag) | tag``, by tag: each digest copies one and adds its data."""
-
-
 def tagged_hash(tag: bytes, data: bytes, *, meter: CryptoMeter | None = None) -> bytes:
     """``SHA-256(len(tag) | tag | data)`` (one length byte): a digest in the domain ``tag``.
 
     For binding digests of values that are already unguessable (secret shares, seeds); a value
     of low entropy needs :func:`commit`, whose salt hides it.
     """
-    tag = bytes(tag)  # the same object when it is bytes already
-    prefix = _TAG_PREFIXES.get(tag)
-    if prefix is None:
-        if not 0 < len(tag) < 256:
-            raise ValueError("a hash tag is 1..255 bytes")
-        prefix = hashlib.sha256(bytes([len(tag)]) + tag)
-        if len(_TAG_PREFIXES) < 64:  # the few constant tags of the code, not one per message
-            _TAG_PREFIXES[tag] = prefix
-    if meter is None:  # secure aggregation's digests, unmetered: skip the tally
-        h = prefix.copy()
-        h.update(data)
-        return h.digest()
-    start = perf_counter()
-    try:
-        h = prefix.copy()
-        h.update(data)
-        return h.digest()
-    finally:  # a leaf operation: counted and timed straight into the caller's meter
-        meter.count("hash")
-        meter.cpu_s += perf_counter() - start
+    if not 0 < len(tag) < 256:
+        raise ValueError("a hash tag is 1..255 bytes")
+    with metering(meter) as tally:
+        tally.count("hash")
+        return hashlib.sha256(bytes([len(tag)]) + tag + data).digest()
 
 
 def sign(secret: int, message: bytes, *, meter: CryptoMeter | None = None) -> bytes:
@@ -438,47 +410,6 @@ def derive_stream(key: bytes, label: bytes, n: int, *, meter: CryptoMeter | None
         return keystream(subkey, n, nonce=b"", meter=tally)
 
 
-def _ctr_api(key: bytes, nonce: bytes, counter: int, n: int) -> bytes:
-    return AES.new(key, AES.MODE_CTR, nonce=nonce, initial_value=counter).encrypt(bytes(n))
-
-
-# pycryptodome's CTR mode object on its AES core, without AES.new's keyword parsing (which is
-# half the cost of a short stream: ~13 µs against ~7 µs for 84 bytes); checked at import.
-_AES_CORE: Any = getattr(AES, "_create_base_cipher", None)
-_CTR_MODE: Any = getattr(importlib.import_module("Crypto.Cipher._mode_ctr"), "CtrMode", None)
-
-
-def _ctr_core(key: bytes, nonce: bytes, counter: int, n: int) -> bytes:
-    width = 16 - len(nonce)
-    if not 0 < width <= 16:
-        raise ValueError("a CTR nonce is at most 15 bytes")
-    if not 0 <= counter < 1 << (8 * width):
-        raise ValueError("initial counter value does not fit the counter block")
-    block = nonce + counter.to_bytes(width, "big")
-    mode = _CTR_MODE(_AES_CORE({"key": key}), block, len(nonce), width, False)
-    return bytes(mode.encrypt(bytes(n)))
-
-
-def _ctr_core_agrees() -> bool:
-    """Whether the direct CTR path gives ``AES.new``'s bytes (SP 800-38A F.5.5 and edges)."""
-    if _AES_CORE is None or _CTR_MODE is None:
-        return False
-    key = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
-    cases = (
-        (bytes.fromhex("f0f1f2f3f4f5f6f7"), 0xF8F9FAFBFCFDFEFF, 64),
-        (b"", 2**127 + 5, 40),
-        (bytes(15), 255, 33),
-        (b"\x03" * 8, 0, 0),
-    )
-    try:
-        return all(_ctr_core(key, *case) == _ctr_api(key, *case) for case in cases)
-    except Exception:  # any failure of pycryptodome's internals: use its API instead
-        return False
-
-
-_ctr = _ctr_core if _ctr_core_agrees() else _ctr_api
-
-
 def keystream(
     key: bytes, n: int, *, nonce: bytes, counter: int = 0, meter: CryptoMeter | None = None
 ) -> bytes:
@@ -493,32 +424,7 @@ def keystream(
         raise ValueError("an AES-256-CTR key is 32 bytes")
     if n < 0:
         raise ValueError("stream length must be non-negative")
-    if meter is None:
-        return _ctr(key, nonce, counter, n)
-    start = perf_counter()
-    try:
-        return _ctr(key, nonce, counter, n)
-    finally:  # a leaf operation: counted and timed straight into the caller's meter
-        meter.count("prg")
-        meter.cpu_s += perf_counter() - start
-
-
-def keystreams(
-    keys: Sequence[bytes], n: int, *, nonce: bytes, meter: CryptoMeter | None = None
-) -> bytes:
-    """:func:`keystream` ``(key, n, nonce=nonce)`` of every key in ``keys``, concatenated.
-
-    One ``"prg"`` per key, as that many :func:`keystream` calls would count; for secure
-    aggregation's masks (one stream per pair, same round nonce), without a call per pair.
-    """
-    if any(len(key) != AEAD_KEY_BYTES for key in keys):
-        raise ValueError("an AES-256-CTR key is 32 bytes")
-    if n < 0:
-        raise ValueError("stream length must be non-negative")
-    start = perf_counter()
-    try:
-        return b"".join([_ctr(key, nonce, 0, n) for key in keys])
-    finally:
-        if meter is not None:
-            meter.count("prg", len(keys))
-            meter.cpu_s += perf_counter() - start
+    with metering(meter) as tally:
+        tally.count("prg")
+        cipher = AES.new(key, AES.MODE_CTR, nonce=nonce, initial_value=counter)
+        return cipher.encrypt(bytes(n))

@@ -60,7 +60,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from market.aead import Aead
 from market.crypto import (
     P256_ORDER,
     CryptoMeter,
@@ -86,7 +85,6 @@ from sim.federated.secagg_crypto import (
     client_keys,
     dequantise,
     fixed_point_scale,
-    mask_sum,
     open_envelope,
     quantise,
     rotate_mask_key,
@@ -188,7 +186,6 @@ def share_keys(
     seed_shares = shamir_split(seed, n=n, k=t, randbytes=randbytes, meter=meter)
     key_shares = shamir_split(keys.mask_secret, n=n, k=t, randbytes=randbytes, meter=meter)
     envelopes: list[ShareEnvelope] = []
-    aead = Aead(meter)
     digests: dict[int, tuple[bytes, bytes]] = {}
     held: dict[int, tuple[Share, Share]] = {}
     for holder, s_share, k_share in zip(roster.holders, seed_shares, key_shares, strict=True):
@@ -202,7 +199,7 @@ def share_keys(
         plaintext = s_share[1].to_bytes(SCALAR_BYTES, "big") + k_share[1].to_bytes(
             SCALAR_BYTES, "big"
         )
-        envelopes.append(seal(channel[holder], me, holder, rnd, plaintext, aead=aead))
+        envelopes.append(seal(channel[holder], me, holder, rnd, plaintext, meter=meter))
     state = ClientRound(keys=keys, roster=roster, seed=seed, held=held)
     commitment = ShareCommitment(me, rnd, seed_digest(rnd, me, seed, meter=meter), digests)
     return state, envelopes, commitment
@@ -222,11 +219,10 @@ def receive_shares(
     channel = {e.owner: pairs.channel(state.keys, roster.adverts[e.owner]) for e in envelopes}
     held = dict(state.held)
     x = roster.x_of(me)
-    aead = Aead(pairs.meter)
     for envelope in envelopes:
         if envelope.holder != me or envelope.round != roster.round:
             raise CryptoError(f"envelope for {envelope.holder}/round {envelope.round} sent to {me}")
-        plaintext = open_envelope(channel[envelope.owner], envelope, aead=aead)
+        plaintext = open_envelope(channel[envelope.owner], envelope, meter=pairs.meter)
         seed_y = int.from_bytes(plaintext[:SCALAR_BYTES], "big")
         key_y = int.from_bytes(plaintext[SCALAR_BYTES:], "big")
         held[envelope.owner] = ((x, seed_y), (x, key_y))
@@ -247,12 +243,16 @@ def mask_input(
         raise ValueError(f"client {me} is not a masking member of round {roster.round}")
     if vector.shape != (roster.dim,):
         raise ValueError(f"expected a vector of length {roster.dim}, got shape {vector.shape}")
-    adverts = roster.adverts
-    added = [pairs.mask(keys, adverts[v]) for v in roster.members if v > me]
-    subtracted = [pairs.mask(keys, adverts[v]) for v in roster.members if v < me]
+    peers = [v for v in roster.members if v != me]
+    prgs = [pairs.mask(keys, roster.adverts[v]) for v in peers]
     y = quantise(vector, scale=roster.scale, bound=roster.bound)
     y += self_mask(state.seed, roster.round, roster.dim, meter)
-    y += mask_sum(added, subtracted, roster.round, roster.dim, meter=meter)
+    for v, prg in zip(peers, prgs, strict=True):
+        mask = prg.mask(roster.round, roster.dim, meter=meter)
+        if me < v:
+            y += mask
+        else:
+            y -= mask
     return MaskedInput(me, roster.round, y)
 
 
@@ -360,16 +360,14 @@ def unmask(
             rejected=rejected,
             meter=meter,
         )
-        prgs = {
-            v: MaskPrg.from_key(
-                ecdh_key(secret, roster.adverts[v].mask_public, info=MASK_INFO, meter=meter)
-            )
-            for v in request.survivors
-        }
-        # y_v carries +PRG(k_vu) when v < u and −PRG(k_vu) otherwise
-        added = [prg for v, prg in prgs.items() if v > u]
-        subtracted = [prg for v, prg in prgs.items() if v < u]
-        total += mask_sum(added, subtracted, roster.round, roster.dim, meter=meter)
+        for v in request.survivors:
+            key = ecdh_key(secret, roster.adverts[v].mask_public, info=MASK_INFO, meter=meter)
+            # y_v carries +PRG(k_vu) when v < u and −PRG(k_vu) otherwise
+            mask = MaskPrg.from_key(key).mask(roster.round, roster.dim, meter=meter)
+            if v < u:
+                total -= mask
+            else:
+                total += mask
     return SecureSum(
         total=dequantise(total, scale=roster.scale),
         survivors=request.survivors,

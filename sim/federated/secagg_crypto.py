@@ -9,24 +9,18 @@ No primitive is implemented here: ECDH and HKDF are :func:`market.crypto.ecdh_ke
 is :func:`market.crypto.keystream` (AES-256-CTR), envelopes are sealed with
 :mod:`market.aead` (ChaCha20-Poly1305) and digests are :func:`market.crypto.tagged_hash`
 (SHA-256). This module only says which keys, nonces and bytes go in.
-
-Speed: a round seals and opens ``n(n−1)`` envelopes and draws about ``n²`` masks, each under its
-own pair's key, so the fixed cost of a call dominates. A loop seals or opens through one
-:class:`market.aead.Aead` context, and :func:`mask_sum` draws a member's masks in one
-:func:`market.crypto.keystreams` request per sign and sums them in one numpy reduction.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 from Crypto.PublicKey.ECC import EccPoint
 
-from market.aead import Aead
+from market.aead import decrypt_and_verify, encrypt_and_digest
 from market.crypto import (
     CryptoMeter,
     RandBytes,
@@ -34,7 +28,6 @@ from market.crypto import (
     ecdh_key,
     keypair,
     keystream,
-    keystreams,
     tagged_hash,
 )
 from market.errors import CryptoError
@@ -46,9 +39,6 @@ _CHANNEL_INFO = b"veilcast/secagg/channel/v1"
 MASK_INFO = b"veilcast/secagg/mask/v1"
 _SHARE_DIGEST = b"veilcast/secagg/share/v1"
 _SEED_DIGEST = b"veilcast/secagg/seed/v1"
-_SHARE_TAGS: dict[str, bytes] = {
-    kind: _SHARE_DIGEST + b"|" + kind.encode() for kind in ("seed", "key")
-}
 SCALAR_BYTES = 32
 KEY_BYTES = 32
 
@@ -139,25 +129,24 @@ class PairKeys:
 
     def channel(self, own: ClientKeys, peer: KeyAdvert) -> ChannelKeys:
         """The channel subkeys of ``own`` and ``peer``."""
-        pair = (own.client, peer.client) if own.client < peer.client else (peer.client, own.client)
-        keys = self._channels.get(pair)
+        a, b = sorted((own.client, peer.client))
+        keys = self._channels.get((a, b))
         if keys is None:
             shared = ecdh_key(
                 own.channel_secret, peer.channel_public, info=_CHANNEL_INFO, meter=self.meter
             )
             self.agreements += 1
-            keys = self._channels[pair] = ChannelKeys.from_key(shared)
+            keys = self._channels[(a, b)] = ChannelKeys.from_key(shared)
         return keys
 
     def mask(self, own: ClientKeys, peer: KeyAdvert) -> MaskPrg:
         """The mask PRG of ``own`` and ``peer`` at their current epochs."""
-        mine, theirs = (own.client, own.epoch), (peer.client, peer.epoch)
-        pair = (mine, theirs) if mine < theirs else (theirs, mine)
-        prg = self._masks.get(pair)
+        a, b = sorted(((own.client, own.epoch), (peer.client, peer.epoch)))
+        prg = self._masks.get((a, b))
         if prg is None:
             shared = ecdh_key(own.mask_secret, peer.mask_public, info=MASK_INFO, meter=self.meter)
             self.agreements += 1
-            prg = self._masks[pair] = MaskPrg.from_key(shared)
+            prg = self._masks[(a, b)] = MaskPrg.from_key(shared)
         return prg
 
     def forget(self, client: int, epoch: int) -> None:
@@ -223,34 +212,6 @@ class MaskPrg:
         return np.frombuffer(keystream(self.key, 4 * dim, nonce=nonce, meter=meter), dtype="<u4")
 
 
-def mask_sum(
-    added: Sequence[MaskPrg],
-    subtracted: Sequence[MaskPrg],
-    round_number: int,
-    dim: int,
-    *,
-    meter: CryptoMeter | None = None,
-) -> np.ndarray:
-    """``Σ added − Σ subtracted`` of the PRGs' round masks in ``Z_{2^32}``, ``dim`` words.
-
-    The same words as adding and subtracting each :meth:`MaskPrg.mask` in turn (one ``"prg"``
-    per PRG), drawn in one :func:`~market.crypto.keystreams` request per sign and summed in one
-    numpy reduction each instead of a call and an addition per pair.
-    """
-    nonce = round_number.to_bytes(8, "big")
-    total = np.zeros(dim, dtype=np.uint32)
-    for prgs, sign in ((added, 1), (subtracted, -1)):
-        if prgs:
-            stream = keystreams([p.key for p in prgs], 4 * dim, nonce=nonce, meter=meter)
-            words = np.frombuffer(stream, dtype="<u4").reshape(len(prgs), dim)
-            part = words.sum(axis=0, dtype=np.uint32)  # wraps mod 2^32, as the ring does
-            if sign > 0:
-                total += part
-            else:
-                total -= part
-    return total
-
-
 @dataclass(frozen=True, slots=True)
 class ShareEnvelope:
     """One owner's two shares for one holder, sealed under their channel key."""
@@ -282,36 +243,25 @@ def seal(
     plaintext: bytes,
     *,
     meter: CryptoMeter | None = None,
-    aead: Aead | None = None,
 ) -> ShareEnvelope:
     """Seal ``plaintext`` for ``holder`` with ChaCha20-Poly1305 under the pair's channel key.
 
     The nonce is rebuilt from the header (which travels anyway), so the envelope costs its
-    header, ``len(plaintext)`` and a 16-byte tag on the wire. A loop may pass one ``aead``
-    context (:class:`market.aead.Aead`) for all its envelopes; its meter then counts them.
+    header, ``len(plaintext)`` and a 16-byte tag on the wire.
     """
     nonce, header = _nonce_and_header(owner, holder, round_number)
-    context = aead if aead is not None else Aead(meter)
-    ciphertext, tag = context.encrypt_and_digest(keys.key, plaintext, nonce=nonce, aad=header)
+    ciphertext, tag = encrypt_and_digest(keys.key, plaintext, nonce=nonce, aad=header, meter=meter)
     return ShareEnvelope(owner, holder, round_number, ciphertext, tag)
 
 
 def open_envelope(
-    keys: ChannelKeys,
-    envelope: ShareEnvelope,
-    *,
-    meter: CryptoMeter | None = None,
-    aead: Aead | None = None,
+    keys: ChannelKeys, envelope: ShareEnvelope, *, meter: CryptoMeter | None = None
 ) -> bytes:
-    """The plaintext of ``envelope``; ``CryptoError`` if any byte or header field was changed.
-
-    ``aead`` as for :func:`seal`.
-    """
+    """The plaintext of ``envelope``; ``CryptoError`` if any byte or header field was changed."""
     nonce, header = _nonce_and_header(envelope.owner, envelope.holder, envelope.round)
-    context = aead if aead is not None else Aead(meter)
     try:
-        return context.decrypt_and_verify(
-            keys.key, envelope.ciphertext, envelope.mac, nonce=nonce, aad=header
+        return decrypt_and_verify(
+            keys.key, envelope.ciphertext, envelope.mac, nonce=nonce, aad=header, meter=meter
         )
     except CryptoError as exc:
         raise CryptoError(
@@ -332,8 +282,9 @@ def share_digest(
     """Binding digest of one share, published by its owner before anything is revealed."""
     x, y = share
     head = _DIGEST_HEAD.pack(round_number, owner, holder, x)
-    tag = _SHARE_TAGS.get(kind) or _SHARE_DIGEST + b"|" + kind.encode()
-    return tagged_hash(tag, head + y.to_bytes(SCALAR_BYTES, "big"), meter=meter)
+    return tagged_hash(
+        _SHARE_DIGEST + b"|" + kind.encode(), head + y.to_bytes(SCALAR_BYTES, "big"), meter=meter
+    )
 
 
 def seed_digest(

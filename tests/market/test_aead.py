@@ -1,15 +1,10 @@
-"""market.aead: RFC 8439 known answers, every tamper rejected, metering, and the C-core path
-against pycryptodome's ChaCha20_Poly1305 object."""
+"""market.aead: RFC 8439 known answers, every tamper rejected, metering."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from Crypto.Cipher import ChaCha20_Poly1305
 
-from market import aead
-from market.aead import TAG_BYTES, Aead, decrypt_and_verify, encrypt_and_digest
+from market.aead import TAG_BYTES, decrypt_and_verify, encrypt_and_digest
 from market.crypto import CryptoMeter
 from market.errors import CryptoError
 
@@ -136,55 +131,3 @@ def test_meter_counts_each_call_once_failed_or_not() -> None:
         decrypt_and_verify(key, ciphertext, flip(tag, 3), nonce=nonce, meter=meter)
     assert meter.ops == {"aead": 3}
     assert meter.cpu_s > 0
-
-
-# --- the C-core path against pycryptodome's ChaCha20_Poly1305 object ------------------------
-
-
-def reference_seal(key: bytes, nonce: bytes, aad: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
-    cipher = ChaCha20_Poly1305.new(key=key, nonce=nonce)
-    cipher.update(aad)
-    return cipher.encrypt_and_digest(plaintext)
-
-
-def test_the_fast_path_runs_here_and_gives_pycryptodome_bytes_at_every_length() -> None:
-    assert aead.FAST_PATH  # pycryptodome's cores were found and agreed at import
-    source = random.Random(5)
-    for aad_size in (0, 1, 12, 15, 16, 17, 24, 33):
-        for size in (0, 1, 15, 16, 17, 63, 64, 65, 128, 200):
-            key, nonce = source.randbytes(32), source.randbytes(12)
-            aad, plaintext = source.randbytes(aad_size), source.randbytes(size)
-            sealed = encrypt_and_digest(key, plaintext, nonce=nonce, aad=aad)
-            assert sealed == reference_seal(key, nonce, aad, plaintext)
-            assert decrypt_and_verify(key, *sealed, nonce=nonce, aad=aad) == plaintext
-
-
-def test_one_context_for_many_keys_matches_one_call_each_and_counts_each_call() -> None:
-    source, meter = random.Random(6), CryptoMeter()
-    context = Aead(meter)
-    messages = [
-        (source.randbytes(32), source.randbytes(12), source.randbytes(24), source.randbytes(n))
-        for n in (64, 64, 10, 0, 64, 100)
-    ]
-    for key, nonce, aad, plaintext in messages:
-        sealed = context.encrypt_and_digest(key, plaintext, nonce=nonce, aad=aad)
-        assert sealed == reference_seal(key, nonce, aad, plaintext)
-        with pytest.raises(CryptoError):  # a failed opening leaves the context usable
-            context.decrypt_and_verify(key, sealed[0], flip(sealed[1], 0), nonce=nonce, aad=aad)
-        assert context.decrypt_and_verify(key, *sealed, nonce=nonce, aad=aad) == plaintext
-    assert meter.ops == {"aead": 3 * len(messages)}
-
-
-def test_the_pycryptodome_object_fallback_gives_the_same_bytes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    v = RFC_2_8_2
-    monkeypatch.setattr(aead, "FAST_PATH", False)
-    context = Aead()
-    sealed = context.encrypt_and_digest(v["key"], SUNSCREEN, nonce=v["nonce"], aad=v["aad"])
-    assert sealed == (v["ciphertext"], v["tag"])
-    assert context.decrypt_and_verify(v["key"], *sealed, nonce=v["nonce"], aad=v["aad"]) == (
-        SUNSCREEN
-    )
-    with pytest.raises(CryptoError):
-        context.decrypt_and_verify(v["key"], sealed[0], flip(v["tag"], 9), nonce=v["nonce"])

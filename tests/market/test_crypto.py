@@ -16,7 +16,6 @@ from Crypto.PublicKey import ECC
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market import crypto
 from market.crypto import (
     GENERATOR,
     P256_ORDER,
@@ -34,7 +33,6 @@ from market.crypto import (
     hkdf,
     keypair,
     keystream,
-    keystreams,
     open_commitment,
     pad,
     point_bytes,
@@ -498,40 +496,6 @@ def test_keystream_properties() -> None:
     meter = CryptoMeter()
     keystream(key, 64, nonce=b"", meter=meter)
     assert meter.ops == {"prg": 1}
-
-
-def test_keystream_direct_ctr_path_gives_aes_new_bytes_and_falls_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert crypto._ctr is crypto._ctr_core  # pycryptodome's CtrMode agreed with AES.new at import
-    source = random.Random(4)
-    for nonce_size in (0, 1, 8, 12, 15):
-        for size in (0, 1, 16, 84, 333):
-            key, nonce = source.randbytes(32), source.randbytes(nonce_size)
-            counter = source.randrange(2 ** (8 * (16 - nonce_size)) - 64)
-            reference = AES.new(key, AES.MODE_CTR, nonce=nonce, initial_value=counter)
-            expected = reference.encrypt(bytes(size))
-            assert keystream(key, size, nonce=nonce, counter=counter) == expected
-    for nonce, counter in ((bytes(16), 0), (bytes(8), 2**64), (b"", -1)):
-        with pytest.raises(ValueError):
-            keystream(bytes(32), 16, nonce=nonce, counter=counter)
-    monkeypatch.setattr(crypto, "_ctr", crypto._ctr_api)
-    assert keystream(CTR_KEY, 64, nonce=H("f0f1f2f3f4f5f6f7"), counter=0xF8F9FAFBFCFDFEFF) == xor(
-        CTR_PLAINTEXT, CTR_CIPHERTEXT
-    )
-
-
-def test_keystreams_are_keystream_per_key_concatenated_and_count_one_prg_each() -> None:
-    keys = [bytes([i]) * 32 for i in range(5)]
-    nonce, meter = (9).to_bytes(8, "big"), CryptoMeter()
-    joined = keystreams(keys, 84, nonce=nonce, meter=meter)
-    assert joined == b"".join(keystream(key, 84, nonce=nonce) for key in keys)
-    assert meter.ops == {"prg": 5}
-    assert keystreams([], 84, nonce=nonce) == b""
-    with pytest.raises(ValueError):
-        keystreams([bytes(16)], 16, nonce=b"")
-    with pytest.raises(ValueError):
-        keystreams(keys, -1, nonce=b"")
 
 
 # --- tagged hashes -------------------------------------------------------------------------------

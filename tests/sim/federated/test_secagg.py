@@ -43,7 +43,7 @@ from sim.federated.secagg import (
     unmask,
     unmask_request,
 )
-from sim.federated.secagg_crypto import MASK_INFO, mask_sum
+from sim.federated.secagg_crypto import MASK_INFO
 from sim.federated.training import PhaseTimer, secure_sum
 
 DIM = 6
@@ -305,22 +305,6 @@ def test_mask_prg_is_aes_ctr_with_the_round_as_nonce() -> None:
         np.testing.assert_array_equal(
             prg.mask(round_number, 9), np.frombuffer(reference, dtype="<u4")
         )
-
-
-def test_mask_sum_is_the_signed_sum_of_each_mask_and_counts_one_prg_each() -> None:
-    prgs = [MaskPrg.from_key(bytes([i]) * 32) for i in range(7)]
-    added, subtracted = prgs[:4], prgs[4:]
-    for rnd, dim in ((0, 9), (3, 1), (2**40, 21)):
-        expected = np.zeros(dim, dtype=np.uint32)
-        for prg in added:
-            expected += prg.mask(rnd, dim)
-        for prg in subtracted:
-            expected -= prg.mask(rnd, dim)
-        meter = CryptoMeter()
-        np.testing.assert_array_equal(mask_sum(added, subtracted, rnd, dim, meter=meter), expected)
-        assert meter.ops == {"prg": len(prgs)}
-    np.testing.assert_array_equal(mask_sum([], subtracted[:1], 5, 4), -prgs[4].mask(5, 4))
-    assert not mask_sum([], [], 5, 4).any()
 
 
 def test_masks_recompute_bit_exactly_and_cancel() -> None:
