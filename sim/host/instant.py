@@ -52,9 +52,10 @@ from market.crypto import CryptoMeter
 from market.exchange import Exchange
 from market.oracle import Settlement
 from market.types import Order
-from sim.chain.blocks import Block, CloseTx, Replica, Tx, apply_block
+from sim.chain.blocks import Block, Replica
 from sim.chain.opening import opening_exchange
 from sim.host.component import Component, Genesis, OrderFlow
+from sim.host.sequencing import block_txs, execute_block
 from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology
 from sim.results.records import OrderRecord, RunRecords
 from sim.rng import Streams
@@ -456,15 +457,14 @@ class InstantHost:
             )
         if not self._net.quorate(proposer, self.sequencers):
             return None
-        txs: list[Tx] = []
-        if self.now >= self.scenario.market.close_s:
-            txs += [
-                CloseTx(m)
-                for m in range(self.scenario.market.count)
-                if m not in self.exchange.closed
-            ]
-        for component in self.components:
-            txs.extend(component.propose(proposer))
+        txs = block_txs(
+            self.components,
+            proposer,
+            exchange=self.exchange,
+            markets=self.scenario.market.count,
+            now=self.now,
+            close_s=self.scenario.market.close_s,
+        )
         if not txs:
             return None
         block = Block(len(self.blocks), self.now, proposer, tuple(txs))
@@ -473,11 +473,9 @@ class InstantHost:
 
     def commit(self, block: Block) -> None:
         """Execute ``block`` on the canonical exchange, tell the components, broadcast it."""
-        for component in self.components:
-            component.before_commit(block)
-        results = apply_block(self.exchange, block, settlement_ok=self.settlement_ok)
-        for component in self.components:
-            component.committed(block, results)
+        execute_block(
+            self.components, block, exchange=self.exchange, settlement_ok=self.settlement_ok
+        )
         listeners = sorted(set(self.replicas) | set(self.block_listeners))
         flood = self.broadcast(
             block.proposer,

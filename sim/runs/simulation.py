@@ -15,10 +15,11 @@ from market.batch import BatchResult
 from market.crypto import CryptoMeter
 from market.oracle import Settlement
 from market.types import MICRO, Fill, Order
-from sim.chain.blocks import Block, CloseTx, Replica, Tx, TxResult, apply_block
+from sim.chain.blocks import Block, Replica, TxResult
 from sim.chain.opening import opening_exchange
 from sim.host.catchup import CatchUp
 from sim.host.component import Component, Genesis, OrderFlow
+from sim.host.sequencing import block_txs, execute_block
 from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
 from sim.net.network import Arrival, Flood, SimNetwork
@@ -188,26 +189,22 @@ class Simulation:
             proposer = self.orderflow.proposer(slot)
             if not self.net.quorate(proposer, self.sequencers):
                 continue  # crashed, or cut off from most sequencers: its slot passes empty
-            txs: list[Tx] = list(self._due_closes())
-            for component in self.components:
-                txs.extend(component.propose(proposer))
+            txs = block_txs(
+                self.components,
+                proposer,
+                exchange=self.exchange,
+                markets=self.scenario.market.count,
+                now=self.env.now,
+                close_s=self.scenario.market.close_s,
+            )
             if txs:
                 self.commit(Block(len(self.blocks), self.env.now, proposer, tuple(txs)))
 
-    def _due_closes(self) -> list[CloseTx]:
-        if self.env.now < self.scenario.market.close_s:
-            return []
-        return [
-            CloseTx(m) for m in range(self.scenario.market.count) if m not in self.exchange.closed
-        ]
-
     def commit(self, block: Block) -> None:
         """Execute ``block`` on the canonical exchange, tell the components, diffuse it."""
-        for component in self.components:
-            component.before_commit(block)
-        results = apply_block(self.exchange, block, settlement_ok=self.settlement_ok)
-        for component in self.components:
-            component.committed(block, results)
+        results = execute_block(
+            self.components, block, exchange=self.exchange, settlement_ok=self.settlement_ok
+        )
         for market in traded_markets(results):
             self.records.prices.append(
                 PricePoint(block.t, block.height, market, self.exchange.prices(market))
