@@ -22,11 +22,54 @@ from market.exchange import Exchange
 from market.oracle import Settlement
 from market.types import Order
 from sim.chain.blocks import Block, Replica
-from sim.net.network import Arrival, Flood, SimNetwork
+from sim.net.network import Arrival, Flood, MessageStats
 from sim.results.records import OrderRecord, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.build import World
+
+
+class Links(Protocol):
+    """The network calls components still make directly, below ``propagate`` and ``broadcast``.
+
+    Point-to-point sends and relays (the operator's hop, keypers' shares, catch-up fetches),
+    message-by-message floods (votes, bond steps), and the fault switches. The simpy network
+    (:class:`sim.net.network.SimNetwork`) and the instant host's fake both provide them.
+    """
+
+    stats: MessageStats
+    down: set[int]
+    """Nodes crashed right now."""
+    faults_scheduled: bool
+
+    def route(self, src: int, dst: int) -> list[int]:
+        """A shortest open path from ``src`` to ``dst`` (empty when there is none now)."""
+        ...
+
+    def send(
+        self, src: int, dst: int, *, kind: str, size: int, on_arrival: Callable[[], None]
+    ) -> None:
+        """One message over the link ``src``–``dst``; ``on_arrival`` runs unless it is lost."""
+        ...
+
+    def relay(
+        self, path: Sequence[int], *, kind: str, size: int, on_arrival: Callable[[], None]
+    ) -> None:
+        """One message hop by hop along ``path``; ``on_arrival`` runs at its end."""
+        ...
+
+    def flood(self, origin: int, *, kind: str, size: int, on_arrival: Arrival) -> Flood:
+        """Flood a message from ``origin``, simulated message by message."""
+        ...
+
+    def path_to(self, origin: int, holds: Callable[[int], bool], *, skip: int = 0) -> list[int]:
+        """A shortest path from ``origin`` to a node for which ``holds`` is true."""
+        ...
+
+    def crash(self, node: int) -> None: ...
+    def restart(self, node: int) -> None: ...
+    def cut(self, nodes: frozenset[int]) -> None: ...
+    def heal(self, nodes: frozenset[int]) -> None: ...
 
 
 class Host(Protocol):
@@ -36,7 +79,6 @@ class Host(Protocol):
     world: World
     streams: Streams
     """The run's named random streams (derived from its seed, so runs are reproducible)."""
-    net: SimNetwork
     exchange: Exchange
     """The canonical chain's state."""
     validators: tuple[int, ...]
@@ -49,6 +91,11 @@ class Host(Protocol):
     block_listeners: dict[int, list[Callable[[Block], None]]]
     settlement_ok: Callable[[Settlement], bool]
     faulty_replicas: set[int]
+
+    @property
+    def net(self) -> Links:
+        """The network calls components still make below propagate and broadcast."""
+        ...
 
     @property
     def now(self) -> float:

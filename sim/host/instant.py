@@ -18,9 +18,10 @@ replicas and block listeners). Blocks close only when a test calls it, or every
 every block reaches every replica, and a :class:`~sim.chain.blocks.Replica` orders blocks that
 arrive out of turn by itself.
 
-What it has to fake: the ``Host`` surface still exposes the simpy network as ``host.net``, and
-components reach into it. :class:`InstantNet` stands in with just these members, which is the
-map of what remains to narrow in :class:`~sim.host.host.Host`:
+What it has to fake: components still make a few network calls below ``propagate`` and
+``broadcast``, typed as :class:`~sim.host.host.Links` (``host.net``). :class:`InstantNet`
+implements that protocol (mypy checks it), and its members are the map of what remains to
+narrow:
 
 * ``flood(origin, kind=, size=, on_arrival=)``: BFT leaders' proposals and vote bundles
   (:mod:`sim.settlement.rounds`), optimistic bond steps (:mod:`sim.settlement.optimistic`);
@@ -34,9 +35,10 @@ map of what remains to narrow in :class:`~sim.host.host.Host`:
 * ``down``, ``cuts``, ``blocked``, ``quorate``, ``crash``, ``restart``, ``cut``, ``heal``:
   settlement's ``up(node)`` and the fault injector (:mod:`sim.host.faults`).
 
-Not provided (a component that needs it fails loudly with ``AttributeError``): ``path_to`` and
-the per-block :class:`~sim.net.network.Flood` arrivals of nodes not listed, which catch-up
-(:mod:`sim.host.catchup`) needs. The floods this host returns are real ``Flood`` values whose
+``path_to`` is the simpy network's own breadth-first search
+(:func:`~sim.net.network.nearest_path`). Not modelled: the per-block
+:class:`~sim.net.network.Flood` arrivals of nodes not listed, which catch-up
+(:mod:`sim.host.catchup`) needs, so catch-up is not driven on this host yet. The floods this host returns are real ``Flood`` values whose
 ``arrivals`` and ``first_from`` are filled for the nodes a message was delivered to.
 """
 
@@ -55,8 +57,9 @@ from market.types import Order
 from sim.chain.blocks import Block, Replica
 from sim.chain.opening import opening_exchange
 from sim.host.component import Component, Genesis, OrderFlow
+from sim.host.host import Links
 from sim.host.sequencing import block_txs, execute_block
-from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology
+from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology, nearest_path
 from sim.results.records import OrderRecord, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
@@ -193,6 +196,10 @@ class InstantNet:
         """End one partition started by :meth:`cut`."""
         self.cuts.remove(nodes)
 
+    def path_to(self, origin: int, holds: Callable[[int], bool], *, skip: int = 0) -> list[int]:
+        """As the simpy network: a shortest path over the topology, around crashed nodes."""
+        return nearest_path(self.topology, origin, holds, down=self.down, skip=skip)
+
     def route(self, src: int, dst: int) -> list[int]:
         """One direct hop (every node reaches every other here); [] when blocked now."""
         if src == dst:
@@ -280,7 +287,7 @@ class InstantHost:
         self.clock = InstantClock()
         self.latency = latency
         self._net = InstantNet(self, world.topology)
-        self.net = cast(SimNetwork, self._net)
+        self.net: Links = self._net
         self.exchange = exchange if exchange is not None else opening_exchange(scenario, world)
         self.validators = world.reporters
         self.meter = CryptoMeter()
@@ -373,7 +380,7 @@ class InstantHost:
         listeners: Sequence[int] | None,
     ) -> Flood:
         net = self._net
-        flood = Flood(self.net, kind, size, on_arrival)
+        flood = Flood(cast(SimNetwork, self._net), kind, size, on_arrival)  # it reads nodes only
         if origin in net.down:
             return flood
         targets = range(self.world.topology.nodes) if listeners is None else listeners

@@ -20,7 +20,7 @@ and a crash also when it arrives. A restarted node catches up by height like any
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, MutableSequence, Sequence
+from collections.abc import Callable, Collection, MutableSequence, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -367,26 +367,7 @@ class SimNetwork:
         peer that stops answering is soon noticed); a partition is not known in advance.
         Returns [] when no node holds it.
         """
-        down = self.down
-        parent = {origin: origin}
-        frontier = [origin]
-        while frontier:
-            holders = [n for n in frontier if n != origin and n not in down and holds(n)]
-            if holders:
-                node = holders[skip % len(holders)]
-                path = [node]
-                while node != origin:
-                    node = parent[node]
-                    path.append(node)
-                return path[::-1]
-            nxt = []
-            for node in frontier:
-                for nbr, _ in self.topology.links[node]:
-                    if nbr not in parent and nbr not in down:
-                        parent[nbr] = node
-                        nxt.append(nbr)
-            frontier = nxt
-        return []
+        return nearest_path(self.topology, origin, holds, down=self.down, skip=skip)
 
     def close(self) -> MessageStats:
         """Fold every flood's counts into the stats and return them."""
@@ -395,3 +376,37 @@ class SimNetwork:
             self.stats.add(flood.kind, sent=sent, delivered=delivered, lost=lost, size=flood.size)
         self.floods.clear()
         return self.stats
+
+
+def nearest_path(
+    topology: Topology,
+    origin: int,
+    holds: Callable[[int], bool],
+    *,
+    down: Collection[int] = (),
+    skip: int = 0,
+) -> list[int]:
+    """Breadth-first shortest hop path from ``origin`` to a node for which ``holds`` is true.
+
+    ``skip`` rotates among the holders at the nearest distance; nodes in ``down`` are neither
+    asked nor routed through. [] when no node holds it.
+    """
+    parent = {origin: origin}
+    frontier = [origin]
+    while frontier:
+        holders = [n for n in frontier if n != origin and n not in down and holds(n)]
+        if holders:
+            node = holders[skip % len(holders)]
+            path = [node]
+            while node != origin:
+                node = parent[node]
+                path.append(node)
+            return path[::-1]
+        nxt = []
+        for node in frontier:
+            for nbr, _ in topology.links[node]:
+                if nbr not in parent and nbr not in down:
+                    parent[nbr] = node
+                    nxt.append(nbr)
+        frontier = nxt
+    return []
