@@ -38,8 +38,9 @@ narrow:
 ``path_to`` is the simpy network's own breadth-first search
 (:func:`~sim.net.network.nearest_path`). Not modelled: the per-block
 :class:`~sim.net.network.Flood` arrivals of nodes not listed, which catch-up
-(:mod:`sim.host.catchup`) needs, so catch-up is not driven on this host yet. The floods this host returns are real ``Flood`` values whose
-``arrivals`` and ``first_from`` are filled for the nodes a message was delivered to.
+(:mod:`sim.host.catchup`) needs, so catch-up is not driven on this host yet. The floods this
+host returns are real ``Flood`` values whose ``arrivals`` and ``first_from`` are filled for the
+nodes a message was delivered to.
 """
 
 from __future__ import annotations
