@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from market.exchange import Exchange
 from market.oracle import OracleTerms, Settlement
 from sim.chain.blocks import Block, Tx, TxResult
 from sim.host.host import Host
@@ -45,6 +46,40 @@ class Genesis:
     oracle_terms: OracleTerms | None = None
     faulty_replicas: frozenset[int] = frozenset()
     faults_scheduled: bool = False
+
+
+def refuse_settlements(_settlement: Settlement) -> bool:
+    """The settlement check before a settlement protocol gives one: nothing settles."""
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What the host keeps after every genesis was applied to the exchange."""
+
+    settlement_check: Callable[[Settlement], bool]
+    faulty_replicas: frozenset[int]
+    faults_scheduled: bool
+
+
+def open_chain(geneses: Sequence[Genesis], exchange: Exchange) -> Opening:
+    """Apply the components' geneses to ``exchange`` (mints, the oracle's terms), in order.
+
+    Both hosts call this before the replicas copy the exchange; at most one genesis may give
+    the settlement check.
+    """
+    checks = [g.settlement_check for g in geneses if g.settlement_check is not None]
+    assert len(checks) <= 1, "two components check settlements"
+    for genesis in geneses:
+        for account, amount in genesis.mints:
+            exchange.ledger.mint(account, amount)
+        if genesis.oracle_terms is not None:
+            exchange.terms = genesis.oracle_terms
+    return Opening(
+        settlement_check=checks[0] if checks else refuse_settlements,
+        faulty_replicas=frozenset().union(*(g.faulty_replicas for g in geneses)),
+        faults_scheduled=any(g.faults_scheduled for g in geneses),
+    )
 
 
 class Component:

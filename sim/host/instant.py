@@ -57,7 +57,7 @@ from market.oracle import Settlement
 from market.types import Order
 from sim.chain.blocks import Block, Replica
 from sim.chain.opening import opening_exchange
-from sim.host.component import Component, Genesis, OrderFlow
+from sim.host.component import Component, OrderFlow, open_chain, refuse_settlements
 from sim.host.host import Links
 from sim.host.sequencing import block_txs, execute_block
 from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology, nearest_path
@@ -252,10 +252,6 @@ class InstantNet:
         return self.host.broadcast(origin, kind=kind, size=size, on_arrival=on_arrival)
 
 
-def _refuse(_settlement: Settlement) -> bool:
-    return False
-
-
 class InstantHost:
     """A :class:`~sim.host.host.Host` on a heap clock, delivering messages directly.
 
@@ -297,7 +293,7 @@ class InstantHost:
         self.replicas: dict[int, Replica] = {}
         self.blocks: list[tuple[Block, Flood]] = []
         self.block_listeners: dict[int, list[Callable[[Block], None]]] = {}
-        self.settlement_ok: Callable[[Settlement], bool] = _refuse
+        self.settlement_ok: Callable[[Settlement], bool] = refuse_settlements
         self.faulty_replicas: set[int] = set()
         self.components: list[Component] = []
         self.orderflow: OrderFlow | None = None
@@ -420,8 +416,9 @@ class InstantHost:
         """
         assert not self.started, "a host starts once"
         self.started = True
-        for component in self.components:
-            self._apply(component.genesis())
+        opening = open_chain([c.genesis() for c in self.components], self.exchange)
+        self.settlement_ok = opening.settlement_check
+        self.faulty_replicas |= opening.faulty_replicas
         self.replicas = {
             node: Replica(node, self.exchange.copy(), self.settlement_ok)
             for node in self.validators
@@ -430,16 +427,6 @@ class InstantHost:
             component.start()
         if blocks:
             self.every(self.scenario.network.block_interval_s, self._turn)
-
-    def _apply(self, genesis: Genesis) -> None:
-        for account, amount in genesis.mints:
-            self.exchange.ledger.mint(account, amount)
-        if genesis.settlement_check is not None:
-            assert self.settlement_ok is _refuse, "two components check settlements"
-            self.settlement_ok = genesis.settlement_check
-        if genesis.oracle_terms is not None:
-            self.exchange.terms = genesis.oracle_terms
-        self.faulty_replicas |= genesis.faulty_replicas
 
     def _turn(self) -> bool:
         self.close_block()

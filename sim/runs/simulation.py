@@ -18,7 +18,7 @@ from market.types import MICRO, Fill, Order
 from sim.chain.blocks import Block, Replica, TxResult
 from sim.chain.opening import opening_exchange
 from sim.host.catchup import CatchUp
-from sim.host.component import Component, Genesis, OrderFlow
+from sim.host.component import Component, OrderFlow, open_chain, refuse_settlements
 from sim.host.sequencing import block_txs, execute_block
 from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
@@ -42,11 +42,6 @@ def traded_markets(results: Sequence[TxResult]) -> list[int]:
         elif isinstance(result, BatchResult):
             markets.update(fill.order.market for fill in result.fills)
     return sorted(markets)
-
-
-def _refuse(_settlement: Settlement) -> bool:
-    """The settlement check before a settlement protocol gives one: nothing settles."""
-    return False
 
 
 class Simulation:
@@ -81,7 +76,7 @@ class Simulation:
         self.blocks: list[tuple[Block, Flood]] = []
         self.components: list[Component] = []
         self.orderflow: OrderFlow | None = None
-        self.settlement_ok: Callable[[Settlement], bool] = _refuse
+        self.settlement_ok: Callable[[Settlement], bool] = refuse_settlements
         self.start_state = self.exchange
         """The exchange the replicas start from: set when the run starts (for audits)."""
         self.replicas: dict[int, Replica] = {}
@@ -107,8 +102,10 @@ class Simulation:
 
     def run(self) -> None:
         """Apply the components' geneses, create the replicas, start everything, run."""
-        for component in self.components:
-            self._apply(component.genesis())
+        opening = open_chain([c.genesis() for c in self.components], self.exchange)
+        self.settlement_ok = opening.settlement_check
+        self.faulty_replicas |= opening.faulty_replicas
+        self.net.faults_scheduled = self.net.faults_scheduled or opening.faults_scheduled
         self.start_state = self.exchange.copy()
         self.replicas = {
             node: Replica(node, self.exchange.copy(), self.settlement_ok)
@@ -120,17 +117,6 @@ class Simulation:
         for component in self.components:
             component.start()
         self.env.run(until=self.scenario.duration_s)
-
-    def _apply(self, genesis: Genesis) -> None:
-        for account, amount in genesis.mints:
-            self.exchange.ledger.mint(account, amount)
-        if genesis.settlement_check is not None:
-            assert self.settlement_ok is _refuse, "two components check settlements"
-            self.settlement_ok = genesis.settlement_check
-        if genesis.oracle_terms is not None:
-            self.exchange.terms = genesis.oracle_terms
-        self.faulty_replicas |= genesis.faulty_replicas
-        self.net.faults_scheduled = self.net.faults_scheduled or genesis.faults_scheduled
 
     # -- traders -------------------------------------------------------------------------
 
