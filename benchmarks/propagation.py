@@ -26,12 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from market.types import Order
 from sim.adversary.spies import first_spy
+from sim.chain.blocks import OrderTx
 from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
-from sim.net.network import Flood, SimNetwork, Topology, build_topology
+from sim.net.network import Flood, Message, SimNetwork, Topology, build_topology
 from sim.rng import Streams
 from sim.scenario import Network, parse_scenario
+
+ORDER = OrderTx(Order(0, 0, 0, 0, 1, 1, 0))
+"""The one message every spread carries (32 bytes, counted as ``order``)."""
 
 SIZES = (1_000, 10_000)
 ORDERS = 10_000
@@ -73,12 +78,12 @@ def _spread(
     floods: list[Flood] = []
     told = [0]
 
-    def arrive(_node: int, _sender: int) -> None:
+    def arrive(_node: int, _sender: int, _msg: Message) -> None:
         told[0] += 1
 
     def send(origin: int) -> Callable[[Any], None]:
         return lambda _event: floods.append(
-            layer.spread(origin, kind="order", size=32, on_arrival=arrive, listeners=listeners)
+            layer.spread(origin, ORDER, to=arrive, listeners=listeners)
         )
 
     for t, origin in plan:

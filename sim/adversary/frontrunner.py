@@ -31,8 +31,13 @@ from sim.world.agents import NOISE_LIMIT, affordable
 
 @dataclass(slots=True)
 class Sandwich:
-    """One attack: the victim, the front leg and (once placed) the back leg."""
+    """One attack: the order read, its victim, the front leg and (once placed) the back leg.
 
+    ``target`` is the order as the adversary decoded it; ``victim`` is the simulator's record
+    of the same order, for scoring only.
+    """
+
+    target: Order
     victim: OrderRecord
     front: OrderRecord
     back: OrderRecord | None = None
@@ -62,9 +67,12 @@ class FrontRunner(Component):
         """The front-runner starts with a trader's budget."""
         return Genesis(mints=((self.account, to_micro(self.sim.scenario.traders.budget)),))
 
-    def _read(self, victim: OrderRecord) -> None:
-        """Sandwich ``victim`` if it is a buy from someone else and a front leg can get ahead."""
-        order = victim.order
+    def _read(self, victim: OrderRecord, order: Order) -> None:
+        """Sandwich ``order`` if it is a buy from someone else and a front leg can get ahead.
+
+        ``order`` is what the adversary decoded from the message it holds; ``victim`` is the
+        simulator's record of it, kept to score the attack, never to decide it.
+        """
         if order.trader == self.account or not order.is_buy or not self.flow.can_front_run:
             return
         cash = self.sim.exchange.ledger.cash(self.account) - self.fee
@@ -82,7 +90,7 @@ class FrontRunner(Component):
         )
         record = self._submit(front)
         victim.frontrun = True
-        sandwich = Sandwich(victim, record)
+        sandwich = Sandwich(order, victim, record)
         self.sandwiches.append(sandwich)
         self.by_front[front.key] = sandwich
 
@@ -90,13 +98,19 @@ class FrontRunner(Component):
         return self.sim.submit(order, node=self.node, kind="frontrunner")
 
     def _block_here(self, block: Block) -> None:
-        """Once a victim's block reaches the front-runner, it sells what its front leg bought."""
+        """Once a victim's block reaches the front-runner, it sells what its front leg bought.
+
+        It recognises the block by the order it read, which the block carries; its own front
+        leg's fate it knows as any trader knows its own fills.
+        """
+        carried = {o.key for tx in block.txs for o in orders_of(tx)}
         for sandwich in self.sandwiches:
             front = sandwich.front
             if (
                 sandwich.back is None
                 and front.status == "executed"
-                and sandwich.victim.block == block.height >= front.block
+                and sandwich.target.key in carried
+                and block.height >= front.block
             ):
                 back = Order(
                     self.account,
@@ -116,12 +130,7 @@ class FrontRunner(Component):
         )
 
     def _front_of(self, tx: Tx) -> bool:
-        orders = (
-            tx.orders
-            if isinstance(tx, BatchTx)
-            else ((tx.order,) if isinstance(tx, OrderTx | RevealTx) else ())
-        )
-        return any(o.key in self.by_front for o in orders)
+        return any(o.key in self.by_front for o in orders_of(tx))
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
         """Add what the block's victims lost against its replay without the attacker."""
@@ -161,6 +170,16 @@ class FrontRunner(Component):
                 price = self.sim.exchange.prices(front.order.market)[front.order.outcome]
                 extracted += front.order.shares / MICRO * price
         return {"mev.extracted": extracted, "mev.victim_loss": self.victim_loss}
+
+
+def orders_of(tx: Tx) -> tuple[Order, ...]:
+    """The plaintext orders ``tx`` carries for execution (none in a sealed or settlement tx)."""
+    match tx:
+        case BatchTx(orders=orders):
+            return orders
+        case OrderTx(order=order) | RevealTx(order=order):
+            return (order,)
+    return ()
 
 
 def _without(tx: Tx, account: int) -> Tx:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from market.batch import BatchResult
 from market.exchange import Exchange
@@ -33,16 +34,32 @@ BLOCK_HEADER_BYTES = 96
 class OrderTx:
     """A plaintext order, executed at once against its market maker."""
 
+    kind: ClassVar[str] = "order"
+    """Gossiped as it is: a transaction is its own network message."""
+
     order: Order
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return tx_size(self)
 
 
 @dataclass(frozen=True, slots=True)
 class SealedTx:
     """An encrypted order on chain: its sender and size are public, its content is not yet."""
 
+    kind: ClassVar[str] = "sealed"
+    """Gossiped as it is: a transaction is its own network message."""
+
     sender: int
     epoch: int
     ciphertext: bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return tx_size(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +79,34 @@ class BatchTx:
 class CommitTx:
     """A commitment to a hidden order; the trader's deposit is escrowed until it reveals."""
 
+    kind: ClassVar[str] = "commit"
+    """Gossiped as it is: a transaction is its own network message."""
+
     trader: int
     commitment: bytes
     deposit: int
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return tx_size(self)
 
 
 @dataclass(frozen=True, slots=True)
 class RevealTx:
     """The order behind a commitment, with its salt; executed if the commitment opens."""
 
+    kind: ClassVar[str] = "reveal"
+    """Gossiped as it is: a transaction is its own network message."""
+
     order: Order
     salt: bytes
     commitment: bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return tx_size(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +127,15 @@ class CloseTx:
 class SettleTx:
     """A market's outcome with the evidence that justifies it."""
 
+    kind: ClassVar[str] = "oracle"
+    """Gossiped as it is: a transaction is its own network message."""
+
     settlement: Settlement
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return tx_size(self)
 
 
 Tx = OrderTx | SealedTx | BatchTx | CommitTx | RevealTx | ForfeitTx | CloseTx | SettleTx
@@ -132,6 +173,10 @@ class Block:
     proposer: int
     txs: tuple[Tx, ...]
 
+    kind: ClassVar[str] = "block"
+    """Blocks diffuse as they are: a block is its own network message."""
+
+    @property
     def size(self) -> int:
         """Bytes on the wire."""
         return BLOCK_HEADER_BYTES + sum(tx_size(tx) for tx in self.txs)

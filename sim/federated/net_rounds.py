@@ -26,9 +26,8 @@ its round closed is ignored, by the coordinator and by the client alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 
 import numpy as np
 
@@ -59,18 +58,23 @@ from sim.federated.strategy import AbortReason, ClientResult
 from sim.federated.training import Session, rotate
 from sim.federated.wire import (
     Courier,
+    KeyOffer,
+    MaskedUpload,
+    ModelOffer,
+    RevealUpload,
+    RosterOffer,
+    ShareForward,
+    ShareUpload,
+    UnmaskOffer,
+    Update,
     Wait,
-    advert_bytes,
-    commitment_bytes,
-    envelopes_bytes,
     floats_bytes,
     ids_bytes,
-    reveal_bytes,
     roster_bytes,
     wait_for,
-    words_bytes,
 )
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,7 +97,7 @@ class RoundEnd:
 Close = Callable[[RoundEnd], None]
 """Called once when the round ends."""
 
-Shared = tuple[list[ShareEnvelope], ShareCommitment]
+Shared = tuple[tuple[ShareEnvelope, ...], ShareCommitment]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -164,25 +168,34 @@ class NetworkRound:
 class PlainRound(NetworkRound):
     """The model out, the payloads back, their sum."""
 
+    updates: Wait[ClientResult]
+    """The coordinator's wait for the updates (from :meth:`start`)."""
+
     def start(self) -> None:
         """Send the model to every sampled client and wait for their updates."""
-        wait = wait_for(self.sim, self.plan.sampled, self._aggregate, timeout=self.timeout)
+        self.updates = wait_for(self.sim, self.plan.sampled, self._aggregate, timeout=self.timeout)
         for c in self.plan.sampled:
-            self.courier.to_client(
-                c, kind="fl_model", size=self.model_bytes(), then=partial(self._at_client, c, wait)
-            )
+            self.courier.to_client(ModelOffer(c, self.model_bytes()), to=self.receive)
 
-    def _at_client(self, client: int, wait: Wait[ClientResult]) -> None:
+    def receive(self, _node: int, _sender: int, msg: Message) -> None:
+        """The model reaches a client, or an update the coordinator."""
+        match msg:
+            case ModelOffer(client=client):
+                self._at_client(client)
+            case Update(client=client, result=result):
+                self.updates.deliver(client, result)
+            case _:
+                unexpected(msg)
+
+    def _at_client(self, client: int) -> None:
         if self.closed:
             return
         if client in self.plan.dropping:
-            wait.drop(client)
+            self.updates.drop(client)
             return
         result = self.train(client)
         size = floats_bytes(self.run.strategy.payload_size(self.run.model.size))
-        self.courier.to_coordinator(
-            client, kind="fl_update", size=size, then=partial(wait.deliver, client, result)
-        )
+        self.courier.to_coordinator(Update(client, result, size), to=self.receive)
 
     def _aggregate(self, got: Mapping[int, ClientResult]) -> None:
         strategy, results = self.run.strategy, [got[c] for c in sorted(got)]
@@ -196,7 +209,16 @@ class PlainRound(NetworkRound):
 
 
 class SecureRound(NetworkRound):
-    """SecAgg+'s four stages as messages (see the module doc)."""
+    """SecAgg+'s four stages as messages (see the module doc).
+
+    The coordinator's waits, one per stage, each set when its stage begins: a message can only
+    answer a stage that has begun.
+    """
+
+    adverts: Wait[KeyAdvert]
+    uploads: Wait[Shared]
+    masked: Wait[MaskedInput]
+    reveals: Wait[Reveal]
 
     def __init__(
         self,
@@ -220,19 +242,37 @@ class SecureRound(NetworkRound):
         if len(self.plan.sampled) < MIN_PARTICIPANTS:  # nothing is sent for a round so small
             self.finish(None, (), "too_few_clients", None)
             return
-        wait = wait_for(self.sim, self.plan.sampled, self._adverts, timeout=self.timeout)
+        self.adverts = wait_for(self.sim, self.plan.sampled, self._adverts, timeout=self.timeout)
         for c in self.plan.sampled:
-            self.courier.to_client(
-                c, kind="fl_model", size=self.model_bytes(), then=partial(self._advertise, c, wait)
-            )
+            self.courier.to_client(ModelOffer(c, self.model_bytes()), to=self.receive)
 
-    def _advertise(self, client: int, wait: Wait[KeyAdvert]) -> None:
+    def receive(self, _node: int, _sender: int, msg: Message) -> None:
+        """A stage's message reaches its client or the coordinator (ignored once closed)."""
+        match msg:
+            case ModelOffer(client=client):
+                self._advertise(client)
+            case KeyOffer(client=client, advert=advert):
+                self.adverts.deliver(client, advert)
+            case RosterOffer(client=client):
+                self._share(client)
+            case ShareUpload(client=client, envelopes=envelopes, commitment=commitment):
+                self.uploads.deliver(client, (envelopes, commitment))
+            case ShareForward(client=client, envelopes=envelopes):
+                self._mask(client, envelopes)
+            case MaskedUpload(client=client, masked=masked):
+                self.masked.deliver(client, masked)
+            case UnmaskOffer(client=client):
+                self._reveal(client)
+            case RevealUpload(client=client, answer=answer):
+                self.reveals.deliver(client, answer)
+            case _:
+                unexpected(msg)
+
+    def _advertise(self, client: int) -> None:
         if self.closed:
             return
         advert = self.run.keys[client].advert()
-        self.courier.to_coordinator(
-            client, kind="fl_keys", size=advert_bytes(), then=partial(wait.deliver, client, advert)
-        )
+        self.courier.to_coordinator(KeyOffer(client, advert), to=self.receive)
 
     def _adverts(self, got: Mapping[int, KeyAdvert]) -> None:
         """Stage 1 at the coordinator: the roster of everyone who advertised."""
@@ -248,14 +288,12 @@ class SecureRound(NetworkRound):
             self._abort(abort)
             return
         self.roster = roster
-        wait = wait_for(self.sim, roster.holders, self._shares, timeout=self.timeout)
+        self.uploads = wait_for(self.sim, roster.holders, self._shares, timeout=self.timeout)
         size = roster_bytes(len(roster.holders))
         for c in roster.holders:
-            self.courier.to_client(
-                c, kind="fl_roster", size=size, then=partial(self._share, c, wait)
-            )
+            self.courier.to_client(RosterOffer(c, size), to=self.receive)
 
-    def _share(self, client: int, wait: Wait[Shared]) -> None:
+    def _share(self, client: int) -> None:
         """Stage 1 at a holder: agree pair keys, share the secrets, upload the envelopes."""
         run, roster = self.run, self.roster
         if self.closed or roster is None:
@@ -266,13 +304,8 @@ class SecureRound(NetworkRound):
             keys, roster, randbytes=run.randbytes, pairs=run.pairs, meter=run.meter
         )
         self.states[client] = state
-        size = envelopes_bytes(envelopes) + commitment_bytes(commitment)
-        self.courier.to_coordinator(
-            client,
-            kind="fl_shares",
-            size=size,
-            then=partial(wait.deliver, client, (envelopes, commitment)),
-        )
+        upload = ShareUpload(client, tuple(envelopes), commitment)
+        self.courier.to_coordinator(upload, to=self.receive)
 
     def _shares(self, got: Mapping[int, Shared]) -> None:
         """Stage 1 at the coordinator: the members, and each member's envelopes forwarded."""
@@ -289,31 +322,24 @@ class SecureRound(NetworkRound):
             for envelope in got[owner][0]:
                 if envelope.holder in mail:
                     mail[envelope.holder].append(envelope)
-        wait = wait_for(self.sim, members.members, self._inputs, timeout=self.timeout)
+        self.masked = wait_for(self.sim, members.members, self._inputs, timeout=self.timeout)
         for c in members.members:
-            size = ids_bytes(len(members.members)) + envelopes_bytes(mail[c])
-            self.courier.to_client(
-                c, kind="fl_share_fwd", size=size, then=partial(self._mask, c, wait, mail[c])
-            )
+            forward = ShareForward(c, tuple(mail[c]), len(members.members))
+            self.courier.to_client(forward, to=self.receive)
 
-    def _mask(self, client: int, wait: Wait[MaskedInput], envelopes: list[ShareEnvelope]) -> None:
+    def _mask(self, client: int, envelopes: Sequence[ShareEnvelope]) -> None:
         """Stage 2 at a member: open the shares; drop out now, or train, mask and send."""
         run, members = self.run, self.members
         if self.closed or members is None:
             return
         state = replace(self.states[client], roster=members)
-        self.states[client] = receive_shares(state, envelopes, pairs=run.pairs)
+        self.states[client] = receive_shares(state, list(envelopes), pairs=run.pairs)
         if client in self.plan.dropping:
-            wait.drop(client)
+            self.masked.drop(client)
             return
         payload = run.strategy.payload(self.train(client))
         masked = mask_input(self.states[client], payload, pairs=run.pairs, meter=run.meter)
-        self.courier.to_coordinator(
-            client,
-            kind="fl_masked",
-            size=words_bytes(len(payload)),
-            then=partial(wait.deliver, client, masked),
-        )
+        self.courier.to_coordinator(MaskedUpload(client, masked, len(payload)), to=self.receive)
 
     def _inputs(self, got: Mapping[int, MaskedInput]) -> None:
         """Stage 3 at the coordinator: name survivors and dropped clients."""
@@ -325,24 +351,17 @@ class SecureRound(NetworkRound):
             self._abort(abort)
             return
         self.request = request
-        wait = wait_for(self.sim, request.survivors, self._reveals, timeout=self.timeout)
+        self.reveals = wait_for(self.sim, request.survivors, self._reveals, timeout=self.timeout)
         size = ids_bytes(len(request.survivors) + len(request.dropped))
         for c in request.survivors:
-            self.courier.to_client(
-                c, kind="fl_unmask", size=size, then=partial(self._reveal, c, wait)
-            )
+            self.courier.to_client(UnmaskOffer(c, size), to=self.receive)
 
-    def _reveal(self, client: int, wait: Wait[Reveal]) -> None:
+    def _reveal(self, client: int) -> None:
         """Stage 4 at a survivor: reveal seed shares of survivors, key shares of the dropped."""
         if self.closed or self.request is None:
             return
         self.states[client], answer = reveal(self.states[client], self.request)
-        self.courier.to_coordinator(
-            client,
-            kind="fl_reveal",
-            size=reveal_bytes(answer),
-            then=partial(wait.deliver, client, answer),
-        )
+        self.courier.to_coordinator(RevealUpload(client, answer), to=self.receive)
 
     def _reveals(self, got: Mapping[int, Reveal]) -> None:
         """Stage 5 at the coordinator: check the shares, rebuild the secrets, unmask the sum."""

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from market.crypto import POINT_BYTES
-from sim.federated.secagg import Reveal, ShareCommitment, ShareEnvelope
+from sim.federated.secagg import KeyAdvert, MaskedInput, Reveal, ShareCommitment, ShareEnvelope
+from sim.federated.strategy import ClientResult
 from sim.host.host import Host
+from sim.net.network import Message, Receive
 
 HEADER_BYTES = 16
 """Round number, sender and message kind, on every message."""
@@ -79,6 +81,120 @@ def ids_bytes(count: int) -> int:
     return HEADER_BYTES + ID_BYTES * count
 
 
+@dataclass(frozen=True, slots=True)
+class ModelOffer:
+    """The round's global model, coordinator to ``client`` (stage 0 of both kinds of round)."""
+
+    kind: ClassVar[str] = "fl_model"
+    client: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A plain round's payload, ``client`` to coordinator."""
+
+    kind: ClassVar[str] = "fl_update"
+    client: int
+    result: ClientResult
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOffer:
+    """``client``'s two public keys, to the coordinator (SecAgg+ stage 0)."""
+
+    kind: ClassVar[str] = "fl_keys"
+    client: int
+    advert: KeyAdvert
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return advert_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class RosterOffer:
+    """The roster of everyone who advertised, coordinator to holder ``client`` (stage 1)."""
+
+    kind: ClassVar[str] = "fl_roster"
+    client: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareUpload:
+    """Holder ``client``'s sealed share envelopes and their commitment (stage 1)."""
+
+    kind: ClassVar[str] = "fl_shares"
+    client: int
+    envelopes: tuple[ShareEnvelope, ...]
+    commitment: ShareCommitment
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return envelopes_bytes(self.envelopes) + commitment_bytes(self.commitment)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareForward:
+    """The envelopes addressed to member ``client``, with the member list (stage 1)."""
+
+    kind: ClassVar[str] = "fl_share_fwd"
+    client: int
+    envelopes: tuple[ShareEnvelope, ...]
+    members: int
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return ids_bytes(self.members) + envelopes_bytes(self.envelopes)
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedUpload:
+    """Member ``client``'s masked input (stage 2)."""
+
+    kind: ClassVar[str] = "fl_masked"
+    client: int
+    masked: MaskedInput
+    words: int
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return words_bytes(self.words)
+
+
+@dataclass(frozen=True, slots=True)
+class UnmaskOffer:
+    """The survivors and dropped clients, coordinator to survivor ``client`` (stage 3)."""
+
+    kind: ClassVar[str] = "fl_unmask"
+    client: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevealUpload:
+    """Survivor ``client``'s revealed shares (stage 4)."""
+
+    kind: ClassVar[str] = "fl_reveal"
+    client: int
+    answer: Reveal
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return reveal_bytes(self.answer)
+
+
+ToClient = ModelOffer | RosterOffer | ShareForward | UnmaskOffer
+ToCoordinator = Update | KeyOffer | ShareUpload | MaskedUpload | RevealUpload
+
+
 class Courier:
     """Carries the federated protocol's messages between the coordinator and the clients.
 
@@ -92,26 +208,24 @@ class Courier:
         self.nodes = tuple(nodes)
         self._paths: dict[tuple[int, int], list[int]] = {}
 
-    def to_client(self, client: int, *, kind: str, size: int, then: Callable[[], None]) -> None:
-        """Send from the coordinator to ``client``; ``then`` runs at the client on arrival."""
-        self._send(self.coordinator, self.nodes[client], kind=kind, size=size, then=then)
+    def to_client(self, msg: ToClient, *, to: Receive) -> None:
+        """Send ``msg`` from the coordinator to its client; ``to`` runs there on arrival."""
+        self._send(self.coordinator, self.nodes[msg.client], msg, to=to)
 
-    def to_coordinator(
-        self, client: int, *, kind: str, size: int, then: Callable[[], None]
-    ) -> None:
-        """Send from ``client`` to the coordinator; ``then`` runs at the coordinator."""
-        self._send(self.nodes[client], self.coordinator, kind=kind, size=size, then=then)
+    def to_coordinator(self, msg: ToCoordinator, *, to: Receive) -> None:
+        """Send ``msg`` from its client to the coordinator; ``to`` runs there on arrival."""
+        self._send(self.nodes[msg.client], self.coordinator, msg, to=to)
 
-    def _send(self, src: int, dst: int, *, kind: str, size: int, then: Callable[[], None]) -> None:
+    def _send(self, src: int, dst: int, msg: Message, *, to: Receive) -> None:
         net = self.sim.net
         if src == dst:  # the same node: no network, but never within the sender's own step
-            self.sim.after(0.0, then)
+            self.sim.after(0.0, lambda: to(dst, -1, msg))
             return
         path = self._path(src, dst)
         if not path:  # no route around the crashed nodes: lost like any undeliverable message
-            net.stats.add(kind, sent=1, delivered=0, lost=1, size=size)
+            net.stats.add(msg.kind, sent=1, delivered=0, lost=1, size=msg.size)
             return
-        net.relay(path, kind=kind, size=size, on_arrival=then)
+        net.relay(path, msg, to=to)
 
     def _path(self, src: int, dst: int) -> list[int]:
         net = self.sim.net

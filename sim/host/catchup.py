@@ -8,10 +8,12 @@ the block arrives. Loss and partitions therefore delay a replica but never make 
 
 from __future__ import annotations
 
-from functools import partial
+from dataclasses import dataclass
+from typing import ClassVar
 
 from sim.chain.blocks import Block
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 
 SYNC_INTERVAL_S = 30.0
 """How often a replica asks a neighbour for the latest height it has seen."""
@@ -21,6 +23,51 @@ FETCH_RETRY_S = 2.0
 
 STATUS_BYTES = 16
 """A status request or answer, or a fetch request: a height and a few header bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """A replica asks a peer for the latest height it holds.
+
+    ``route`` is the path the request takes (source routing, in the link layer's header and
+    not counted in ``size``); the answer goes back along it.
+    """
+
+    kind: ClassVar[str] = "sync"
+    size: ClassVar[int] = STATUS_BYTES
+    route: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    """A peer's latest height, sent back to the replica that asked."""
+
+    kind: ClassVar[str] = "sync"
+    size: ClassVar[int] = STATUS_BYTES
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    """A replica asks the nearest holder for the block at ``height``, along ``route``."""
+
+    kind: ClassVar[str] = "fetch"
+    size: ClassVar[int] = STATUS_BYTES
+    height: int
+    route: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockReply:
+    """A fetched block on its way back to the replica that asked."""
+
+    kind: ClassVar[str] = "fetch"
+    block: Block
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: the block."""
+        return self.block.size
 
 
 class CatchUp:
@@ -61,20 +108,9 @@ class CatchUp:
         if height is None:
             self.fetching.discard(node)
             return
-        block, _ = sim.blocks[height]
         path = sim.net.path_to(node, lambda n: self.holds(n, height), skip=attempt)
         if path:
-            sim.net.relay(
-                path,
-                kind="fetch",
-                size=STATUS_BYTES,
-                on_arrival=lambda: sim.net.relay(
-                    path[::-1],
-                    kind="fetch",
-                    size=block.size(),
-                    on_arrival=lambda: self.arrived(node, block),
-                ),
-            )
+            sim.net.relay(path, BlockRequest(height, tuple(path)), to=self.receive)
         sim.after(FETCH_RETRY_S, lambda: self._fetch(node, attempt + 1))
 
     def holds(self, node: int, height: int) -> bool:
@@ -108,21 +144,23 @@ class CatchUp:
             path = sim.net.route(node, peer)
             if not path:
                 continue  # cut off from that replica for now
-            sim.net.relay(
-                path,
-                kind="sync",
-                size=STATUS_BYTES,
-                on_arrival=partial(self._status, node, path),
-            )
+            sim.net.relay(path, StatusRequest(tuple(path)), to=self.receive)
         return True
 
-    def _status(self, node: int, path: list[int]) -> None:
-        """The peer at the end of ``path`` answers with its latest height, back along it."""
-        height = self.latest(path[-1])
-        if height >= 0:
-            self.sim.net.relay(
-                path[::-1],
-                kind="sync",
-                size=STATUS_BYTES,
-                on_arrival=lambda: self.heard_of(node, height),
-            )
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """Status and fetch messages reach the end of their route at ``node``."""
+        net = self.sim.net
+        match msg:
+            case StatusRequest(route=route):
+                height = self.latest(node)
+                if height >= 0:
+                    net.relay(route[::-1], StatusReply(height), to=self.receive)
+            case StatusReply(height=height):
+                self.heard_of(node, height)
+            case BlockRequest(height=height, route=route):
+                block, _ = self.sim.blocks[height]
+                net.relay(route[::-1], BlockReply(block), to=self.receive)
+            case BlockReply(block=block):
+                self.arrived(node, block)
+            case _:
+                unexpected(msg)

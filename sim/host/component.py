@@ -17,8 +17,10 @@ import polars as pl
 
 from market.exchange import Exchange
 from market.oracle import OracleTerms, Settlement
+from market.types import Order
 from sim.chain.blocks import Block, Tx, TxResult
 from sim.host.host import Host
+from sim.net.network import Message
 from sim.results.records import OrderRecord
 
 
@@ -125,7 +127,8 @@ class OrderFlow(Component):
         watchers: the adversary nodes (spies, and the front-runner's node when there is one):
             every message that reaches one of them is seen by the adversary.
         readers: callbacks run when the adversary first reads an order's content before it
-            executes (the front-runner acts on these).
+            executes, with the order as the adversary decoded it from the message it holds
+            (the front-runner acts on these).
     """
 
     mode: str = "abstract"
@@ -138,7 +141,7 @@ class OrderFlow(Component):
         if sim.scenario.adversary.frontrunner:
             watchers.add(sim.world.adversary_node)
         self.watchers = frozenset(watchers)
-        self.readers: list[Callable[[OrderRecord], None]] = []
+        self.readers: list[Callable[[OrderRecord, Order], None]] = []
         self._listeners: tuple[int, ...] | None = None
 
     def listeners(self) -> tuple[int, ...]:
@@ -174,13 +177,18 @@ class OrderFlow(Component):
             return PSEUDONYM_BASE + record.order_id
         return record.order.trader
 
-    def observe(self, record: OrderRecord, *, size: int, readable: bool) -> None:
-        """The adversary sees a message of ``record`` now: its envelope, maybe its content."""
+    def overheard(self, record: OrderRecord, msg: Message, *, read: Order | None) -> None:
+        """The adversary holds ``msg``, a message of ``record``, now.
+
+        It sees the envelope (its size, the public sender); ``read`` is the order it decoded
+        from the message's bytes (a plaintext, or a ciphertext it could decrypt), or None.
+        ``record`` is the simulator's ground truth, used only to score what the adversary saw.
+        """
         now = self.sim.now
         if math.isnan(record.adv_seen_t):
-            record.adv_seen_t, record.adv_size = now, size
+            record.adv_seen_t, record.adv_size = now, msg.size
             record.adv_sender = self.public_sender(record)
-        if readable and math.isnan(record.adv_read_t) and not record.final:
+        if read is not None and math.isnan(record.adv_read_t) and not record.final:
             record.adv_read_t = now
             for reader in self.readers:
-                reader(record)
+                reader(record, read)

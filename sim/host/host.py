@@ -22,7 +22,7 @@ from market.exchange import Exchange
 from market.oracle import Settlement
 from market.types import Order
 from sim.chain.blocks import Block, Replica
-from sim.net.network import Arrival, Flood, MessageStats
+from sim.net.network import Flood, Message, MessageStats, Receive
 from sim.results.records import OrderRecord, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
@@ -46,20 +46,16 @@ class Links(Protocol):
         """A shortest open path from ``src`` to ``dst`` (empty when there is none now)."""
         ...
 
-    def send(
-        self, src: int, dst: int, *, kind: str, size: int, on_arrival: Callable[[], None]
-    ) -> None:
-        """One message over the link ``src``–``dst``; ``on_arrival`` runs unless it is lost."""
+    def send(self, src: int, dst: int, msg: Message, *, to: Receive) -> None:
+        """``msg`` over the link ``src``–``dst``; ``to(dst, src, msg)`` runs unless it is lost."""
         ...
 
-    def relay(
-        self, path: Sequence[int], *, kind: str, size: int, on_arrival: Callable[[], None]
-    ) -> None:
-        """One message hop by hop along ``path``; ``on_arrival`` runs at its end."""
+    def relay(self, path: Sequence[int], msg: Message, *, to: Receive) -> None:
+        """``msg`` hop by hop along ``path``; ``to`` runs at its end."""
         ...
 
-    def flood(self, origin: int, *, kind: str, size: int, on_arrival: Arrival) -> Flood:
-        """Flood a message from ``origin``, simulated message by message."""
+    def flood(self, origin: int, msg: Message, *, to: Receive) -> Flood:
+        """Flood ``msg`` from ``origin``, simulated message by message."""
         ...
 
     def path_to(self, origin: int, holds: Callable[[int], bool], *, skip: int = 0) -> list[int]:
@@ -122,26 +118,18 @@ class Host(Protocol):
         """Record ``order`` and send it from ``node`` by the run's order flow, now."""
         ...
 
-    def propagate(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+    def spread(
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Spread an order-bearing message as ``network.propagation`` says (maybe by stems)."""
+        """Spread an order-bearing ``msg`` as ``network.propagation`` says (maybe by stems).
+
+        ``to(node, sender, msg)`` runs at the origin at once and at each node's first arrival;
+        with ``listeners``, a computed diffusion tells only those nodes (see the simpy host).
+        """
         ...
 
     def broadcast(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Diffuse a protocol message (a block, a vote, an epoch key): never by stems."""
+        """Diffuse a protocol ``msg`` (a block, an epoch key): never by stems."""
         ...

@@ -18,12 +18,12 @@ replicas and block listeners). Blocks close only when a test calls it, or every
 every block reaches every replica, and a :class:`~sim.chain.blocks.Replica` orders blocks that
 arrive out of turn by itself.
 
-What it has to fake: components still make a few network calls below ``propagate`` and
+What it has to fake: components still make a few network calls below ``spread`` and
 ``broadcast``, typed as :class:`~sim.host.host.Links` (``host.net``). :class:`InstantNet`
 implements that protocol (mypy checks it), and its members are the map of what remains to
 narrow:
 
-* ``flood(origin, kind=, size=, on_arrival=)``: BFT leaders' proposals and vote bundles
+* ``flood(origin, msg, to=)``: BFT leaders' proposals and vote bundles
   (:mod:`sim.settlement.rounds`), optimistic bond steps (:mod:`sim.settlement.optimistic`);
   here the same as :meth:`InstantHost.broadcast` to every node;
 * ``route(src, dst)`` and ``send(src, dst, ...)``: the operator's hop-by-hop path
@@ -60,7 +60,17 @@ from sim.chain.opening import opening_exchange
 from sim.host.component import Component, OrderFlow, open_chain, refuse_settlements
 from sim.host.host import Links
 from sim.host.sequencing import block_txs, execute_block
-from sim.net.network import Arrival, Flood, MessageStats, SimNetwork, Topology, nearest_path
+from sim.net.network import (
+    Flood,
+    Message,
+    MessageStats,
+    Receive,
+    SimNetwork,
+    Topology,
+    nearest_path,
+    relay_along,
+    unexpected,
+)
 from sim.results.records import OrderRecord, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
@@ -207,15 +217,14 @@ class InstantNet:
             return [src]
         return [] if self.blocked(src, dst) else [src, dst]
 
-    def send(
-        self, src: int, dst: int, *, kind: str, size: int, on_arrival: Callable[[], None]
-    ) -> None:
-        """Send one message ``src`` → ``dst``; ``on_arrival()`` runs at ``dst`` unless lost."""
+    def send(self, src: int, dst: int, msg: Message, *, to: Receive) -> None:
+        """Send ``msg`` ``src`` → ``dst``; ``to(dst, src, msg)`` runs at ``dst`` unless lost."""
         if src in self.down:
             return
+        kind = msg.kind
         delay = self.host.delay_of(kind, src, dst)
         lost = delay is None or self.blocked(src, dst)
-        self.stats.add(kind, sent=1, delivered=int(not lost), lost=int(lost), size=size)
+        self.stats.add(kind, sent=1, delivered=int(not lost), lost=int(lost), size=msg.size)
         self.sent.append((self.host.now, kind, src, dst))
         if delay is None or lost:
             return
@@ -225,31 +234,17 @@ class InstantNet:
                 self.stats.delivered[kind] -= 1
                 self.stats.lost[kind] += 1
                 return
-            on_arrival()
+            to(dst, src, msg)
 
         self.host.after(delay, arrive)
 
-    def relay(
-        self, path: Sequence[int], *, kind: str, size: int, on_arrival: Callable[[], None]
-    ) -> None:
-        """Send hop by hop along ``path``; ``on_arrival()`` runs at its end."""
-        if not path:
-            return
-        if len(path) == 1:
-            on_arrival()
-            return
-        rest = list(path[1:])
-        self.send(
-            path[0],
-            path[1],
-            kind=kind,
-            size=size,
-            on_arrival=lambda: self.relay(rest, kind=kind, size=size, on_arrival=on_arrival),
-        )
+    def relay(self, path: Sequence[int], msg: Message, *, to: Receive) -> None:
+        """Send ``msg`` hop by hop along ``path``; ``to`` runs at its end."""
+        relay_along(self, path, msg, to=to)
 
-    def flood(self, origin: int, *, kind: str, size: int, on_arrival: Arrival) -> Flood:
+    def flood(self, origin: int, msg: Message, *, to: Receive) -> Flood:
         """Diffuse to every node (a protocol message: leader proposals, votes, bond steps)."""
-        return self.host.broadcast(origin, kind=kind, size=size, on_arrival=on_arrival)
+        return self.host.broadcast(origin, msg, to=to)
 
 
 class InstantHost:
@@ -333,29 +328,17 @@ class InstantHost:
         self.orderflow.submit(record)
         return record
 
-    def propagate(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+    def spread(
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
         """Deliver at ``origin`` now, then at each listener after its latency (no stems)."""
-        return self._spread(origin, kind, size, on_arrival, listeners)
+        return self._spread(origin, msg, to, listeners)
 
     def broadcast(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Like :meth:`propagate` (this host has no stems to leave out)."""
-        return self._spread(origin, kind, size, on_arrival, listeners)
+        """Like :meth:`spread` (this host has no stems to leave out)."""
+        return self._spread(origin, msg, to, listeners)
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -369,15 +352,10 @@ class InstantHost:
         return latency(kind, src, dst)
 
     def _spread(
-        self,
-        origin: int,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None,
+        self, origin: int, msg: Message, to: Receive, listeners: Sequence[int] | None
     ) -> Flood:
-        net = self._net
-        flood = Flood(cast(SimNetwork, self._net), kind, size, on_arrival)  # it reads nodes only
+        net, kind, size = self._net, msg.kind, msg.size
+        flood = Flood(cast(SimNetwork, self._net), msg, to)  # it reads nodes only
         if origin in net.down:
             return flood
         targets = range(self.world.topology.nodes) if listeners is None else listeners
@@ -391,14 +369,15 @@ class InstantHost:
         return flood
 
     def _arrive(self, flood: Flood, node: int, sender: int) -> None:
+        kind, size = flood.msg.kind, flood.msg.size
         if node in self._net.down:
-            self._net.stats.add(flood.kind, sent=1, delivered=0, lost=1, size=flood.size)
+            self._net.stats.add(kind, sent=1, delivered=0, lost=1, size=size)
             return
         if sender >= 0:
-            self._net.stats.add(flood.kind, sent=1, delivered=1, lost=0, size=flood.size)
+            self._net.stats.add(kind, sent=1, delivered=1, lost=0, size=size)
         flood.arrivals[node], flood.first_from[node] = self.now, sender
-        self.delivered.append((self.now, flood.kind, sender if sender >= 0 else node, node))
-        flood.on_arrival(node, sender)
+        self.delivered.append((self.now, kind, sender if sender >= 0 else node, node))
+        flood.on_arrival(node, sender, flood.msg)
 
     # -- the chain and the run --------------------------------------------------------------
 
@@ -472,18 +451,16 @@ class InstantHost:
             self.components, block, exchange=self.exchange, settlement_ok=self.settlement_ok
         )
         listeners = sorted(set(self.replicas) | set(self.block_listeners))
-        flood = self.broadcast(
-            block.proposer,
-            kind="block",
-            size=block.size(),
-            on_arrival=lambda node, _sender: self._block_at(node, block),
-            listeners=listeners,
-        )
+        flood = self.broadcast(block.proposer, block, to=self._block_at, listeners=listeners)
         self.blocks.append((block, flood))
 
-    def _block_at(self, node: int, block: Block) -> None:
-        replica = self.replicas.get(node)
-        if replica is not None:
-            replica.receive(block)
-        for listener in self.block_listeners.get(node, ()):
-            listener(block)
+    def _block_at(self, node: int, _sender: int, msg: Message) -> None:
+        match msg:
+            case Block():
+                replica = self.replicas.get(node)
+                if replica is not None:
+                    replica.receive(msg)
+                for listener in self.block_listeners.get(node, ()):
+                    listener(msg)
+            case _:
+                unexpected(msg)

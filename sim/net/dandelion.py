@@ -34,7 +34,7 @@ from functools import partial
 from simpy.events import Timeout
 
 from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, diffuse
-from sim.net.network import Arrival, Flood, SimNetwork, Topology
+from sim.net.network import Flood, Message, Receive, SimNetwork, Topology
 from sim.rng import Streams
 from sim.scenario import Network as NetworkConfig
 
@@ -226,26 +226,17 @@ class Dandelion:
     def send(
         self,
         origin: int,
+        msg: Message,
         *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
+        to: Receive,
         listeners: Sequence[int] | None = None,
     ) -> Spread:
-        """Send a message from ``origin`` along its stem now; returns its record."""
+        """Send ``msg`` from ``origin`` along its stem now; returns its record."""
         spread: Spread
         if self.graph is None:
-            spread = EventSpread(self.net, origin, kind=kind, size=size, on_arrival=on_arrival)
+            spread = EventSpread(self.net, origin, msg, to=to)
         else:
-            spread = FastFlood(
-                self.net,
-                self.graph,
-                origin,
-                kind=kind,
-                size=size,
-                on_arrival=on_arrival,
-                listeners=listeners,
-            )
+            spread = FastFlood(self.net, self.graph, origin, msg, to=to, listeners=listeners)
         if origin in self.net.down:
             return spread  # a crashed node sends nothing
         self.stats.messages += 1
@@ -258,17 +249,11 @@ class Dandelion:
         self.stats.hops += 1
         if self.hops is not None:
             self.hops.append(StemHop(self.net.env.now, spread, sender, node, relay))
-        self.net.send(
-            node,
-            relay,
-            kind=spread.kind,
-            size=spread.size,
-            on_arrival=partial(self._hop, spread, relay, node),
-        )
+        self.net.send(node, relay, spread.msg, to=partial(self._hop, spread))
         delay = self.embargo_base + self.timers.expovariate(1.0 / self.embargo_mean)
         Timeout(self.net.env, delay).callbacks.append(partial(self._embargo, spread, node))
 
-    def _hop(self, spread: Spread, node: int, sender: int) -> None:
+    def _hop(self, spread: Spread, node: int, sender: int, _msg: Message) -> None:
         """A stem message reaches ``node`` from ``sender``."""
         if spread.diffused(node):
             return  # it already spreads from here
@@ -321,41 +306,17 @@ class Propagation:
             self.router = Dandelion(net, cfg, streams, graph=self.graph, black_holes=black_holes)
 
     def diffuse(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
         """Diffuse a protocol message (block, key, vote): never a stem, computed when it can be."""
         if self.graph is not None:
-            return diffuse(
-                self.net,
-                self.graph,
-                origin,
-                kind=kind,
-                size=size,
-                on_arrival=on_arrival,
-                listeners=listeners,
-            )
-        return self.net.flood(origin, kind=kind, size=size, on_arrival=on_arrival)
+            return diffuse(self.net, self.graph, origin, msg, to=to, listeners=listeners)
+        return self.net.flood(origin, msg, to=to)
 
     def spread(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Spread a message from ``origin`` now; see ``Simulation.propagate``."""
+        """Spread ``msg`` from ``origin`` now; see ``Simulation.spread``."""
         if self.router is not None:
-            return self.router.send(
-                origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
-            )
-        return self.diffuse(
-            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
-        )
+            return self.router.send(origin, msg, to=to, listeners=listeners)
+        return self.diffuse(origin, msg, to=to, listeners=listeners)

@@ -22,13 +22,14 @@ import math
 from array import array
 from collections.abc import Sequence
 from functools import partial
+from typing import cast
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from simpy.events import Timeout
 
-from sim.net.network import Arrival, Flood, SimNetwork, Topology
+from sim.net.network import Flood, Message, Receive, SimNetwork, Topology
 
 NAN = math.nan
 
@@ -94,7 +95,7 @@ class Spread(Flood):
 
     ``arrivals[v]`` is the first time ``v`` holds the message, by any route, and
     ``first_from[v]`` the node it got it from (-1 at the origin). A computed diffusion fills in
-    times still to come, so :meth:`has` compares with the clock. ``on_arrival`` runs once per
+    times still to come, so :meth:`has` compares with the clock. ``to`` runs once per
     node that is told: the origin, every node reached outside diffusion, and the nodes the
     diffusion tells (every node, or only the listeners of a :class:`FastFlood`).
 
@@ -106,10 +107,8 @@ class Spread(Flood):
 
     __slots__ = ("holders", "origin", "senders", "stem_from", "times", "told")
 
-    def __init__(
-        self, net: SimNetwork, origin: int, *, kind: str, size: int, on_arrival: Arrival
-    ) -> None:
-        super().__init__(net, kind, size, on_arrival)
+    def __init__(self, net: SimNetwork, origin: int, msg: Message, *, to: Receive) -> None:
+        super().__init__(net, msg, to)
         n = net.topology.nodes
         self.origin = origin
         times, senders = array("d", [NAN]) * n, array("i", [-1]) * n
@@ -144,7 +143,7 @@ class Spread(Flood):
         self.arrivals[node] = now
         self.first_from[node] = sender
         self.told[node] = 1
-        self.on_arrival(node, sender)
+        self.on_arrival(node, sender, self.msg)
 
     def diffused(self, node: int) -> bool:
         """True once ``node`` has the message in diffusion (received it so, or started it)."""
@@ -165,10 +164,8 @@ class EventSpread(Spread):
 
     __slots__ = ("spreading",)
 
-    def __init__(
-        self, net: SimNetwork, origin: int, *, kind: str, size: int, on_arrival: Arrival
-    ) -> None:
-        super().__init__(net, origin, kind=kind, size=size, on_arrival=on_arrival)
+    def __init__(self, net: SimNetwork, origin: int, msg: Message, *, to: Receive) -> None:
+        super().__init__(net, origin, msg, to=to)
         self.spreading = bytearray(net.topology.nodes)
 
     def diffused(self, node: int) -> bool:
@@ -233,13 +230,12 @@ class FastFlood(Spread):
         net: SimNetwork,
         graph: LatencyGraph,
         origin: int,
+        msg: Message,
         *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
+        to: Receive,
         listeners: Sequence[int] | None,
     ) -> None:
-        super().__init__(net, origin, kind=kind, size=size, on_arrival=on_arrival)
+        super().__init__(net, origin, msg, to=to)
         self.graph = graph
         self.listeners = None if listeners is None else np.unique(np.asarray(listeners, np.int64))
         self.sources = 0
@@ -292,7 +288,7 @@ class FastFlood(Spread):
                 Timeout(env, d, node).callbacks.append(tell)
 
     def _on_time(self, event: Timeout) -> None:
-        node: int = event._value
+        node = cast(int, event.value)
         # an earlier arrival (a later source, a stem hop) may have told the node already
         if not self.told[node]:
             self._tell(node, self.first_from[node], self.net.env.now)
@@ -302,20 +298,17 @@ def diffuse(
     net: SimNetwork,
     graph: LatencyGraph,
     origin: int,
+    msg: Message,
     *,
-    kind: str,
-    size: int,
-    on_arrival: Arrival,
+    to: Receive,
     listeners: Sequence[int] | None = None,
 ) -> FastFlood:
-    """Diffuse a message from ``origin`` now, loss-free: the fast path of ``SimNetwork.flood``.
+    """Diffuse ``msg`` from ``origin`` now, loss-free: the fast path of ``SimNetwork.flood``.
 
-    ``on_arrival`` runs at the origin at once, then at the first node to receive it and at
-    every listener (every node when ``listeners`` is None) at their first-arrival times.
+    ``to`` runs at the origin at once, then at the first node to receive it and at every
+    listener (every node when ``listeners`` is None) at their first-arrival times.
     """
-    flood = FastFlood(
-        net, graph, origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
-    )
+    flood = FastFlood(net, graph, origin, msg, to=to, listeners=listeners)
     flood.reach(origin, -1)
     flood.fluff(origin)
     return flood

@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Collection, MutableSequence, Sequence
 from dataclasses import dataclass
+from typing import NoReturn, Protocol, cast
 
 import networkx as nx
 import numpy as np
@@ -34,8 +35,35 @@ from sim.scenario import Network as NetworkConfig
 MAX_REDRAWS = 50
 """Random graphs that come out disconnected are redrawn this many times, then an error."""
 
-Arrival = Callable[[int, int], None]
-"""Called as ``on_arrival(node, from_node)`` when a message first reaches ``node``."""
+
+class Message(Protocol):
+    """A value that travels over the network: one frozen dataclass per kind of message.
+
+    Messages are the protocols' vocabulary (a sealed order, a vote bundle, a block, a fetch
+    request). A handler receives the value itself and dispatches on its class with ``match``;
+    an adversary at a node on the path sees exactly this value, never the simulator's records.
+    """
+
+    @property
+    def kind(self) -> str:
+        """The category the message is counted under in the run's message statistics."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        ...
+
+
+def unexpected(msg: Message) -> NoReturn:
+    """A handler got a message kind it does not handle: a wiring bug, never a network event."""
+    raise TypeError(f"no handler for {type(msg).__name__} messages here")
+
+
+Receive = Callable[[int, int, Message], None]
+"""A handler, called as ``to(node, sender, msg)`` when ``msg`` reaches ``node`` from ``sender``
+(-1 where no link was crossed: at a flood's origin, or a relay that starts at its destination).
+For a flood it runs once per node, at the first arrival."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +176,7 @@ class Flood:
             the origin and where it never arrived).
     """
 
-    __slots__ = ("arrivals", "first_from", "kind", "net", "on_arrival", "sent", "size")
+    __slots__ = ("arrivals", "first_from", "msg", "net", "on_arrival", "sent")
 
     # Declared as mutable sequences, not lists: the computed floods of sim.net.fastflood keep them
     # in compact typed arrays (8 + 4 bytes a node), which is what lets 10,000 orders on
@@ -156,10 +184,9 @@ class Flood:
     arrivals: MutableSequence[float]
     first_from: MutableSequence[int]
 
-    def __init__(self, net: SimNetwork, kind: str, size: int, on_arrival: Arrival) -> None:
+    def __init__(self, net: SimNetwork, msg: Message, on_arrival: Receive) -> None:
         self.net = net
-        self.kind = kind
-        self.size = size
+        self.msg = msg
         self.on_arrival = on_arrival
         self.arrivals = [float("nan")] * net.topology.nodes
         self.first_from = [-1] * net.topology.nodes
@@ -173,7 +200,7 @@ class Flood:
         net = self.net
         self.arrivals[node] = net.env.now
         self.first_from[node] = sender
-        self.on_arrival(node, sender)
+        self.on_arrival(node, sender, self.msg)
         arrivals, counts, loss, draw = self.arrivals, self.sent, net.loss, net.draw
         env, deliver = net.env, self._deliver
         faulty = bool(net.down or net.cuts)
@@ -191,7 +218,7 @@ class Flood:
                 Timeout(env, lat, (nbr, node)).callbacks.append(deliver)
 
     def _deliver(self, event: Timeout) -> None:
-        node, sender = event._value
+        node, sender = cast(tuple[int, int], event.value)
         if node in self.net.down:  # it crashed while the message was on the way
             self.sent[2] += 1
             return
@@ -304,21 +331,19 @@ class SimNetwork:
         """End one partition started by :meth:`cut` with ``nodes``."""
         self.cuts.remove(nodes)
 
-    def flood(self, origin: int, *, kind: str, size: int, on_arrival: Arrival) -> Flood:
-        """Start diffusing a message of ``size`` bytes from ``origin``; returns its flood.
+    def flood(self, origin: int, msg: Message, *, to: Receive) -> Flood:
+        """Start diffusing ``msg`` from ``origin``, message by message; returns its flood.
 
-        ``on_arrival`` runs at the origin at once and at every other node on first arrival.
+        ``to`` runs at the origin at once and at every other node on first arrival.
         """
-        flood = Flood(self, kind, size, on_arrival)
+        flood = Flood(self, msg, to)
         self.floods.append(flood)
         if origin not in self.down:  # a crashed node sends nothing
             flood._arrive(origin, -1)
         return flood
 
-    def send(
-        self, src: int, dst: int, *, kind: str, size: int, on_arrival: Callable[[], None]
-    ) -> None:
-        """Send one message over the link ``src``–``dst``; ``on_arrival`` runs unless lost.
+    def send(self, src: int, dst: int, msg: Message, *, to: Receive) -> None:
+        """Send ``msg`` over the link ``src``–``dst``; ``to(dst, src, msg)`` runs unless lost.
 
         A crashed ``src`` sends nothing; a cut link or a crashed ``dst`` loses the message.
         """
@@ -326,38 +351,25 @@ class SimNetwork:
             return
         lost = bool(self.loss) and self.draw() < self.loss
         lost = lost or (bool(self.cuts or self.down) and self.blocked(src, dst))
-        self.stats.add(kind, sent=1, delivered=int(not lost), lost=int(lost), size=size)
+        self.stats.add(msg.kind, sent=1, delivered=int(not lost), lost=int(lost), size=msg.size)
         if not lost:
             event = Timeout(self.env, self.topology.latency(src, dst))
-            event.callbacks.append(lambda _event: self._received(dst, kind, on_arrival))
+            event.callbacks.append(lambda _event: self._received(src, dst, msg, to))
 
-    def _received(self, dst: int, kind: str, on_arrival: Callable[[], None]) -> None:
+    def _received(self, src: int, dst: int, msg: Message, to: Receive) -> None:
         if dst in self.down:  # it crashed while the message was on the way
-            self.stats.delivered[kind] -= 1
-            self.stats.lost[kind] += 1
+            self.stats.delivered[msg.kind] -= 1
+            self.stats.lost[msg.kind] += 1
             return
-        on_arrival()
+        to(dst, src, msg)
 
-    def relay(
-        self, path: Sequence[int], *, kind: str, size: int, on_arrival: Callable[[], None]
-    ) -> None:
-        """Send one message hop by hop along ``path``; ``on_arrival`` runs at its end.
+    def relay(self, path: Sequence[int], msg: Message, *, to: Receive) -> None:
+        """Send ``msg`` hop by hop along ``path``; ``to`` runs at its end, from the last hop.
 
         Each hop may be lost like any message; a lost hop ends the relay (callers retry). An
         empty path (no route now) sends nothing; a one-node path is already there.
         """
-        if not path:
-            return
-        if len(path) == 1:
-            on_arrival()
-            return
-        self.send(
-            path[0],
-            path[1],
-            kind=kind,
-            size=size,
-            on_arrival=lambda: self.relay(path[1:], kind=kind, size=size, on_arrival=on_arrival),
-        )
+        relay_along(self, path, msg, to=to)
 
     def path_to(self, origin: int, holds: Callable[[int], bool], *, skip: int = 0) -> list[int]:
         """Shortest hop path from ``origin`` to a node for which ``holds`` is true.
@@ -373,7 +385,9 @@ class SimNetwork:
         """Fold every flood's counts into the stats and return them."""
         for flood in self.floods:
             sent, delivered, lost = flood.sent
-            self.stats.add(flood.kind, sent=sent, delivered=delivered, lost=lost, size=flood.size)
+            self.stats.add(
+                flood.msg.kind, sent=sent, delivered=delivered, lost=lost, size=flood.msg.size
+            )
         self.floods.clear()
         return self.stats
 
@@ -410,3 +424,30 @@ def nearest_path(
                     nxt.append(nbr)
         frontier = nxt
     return []
+
+
+class Sender(Protocol):
+    """Whatever sends one message over one link (the simpy network, the instant host's)."""
+
+    def send(self, src: int, dst: int, msg: Message, *, to: Receive) -> None: ...
+
+
+def relay_along(net: Sender, path: Sequence[int], msg: Message, *, to: Receive) -> None:
+    """Send ``msg`` hop by hop along ``path`` over ``net``; ``to`` runs at its end.
+
+    An empty path sends nothing; at a one-node path ``to`` runs at once, from no link (-1).
+    """
+    if not path:
+        return
+    if len(path) == 1:
+        to(path[0], -1, msg)
+        return
+    rest = path[1:]
+
+    def hop(_node: int, sender: int, m: Message) -> None:
+        if len(rest) == 1:
+            to(rest[0], sender, m)
+        else:
+            relay_along(net, rest, m, to=to)
+
+    net.send(path[0], path[1], msg, to=hop)

@@ -16,10 +16,11 @@ from functools import partial
 from market.crypto import commit
 from market.execute import Rejection
 from market.types import Fill, to_micro
-from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult, tx_size
+from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
 
 SALT_BYTES = 16
@@ -56,19 +57,24 @@ class CommitReveal(OrderFlow):
                 partial(self._block_at_trader, record.node)
             )
 
-        def arrive(node: int, _sender: int) -> None:
-            if node in self.watchers:
-                self.observe(record, size=tx_size(tx), readable=False)
-            self.commits.add(node, commitment, tx, self.sim.now)
+        record.wire_bytes = tx.size
+        record.flood = self.sim.spread(record.node, tx, to=self.receive, listeners=self.listeners())
 
-        record.wire_bytes = tx_size(tx)
-        record.flood = self.sim.propagate(
-            record.node,
-            kind="commit",
-            size=tx_size(tx),
-            on_arrival=arrive,
-            listeners=self.listeners(),
-        )
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """A commitment or a reveal reaches ``node``; only a reveal can be read."""
+        match msg:
+            case CommitTx(commitment=commitment):
+                if node in self.watchers:
+                    self.overheard(self.owner[commitment], msg, read=None)
+                self.commits.add(node, commitment, msg, self.sim.now)
+            case RevealTx(order=order, commitment=commitment):
+                record = self.owner[commitment]
+                self.seen_plaintext(record, node)
+                if node in self.watchers:
+                    self.overheard(record, msg, read=order)
+                self.reveals.add(node, commitment, msg, self.sim.now)
+            case _:
+                unexpected(msg)
 
     def _block_at_trader(self, node: int, block: Block) -> None:
         """A trader reveals once the block holding its commitment reaches its node."""
@@ -79,19 +85,7 @@ class CommitReveal(OrderFlow):
                     self._reveal(record, self.waiting.pop(tx.commitment))
 
     def _reveal(self, record: OrderRecord, reveal: RevealTx) -> None:
-        def arrive(node: int, _sender: int) -> None:
-            self.seen_plaintext(record, node)
-            if node in self.watchers:
-                self.observe(record, size=tx_size(reveal), readable=True)
-            self.reveals.add(node, reveal.commitment, reveal, self.sim.now)
-
-        self.sim.propagate(
-            record.node,
-            kind="reveal",
-            size=tx_size(reveal),
-            on_arrival=arrive,
-            listeners=self.listeners(),
-        )
+        self.sim.spread(record.node, reveal, to=self.receive, listeners=self.listeners())
 
     def propose(self, proposer: int) -> list[Tx]:
         """New commitments, reveals in commitment order, forfeits of expired commitments."""

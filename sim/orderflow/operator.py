@@ -11,6 +11,8 @@ it decrypts it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 from market.crypto import ecies_decrypt, ecies_encrypt, keypair
 from market.types import Order, decode_compact, encode_compact
@@ -18,8 +20,29 @@ from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 from sim.orderflow.transparent import record_fills
 from sim.results.records import OrderRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ToOperator:
+    """An order encrypted to the operator, on its way hop by hop.
+
+    Attributes:
+        ciphertext: the ECIES ciphertext (all a node on the path can see, with its size).
+        route: the shortest path the sender chose to the operator (source routing; the route
+            rides in the link layer's header and is not counted in ``size``).
+    """
+
+    kind: ClassVar[str] = "order"
+    ciphertext: bytes
+    route: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: the ciphertext."""
+        return len(self.ciphertext)
 
 
 class Operator(OrderFlow):
@@ -33,6 +56,7 @@ class Operator(OrderFlow):
         self.randbytes = sim.streams.randbytes("operator")
         self.secret, self.public = keypair(self.randbytes, meter=sim.meter)
         self.mempools: Mempools[Order] = Mempools([self.operator])
+        self.owner: dict[bytes, OrderRecord] = {}
         if sim.scenario.adversary.operator_frontruns:
             self.watchers = self.watchers | {self.operator}
 
@@ -43,7 +67,10 @@ class Operator(OrderFlow):
     def submit(self, record: OrderRecord) -> None:
         """Encrypt to the operator and send along the shortest path, hop by hop."""
         if record.node == self.operator:
-            self._deliver(record, record.order.encode(), encrypted=False)
+            # the trader is the operator: its order never leaves the node, in plaintext
+            self._deliver(
+                record, ToOperator(record.order.encode(), (record.node,)), encrypted=False
+            )
             return
         blob = ecies_encrypt(
             self.public,
@@ -56,32 +83,32 @@ class Operator(OrderFlow):
         path = self.sim.net.route(record.node, self.operator)
         if not path:
             return  # no route to the operator now (a crash or partition): the order is lost
-        self._hop(record, blob, path, 0)
+        self.owner[blob] = record
+        self.receive(record.node, -1, ToOperator(blob, tuple(path)))
 
-    def _hop(self, record: OrderRecord, blob: bytes, path: Sequence[int], i: int) -> None:
-        node = path[i]
-        if node in self.watchers and node != self.operator:
-            self.observe(record, size=len(blob), readable=False)
-        if i == len(path) - 1:
-            self._deliver(record, blob, encrypted=True)
-            return
-        self.sim.net.send(
-            node,
-            path[i + 1],
-            kind="order",
-            size=len(blob),
-            on_arrival=lambda: self._hop(record, blob, path, i + 1),
-        )
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """The sealed order is at ``node`` of its route: seen by a watcher, sent on or opened."""
+        match msg:
+            case ToOperator(ciphertext=blob, route=route):
+                if node in self.watchers and node != self.operator:
+                    self.overheard(self.owner[blob], msg, read=None)
+                if node == route[-1]:
+                    self._deliver(self.owner[blob], msg, encrypted=True)
+                else:
+                    self.sim.net.send(node, route[route.index(node) + 1], msg, to=self.receive)
+            case _:
+                unexpected(msg)
 
-    def _deliver(self, record: OrderRecord, blob: bytes, *, encrypted: bool) -> None:
+    def _deliver(self, record: OrderRecord, msg: ToOperator, *, encrypted: bool) -> None:
         """The operator decrypts (when needed), reads and queues the order."""
         if encrypted:
-            order = decode_compact(ecies_decrypt(self.secret, blob, meter=self.sim.meter))
+            plain = ecies_decrypt(self.secret, msg.ciphertext, meter=self.sim.meter)
+            order = decode_compact(plain)
         else:
-            order = Order.decode(blob)
+            order = Order.decode(msg.ciphertext)
         self.seen_plaintext(record, self.operator)
         if self.operator in self.watchers:
-            self.observe(record, size=len(blob), readable=True)
+            self.overheard(record, msg, read=order)
         self.mempools.add(self.operator, order.key, order, self.sim.now)
 
     def propose(self, proposer: int) -> list[Tx]:

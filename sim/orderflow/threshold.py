@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
+from dataclasses import dataclass
+from typing import ClassVar
 
 from market.batch import BatchResult
 from market.crypto import CryptoMeter, ecies_decrypt, ecies_encrypt
 from market.errors import CryptoError
 from market.threshold import EpochKey, combine_secret, deal, run_dkg
 from market.types import Order, decode_compact, encode_compact
-from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult, tx_size
+from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
 
 SHARE_BYTES = 4 + 4 + 32
@@ -40,6 +42,28 @@ SHARE_BYTES = 4 + 4 + 32
 
 KEY_BYTES = 4 + 32
 """A released epoch key on the wire: epoch and secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShare:
+    """Keyper ``index``'s share of the epoch secret, sent to the aggregating keyper."""
+
+    kind: ClassVar[str] = "share"
+    size: ClassVar[int] = SHARE_BYTES
+    epoch: int
+    index: int
+    share: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochSecret:
+    """The assembled secret of an epoch, diffused so that proposers can decrypt its batch."""
+
+    kind: ClassVar[str] = "key"
+    size: ClassVar[int] = KEY_BYTES
+    epoch: int
+    secret: int
+
 
 DKG_SHARE_BYTES = 4 + 32 + 49
 """A dealer's encrypted share for one recipient (ECIES overhead included)."""
@@ -123,28 +147,40 @@ class Threshold(OrderFlow):
         self.owner[ciphertext] = record
         record.wire_bytes, record.batch_id = len(ciphertext), epoch
 
-        def arrive(node: int, _sender: int) -> None:
-            if node in self.watchers:
-                self._adversary_sees(record, tx)
-            self.sealed.add(node, ciphertext, tx, self.sim.now)
+        record.flood = self.sim.spread(record.node, tx, to=self.receive, listeners=self.listeners())
 
-        record.flood = self.sim.propagate(
-            record.node,
-            kind="sealed",
-            size=tx_size(tx),
-            on_arrival=arrive,
-            listeners=self.listeners(),
-        )
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """Sealed orders reach sequencers and watchers; shares the aggregator; keys proposers."""
+        match msg:
+            case SealedTx(ciphertext=ciphertext):
+                if node in self.watchers:
+                    self._adversary_sees(self.owner[ciphertext], msg)
+                self.sealed.add(node, ciphertext, msg, self.sim.now)
+            case KeyShare(epoch=epoch, index=index, share=share):
+                self._share_in(epoch, index, share)
+            case EpochSecret(epoch=epoch, secret=secret):
+                pool = self.key_at.get(node)
+                if pool is not None and epoch not in self.batched:
+                    pool[epoch] = secret
+            case _:
+                unexpected(msg)
 
     def _adversary_sees(self, record: OrderRecord, tx: SealedTx) -> None:
-        """The adversary sees a sealed order; it reads it only if it already holds the key."""
+        """The adversary holds a sealed order; it reads it only if it holds the epoch's secret.
+
+        Colluding keypers at or above the threshold assembled it when the epoch's DKG ran, so
+        the adversary decrypts the ciphertext it holds and acts on the order it decoded.
+        """
         secret = self.adversary_secret.get(tx.epoch)
-        if secret is not None and self.sim.now < self.close_time(tx.epoch):
-            ecies_decrypt(
+        read = None
+        if secret is not None:
+            plain = ecies_decrypt(
                 secret, tx.ciphertext, aad=_epoch_aad(tx.epoch), meter=self.adversary_meter
             )
-            self.seen_plaintext(record, self.sim.world.adversary_node)
-        self.observe(record, size=tx_size(tx), readable=secret is not None)
+            read = decode_compact(plain)
+            if self.sim.now < self.close_time(tx.epoch):
+                self.seen_plaintext(record, self.sim.world.adversary_node)
+        self.overheard(record, tx, read=read)
 
     def propose(self, proposer: int) -> list[Tx]:
         """Sealed transactions of open epochs, then every batch whose key the proposer holds."""
@@ -205,12 +241,7 @@ class Threshold(OrderFlow):
         for index, node in enumerate(self.keypers, start=1):
             share = key.secret_shares[index]
             path = self.sim.net.route(node, aggregator)
-            self.sim.net.relay(
-                path,
-                kind="share",
-                size=SHARE_BYTES,
-                on_arrival=partial(self._share_in, epoch, index, share),
-            )
+            self.sim.net.relay(path, KeyShare(epoch, index, share), to=self.receive)
         self.sim.after(RELEASE_TIMEOUT_S, lambda: self._give_up(epoch))
 
     def _share_in(self, epoch: int, index: int, share: int) -> None:
@@ -226,17 +257,10 @@ class Threshold(OrderFlow):
         self.released[epoch] = secret
         for tx in self.onchain.get(epoch, []):
             self.seen_plaintext(self.owner[tx.ciphertext], self.keypers[0])
-
-        def arrive(node: int, _sender: int) -> None:
-            pool = self.key_at.get(node)
-            if pool is not None and epoch not in self.batched:
-                pool[epoch] = secret
-
         self.sim.broadcast(
             self.keypers[0],
-            kind="key",
-            size=KEY_BYTES,
-            on_arrival=arrive,
+            EpochSecret(epoch, secret),
+            to=self.receive,
             listeners=self.sim.sequencers,
         )
 

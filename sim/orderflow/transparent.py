@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from market.execute import Rejection
-from market.types import ORDER_WIRE_BYTES, Fill, Order
+from market.types import Fill, Order
 from sim.chain.blocks import Block, OrderTx, Tx, TxResult, order_priority
 from sim.chain.mempool import Mempools
 from sim.host.component import OrderFlow
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
 
 
@@ -28,21 +29,21 @@ class Transparent(OrderFlow):
 
     def submit(self, record: OrderRecord) -> None:
         """Diffuse the order's 32 plaintext bytes from the trader's node."""
-        order = record.order
-
-        def arrive(node: int, _sender: int) -> None:
-            self.seen_plaintext(record, node)
-            if node in self.watchers:
-                self.observe(record, size=ORDER_WIRE_BYTES, readable=True)
-            self.mempools.add(node, order.key, order, self.sim.now)
-
-        record.flood = self.sim.propagate(
-            record.node,
-            kind="order",
-            size=ORDER_WIRE_BYTES,
-            on_arrival=arrive,
-            listeners=self.listeners(),
+        record.flood = self.sim.spread(
+            record.node, OrderTx(record.order), to=self.receive, listeners=self.listeners()
         )
+
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """A plaintext order reaches ``node``: whoever holds it reads it; sequencers pool it."""
+        match msg:
+            case OrderTx(order=order):
+                record = self.sim.by_key[order.key]
+                self.seen_plaintext(record, node)
+                if node in self.watchers:
+                    self.overheard(record, msg, read=order)
+                self.mempools.add(node, order.key, order, self.sim.now)
+            case _:
+                unexpected(msg)
 
     def propose(self, proposer: int) -> list[Tx]:
         """The proposer's mempool, without what the chain holds, by priority fee then arrival."""

@@ -22,7 +22,7 @@ from sim.host.component import Component, OrderFlow, open_chain, refuse_settleme
 from sim.host.sequencing import block_txs, execute_block
 from sim.net.clock import CountingEnvironment
 from sim.net.dandelion import Propagation
-from sim.net.network import Arrival, Flood, SimNetwork
+from sim.net.network import Flood, Message, Receive, SimNetwork, unexpected
 from sim.results.records import OrderRecord, PricePoint, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
@@ -196,28 +196,20 @@ class Simulation:
                 PricePoint(block.t, block.height, market, self.exchange.prices(market))
             )
         listeners = sorted(set(self.replicas) | set(self.block_listeners))
-        flood = self.broadcast(
-            block.proposer,
-            kind="block",
-            size=block.size(),
-            on_arrival=lambda node, _sender: self._block_at(node, block),
-            listeners=listeners,
-        )
+        flood = self.broadcast(block.proposer, block, to=self._block_at, listeners=listeners)
         self.blocks.append((block, flood))
 
-    def _block_at(self, node: int, block: Block) -> None:
-        self.catch_up.arrived(node, block)
-        for listener in self.block_listeners.get(node, ()):
-            listener(block)
+    def _block_at(self, node: int, _sender: int, msg: Message) -> None:
+        match msg:
+            case Block():
+                self.catch_up.arrived(node, msg)
+                for listener in self.block_listeners.get(node, ()):
+                    listener(msg)
+            case _:
+                unexpected(msg)
 
-    def propagate(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+    def spread(
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
         """Spread a transaction from ``origin`` as ``network.propagation`` says.
 
@@ -225,30 +217,20 @@ class Simulation:
         through here, so the propagation mode (diffusion, or Dandelion's anonymity stems) applies
         to all of them alike. Blocks, votes and protocol messages always diffuse.
 
-        ``on_arrival(node, sender)`` runs at the origin at once, then at each node's first
-        arrival. With loss-free links diffusion is computed rather than simulated (see
+        ``to(node, sender, msg)`` runs at the origin at once, then at each node's first arrival.
+        With loss-free links diffusion is computed rather than simulated (see
         :mod:`sim.net.fastflood`), and ``listeners`` names the nodes whose arrival the caller acts
         on: only they (with the first node to receive it, and Dandelion's stem nodes) are told,
         each at its exact arrival time, which is what makes 10,000-node runs affordable. The
         returned flood's ``arrivals`` and ``first_from`` cover every node either way.
         """
-        return self._propagation().spread(
-            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
-        )
+        return self._propagation().spread(origin, msg, to=to, listeners=listeners)
 
     def broadcast(
-        self,
-        origin: int,
-        *,
-        kind: str,
-        size: int,
-        on_arrival: Arrival,
-        listeners: Sequence[int] | None = None,
+        self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Diffuse a protocol message (a block, an epoch key): like :meth:`propagate`, no stems."""
-        return self._propagation().diffuse(
-            origin, kind=kind, size=size, on_arrival=on_arrival, listeners=listeners
-        )
+        """Diffuse a protocol message (a block, an epoch key): like :meth:`spread`, no stems."""
+        return self._propagation().diffuse(origin, msg, to=to, listeners=listeners)
 
     def _propagation(self) -> Propagation:
         if self.propagation is None:

@@ -28,9 +28,10 @@ from market.crypto import sign
 from market.exchange import Exchange
 from market.oracle import OracleTerms, Settlement, SettlementKind
 from market.types import to_micro
-from sim.chain.blocks import Block, SettleTx, Tx, tx_size
+from sim.chain.blocks import Block, SettleTx, Tx
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 from sim.settlement.protocol import SettlementProtocol
 from sim.settlement.records import RoundRecord
 from sim.settlement.rules import rota, step_message
@@ -130,17 +131,17 @@ class Optimistic(SettlementProtocol):
 
     def offer(self, node: int, step: Settlement) -> None:
         """``node`` floods its signed bond ``step``; each sequencer it reaches pools it."""
-        self.sim.net.flood(
-            node,
-            kind="oracle",
-            size=tx_size(SettleTx(step)),
-            on_arrival=lambda at, _sender: self._heard(at, step),
-        )
+        self.sim.net.flood(node, SettleTx(step), to=self.receive)
 
-    def _heard(self, node: int, step: Settlement) -> None:
-        pool = self.pools.get(node)
-        if pool is not None and step not in self.included:
-            pool[step] = None
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """A bond step reaches ``node``: a sequencer pools it for its next block."""
+        match msg:
+            case SettleTx(settlement=step):
+                pool = self.pools.get(node)
+                if pool is not None and step not in self.included:
+                    pool[step] = None
+            case _:
+                unexpected(msg)
 
     def _watch(self, node: int, block: Block) -> None:
         """A block reached honest ``node``: dispute every wrong proposal its replica now shows."""

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from market.crypto import keypair, sign
 from market.exchange import Exchange
 from market.oracle import Settlement
 from sim.host.host import Host
+from sim.net.network import Message, unexpected
 from sim.settlement.records import RoundRecord
 from sim.settlement.rules import (
     VOTE_BYTES,
@@ -55,6 +57,37 @@ RoundHook = Callable[[int, Sequence[int]], None]
 proposal, when the leader is honest)."""
 CastHook = Callable[[int, Sequence[Ballot]], None]
 """``hook(origin, bundle)``: reporter ``origin`` is flooding its own signed votes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A round leader's signed proposal: one outcome per market it puts to the vote."""
+
+    kind: ClassVar[str] = "leader"
+    round: int
+    leader: int
+    choices: tuple[tuple[int, int], ...]
+    """``(market, outcome)`` pairs."""
+    signature: bytes
+    """The leader's signature over :func:`.rules.leader_message` of the three fields above."""
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: round and leader, three bytes a choice, the signature."""
+        return 16 + 3 * len(self.choices) + SIGNATURE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class VoteBundle:
+    """Signed votes flooded together by one reporter, each with the market it is bundled for."""
+
+    kind: ClassVar[str] = "vote"
+    ballots: tuple[Ballot, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: one signed vote each."""
+        return VOTE_BYTES * len(self.ballots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,21 +251,31 @@ class Voting:
             record = self.row(market, round_)
             if record is not None:
                 record.proposed = outcome
-        message = leader_message(round_, lead, choices)
+        self.sim.net.flood(lead, Proposal(round_, lead, choices, signature), to=self.receive)
 
-        def arrive(node: int, _sender: int) -> None:
-            if node not in self.honest_set or self.round != round_:
-                return
-            agreed = [
-                (m, o)
-                for m, o in choices
-                if o == self.truth[m] and m in self.current and not settled_at(self.sim, node, m)
-            ]
-            if agreed and self.keyring.authentic(lead, message, signature):
-                self._vote(node, round_, agreed)
+    def receive(self, node: int, _sender: int, msg: Message) -> None:
+        """A leader's proposal or a bundle of votes reaches ``node``."""
+        match msg:
+            case Proposal():
+                self._proposal_at(node, msg)
+            case VoteBundle(ballots=ballots):
+                self._count(node, ballots)
+            case _:
+                unexpected(msg)
 
-        size = 16 + 3 * len(choices) + SIGNATURE_BYTES
-        self.sim.net.flood(lead, kind="leader", size=size, on_arrival=arrive)
+    def _proposal_at(self, node: int, proposal: Proposal) -> None:
+        """An honest reporter votes for each proposed outcome it agrees with, if it is signed."""
+        round_ = proposal.round
+        if node not in self.honest_set or self.round != round_:
+            return
+        agreed = [
+            (m, o)
+            for m, o in proposal.choices
+            if o == self.truth[m] and m in self.current and not settled_at(self.sim, node, m)
+        ]
+        message = leader_message(round_, proposal.leader, proposal.choices)
+        if agreed and self.keyring.authentic(proposal.leader, message, proposal.signature):
+            self._vote(node, round_, agreed)
 
     def _vote(self, node: int, round_: int, choices: Sequence[tuple[int, int]]) -> None:
         """Honest ``node`` signs a vote for each ``(market, outcome)`` and casts them."""
@@ -255,13 +298,7 @@ class Voting:
 
     def flood(self, origin: int, ballots: Sequence[Ballot]) -> None:
         """Flood a bundle of votes from ``origin`` as it is; sequencers check each vote they get."""
-        bundle = tuple(ballots)
-        self.sim.net.flood(
-            origin,
-            kind="vote",
-            size=VOTE_BYTES * len(bundle),
-            on_arrival=lambda node, _sender: self._count(node, bundle),
-        )
+        self.sim.net.flood(origin, VoteBundle(tuple(ballots)), to=self.receive)
 
     def _count(self, node: int, bundle: Sequence[Ballot]) -> None:
         """An honest sequencer node checks and counts the votes of a bundle it received."""

@@ -19,6 +19,7 @@ from sim.net.fastflood import EventSpread, LatencyGraph, diffuse
 from sim.net.network import Flood, SimNetwork, Topology
 from sim.runs.runner import RunResult
 from tests.conftest import SMALL
+from tests.sim.net.probe import Probe
 
 # a line 0-1-2-3-4 with a slow shortcut 0-3: from 0, arrivals 0, .01, .02, .03, .04
 LINE = Topology(
@@ -44,11 +45,9 @@ def _spies(*nodes: int) -> np.ndarray:
 def test_first_spy_names_the_node_the_first_spy_heard_it_from(computed: bool) -> None:
     net = _network()
     if computed:
-        flood: Flood = diffuse(
-            net, LatencyGraph(LINE), 0, kind="o", size=1, on_arrival=lambda *_: None
-        )
+        flood: Flood = diffuse(net, LatencyGraph(LINE), 0, Probe("o", 1), to=lambda *_: None)
     else:
-        flood = net.flood(0, kind="o", size=1, on_arrival=lambda *_: None)
+        flood = net.flood(0, Probe("o", 1), to=lambda *_: None)
     net.env.run()
     assert first_spy(flood, _spies(3, 4), until=1.0) == (True, 2)  # 3 hears it from 2 at .03
     assert first_spy(flood, _spies(1, 4), until=1.0) == (True, 0)  # a neighbour of the origin
@@ -58,7 +57,7 @@ def test_first_spy_names_the_node_the_first_spy_heard_it_from(computed: bool) ->
 
 def test_the_per_edge_variant_only_uses_what_spies_received_on_a_stem() -> None:
     net = _network()
-    spread = EventSpread(net, 0, kind="o", size=1, on_arrival=lambda *_: None)
+    spread = EventSpread(net, 0, Probe("o", 1), to=lambda *_: None)
     env = net.env
     spread.reach(0, -1)
     env.timeout(0.01).callbacks.append(lambda _e: spread.reach(1, 0, stem=True))

@@ -161,4 +161,4 @@ def test_a_settlement_needs_a_quorum_of_distinct_reporters() -> None:
 def test_block_size_counts_its_transactions_bytes() -> None:
     one = Block(0, 1.0, 1, (OrderTx(_order(0, 0)),))
     two = Block(0, 1.0, 1, (OrderTx(_order(0, 0)), OrderTx(_order(0, 1))))
-    assert two.size() - one.size() == 32
+    assert two.size - one.size == 32

@@ -13,6 +13,7 @@ from sim.host.faults import NEVER, Cut, Outage, fault_counts, plan_faults
 from sim.net.network import SimNetwork, Topology
 from sim.runs.runner import build
 from sim.scenario import ScenarioError, expand, parse_scenario
+from tests.sim.net.probe import Probe
 
 LAT = 0.1
 
@@ -36,7 +37,7 @@ def _net(topology: Topology) -> tuple[Environment, SimNetwork]:
 
 def _reached(env: Environment, net: SimNetwork, origin: int) -> dict[int, float]:
     seen: dict[int, float] = {}
-    net.flood(origin, kind="m", size=10, on_arrival=lambda node, _s: seen.setdefault(node, env.now))
+    net.flood(origin, Probe("m", 10), to=lambda node, *_: seen.setdefault(node, env.now))
     env.run(until=env.now + 10.0)
     return seen
 
@@ -78,13 +79,13 @@ def test_point_to_point_sends_respect_crashes_and_cuts() -> None:
     env, net = _net(_line(3))
     got: list[str] = []
     net.crash(0)
-    net.send(0, 1, kind="s", size=1, on_arrival=lambda: got.append("from crashed"))
+    net.send(0, 1, Probe("s", 1), to=lambda *_: got.append("from crashed"))
     assert "s" not in net.stats.sent  # a crashed node sends nothing, counted nowhere
     net.restart(0)
     net.cut(frozenset({2}))
-    net.send(1, 2, kind="s", size=1, on_arrival=lambda: got.append("across the cut"))
+    net.send(1, 2, Probe("s", 1), to=lambda *_: got.append("across the cut"))
     net.heal(frozenset({2}))
-    net.send(0, 1, kind="s", size=1, on_arrival=lambda: got.append("to a node that crashes"))
+    net.send(0, 1, Probe("s", 1), to=lambda *_: got.append("to a node that crashes"))
     env.timeout(LAT / 2).callbacks.append(lambda _e: net.crash(1))
     env.run(until=1.0)
     assert got == []

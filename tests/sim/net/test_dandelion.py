@@ -25,6 +25,7 @@ from sim.net.network import SimNetwork, Topology, build_topology
 from sim.rng import Streams
 from sim.runs.runner import build
 from sim.scenario import Network, expand, parse_scenario
+from tests.sim.net.probe import Probe
 
 
 def _config(**network: Any) -> Network:
@@ -54,7 +55,7 @@ def _send_at(router: Dandelion, times: list[tuple[float, int]]) -> list[Spread]:
     for t, origin in times:
         env.timeout(t).callbacks.append(
             lambda _e, o=origin: sent.append(
-                router.send(o, kind="order", size=32, on_arrival=lambda n, s: None, listeners=())
+                router.send(o, Probe("order", 32), to=lambda *_: None, listeners=())
             )
         )
     env.run()

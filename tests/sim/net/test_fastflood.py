@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from simpy import Environment
 
 from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, delay_until, diffuse
-from sim.net.network import Flood, SimNetwork, Topology, build_topology
+from sim.net.network import Flood, Message, Receive, SimNetwork, Topology, build_topology
 from sim.scenario import parse_scenario
+from tests.sim.net.probe import Probe
 
 Log = dict[int, tuple[float, int]]
 
@@ -43,8 +44,8 @@ def _run(
     return made[0], log, net
 
 
-def _logger(net: SimNetwork, log: Log) -> Callable[[int, int], None]:
-    def arrive(node: int, sender: int) -> None:
+def _logger(net: SimNetwork, log: Log) -> Receive:
+    def arrive(node: int, sender: int, _msg: Message) -> None:
         assert node not in log, "told twice"
         log[node] = (net.env.now, sender)
 
@@ -65,15 +66,13 @@ def test_computed_arrivals_are_bitwise_those_of_message_by_message_flooding(
         slow, slow_log, slow_net = _run(
             topo,
             start,
-            lambda net, log, o=origin: net.flood(
-                o, kind="order", size=32, on_arrival=_logger(net, log)
-            ),
+            lambda net, log, o=origin: net.flood(o, Probe("order", 32), to=_logger(net, log)),
         )
         fast, fast_log, fast_net = _run(
             topo,
             start,
             lambda net, log, o=origin: diffuse(
-                net, graph, o, kind="order", size=32, on_arrival=_logger(net, log)
+                net, graph, o, Probe("order", 32), to=_logger(net, log)
             ),
         )
         assert list(fast.arrivals) == list(slow.arrivals)  # exact, not approximate
@@ -89,13 +88,13 @@ def test_only_listeners_and_the_first_sighting_are_told_at_their_exact_times() -
     graph = LatencyGraph(topo)
     listeners = [5, 17, 99, 3]
     slow, slow_log, _ = _run(
-        topo, 77.5, lambda net, log: net.flood(8, kind="o", size=1, on_arrival=_logger(net, log))
+        topo, 77.5, lambda net, log: net.flood(8, Probe("o", 1), to=_logger(net, log))
     )
     fast, fast_log, _ = _run(
         topo,
         77.5,
         lambda net, log: diffuse(
-            net, graph, 8, kind="o", size=1, on_arrival=_logger(net, log), listeners=listeners
+            net, graph, 8, Probe("o", 1), to=_logger(net, log), listeners=listeners
         ),
     )
     first = min((t, node) for node, (t, _) in slow_log.items() if node != 8)[1]
@@ -108,7 +107,7 @@ def test_has_follows_the_clock_not_the_computed_future() -> None:
     topo = _topology(40, 4)
     env = Environment()
     net = SimNetwork(env, topo, loss=0.0, rng=random.Random(1))
-    flood = diffuse(net, LatencyGraph(topo), 0, kind="o", size=1, on_arrival=lambda n, s: None)
+    flood = diffuse(net, LatencyGraph(topo), 0, Probe("o", 1), to=lambda *_: None)
     far = max(range(40), key=lambda n: flood.arrivals[n])
     assert flood.has(0) and not flood.has(far)
     env.run(until=flood.arrivals[far] / 2)
@@ -137,13 +136,11 @@ def test_a_later_source_brings_arrivals_forward_exactly_as_in_simulation() -> No
     far = 150
 
     def fast(net: SimNetwork, log: Log) -> Flood:
-        spread = FastFlood(
-            net, graph, 0, kind="o", size=1, on_arrival=_logger(net, log), listeners=None
-        )
+        spread = FastFlood(net, graph, 0, Probe("o", 1), to=_logger(net, log), listeners=None)
         return _two_sources(spread, net, far, 0.02)
 
     def slow(net: SimNetwork, log: Log) -> Flood:
-        spread = EventSpread(net, 0, kind="o", size=1, on_arrival=_logger(net, log))
+        spread = EventSpread(net, 0, Probe("o", 1), to=_logger(net, log))
         return _two_sources(spread, net, far, 0.02)
 
     a, a_log, a_net = _run(topo, 10.0, fast)
@@ -155,7 +152,7 @@ def test_a_later_source_brings_arrivals_forward_exactly_as_in_simulation() -> No
     single, _, _ = _run(
         topo,
         10.0,
-        lambda net, log: diffuse(net, graph, 0, kind="o", size=1, on_arrival=_logger(net, log)),
+        lambda net, log: diffuse(net, graph, 0, Probe("o", 1), to=_logger(net, log)),
     )
     assert sum(x < y for x, y in zip(a.arrivals, single.arrivals, strict=True)) > 10
 

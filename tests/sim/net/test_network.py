@@ -11,6 +11,7 @@ from simpy import Environment
 
 from sim.net.network import SimNetwork, Topology, build_topology
 from sim.scenario import parse_scenario
+from tests.sim.net.probe import Probe
 
 
 def _network(**keys: object) -> Topology:
@@ -24,9 +25,8 @@ def _flood(topology: Topology, *, loss: float = 0.0, origin: int = 0) -> tuple[S
     seen: list[tuple[int, int, float]] = []
     net.flood(
         origin,
-        kind="order",
-        size=32,
-        on_arrival=lambda node, sender: seen.append((node, sender, env.now)),
+        Probe("order", 32),
+        to=lambda node, sender, _m: seen.append((node, sender, env.now)),
     )
     env.run()
     net.close()
