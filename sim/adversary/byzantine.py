@@ -68,7 +68,7 @@ class ByzantineReporters(Component):
         self.honest = tuple(r for r in reporters if r not in protocol.plan.byzantine)
         self.truth = sim.world.outcomes
         rng = sim.streams.python("settlement-wrong")
-        self.wrong = wrong_outcomes(self.truth, sim.scenario.market.outcomes, rng)
+        self.wrong = wrong_outcomes(self.truth, protocol.market.outcomes, rng)
         self.junk = sim.streams.randbytes("settlement-junk")
         outsiders = [n for n in range(sim.world.topology.nodes) if n not in set(reporters)]
         self.sybil = (
@@ -87,7 +87,7 @@ class ByzantineReporters(Component):
         self.voting.on_cast.append(self._heard)
         self.oracle = protocol if isinstance(protocol, Optimistic) else None
         if self.oracle is not None:
-            bond, endowment = self.oracle.bond, to_micro(sim.scenario.settlement.endowment)
+            bond, endowment = self.oracle.bond, to_micro(protocol.settlement.endowment)
             bonds = endowment // bond if bond else len(self.truth) * BONDS_WITHOUT_BOND
             self.budget = dict.fromkeys(self.nodes, bonds)
             self.oracle.on_open.append(self._opened)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from market.accounts import frontrunner_account
 from market.batch import BatchResult
 from market.exchange import Exchange
 from market.execute import Rejection
@@ -44,18 +43,33 @@ class Sandwich:
 
 
 class FrontRunner(Component):
-    """Sandwiches every order the adversary reads in time, within its budget."""
+    """Sandwiches every order the adversary reads in time, within its budget.
 
-    def __init__(self, sim: Host, flow: OrderFlow) -> None:
+    Args:
+        sim: the host.
+        flow: the run's order flow (the front-runner reads through it and submits to it).
+        node: where it trades from (the adversary's node, or a front-running operator's).
+        account: its trading account.
+        priority_fee: what it pays per front leg to be sequenced first.
+        budget: its starting cash, a trader's budget.
+    """
+
+    def __init__(
+        self,
+        sim: Host,
+        flow: OrderFlow,
+        *,
+        node: int,
+        account: int,
+        priority_fee: float,
+        budget: float,
+    ) -> None:
         super().__init__(sim)
         self.flow = flow
-        self.account = frontrunner_account(len(sim.world.traders))
-        self.node = (
-            sim.world.operator
-            if flow.mode == "operator" and sim.scenario.adversary.operator_frontruns
-            else sim.world.adversary_node
-        )
-        self.fee = to_micro(sim.scenario.adversary.priority_fee)
+        self.account = account
+        self.node = node
+        self.fee = to_micro(priority_fee)
+        self.budget = to_micro(budget)
         self.sandwiches: list[Sandwich] = []
         self.by_front: dict[tuple[int, int], Sandwich] = {}
         self.before: Exchange | None = None
@@ -65,7 +79,7 @@ class FrontRunner(Component):
 
     def genesis(self) -> Genesis:
         """The front-runner starts with a trader's budget."""
-        return Genesis(mints=((self.account, to_micro(self.sim.scenario.traders.budget)),))
+        return Genesis(mints=((self.account, self.budget),))
 
     def _read(self, victim: OrderRecord, order: Order) -> None:
         """Sandwich ``order`` if it is a buy from someone else and a front leg can get ahead.

@@ -24,7 +24,9 @@ import numpy as np
 
 from sim.adversary.spies import first_spy
 from sim.host.component import Component
+from sim.host.host import Host
 from sim.results.records import OrderRecord
+from sim.scenario import Privacy
 
 NAN = math.nan
 
@@ -149,16 +151,27 @@ def infer_directions(
 
 
 class Leakage(Component):
-    """Direction inference, early decryption and the signal's mutual information."""
+    """Direction inference, early decryption and the signal's mutual information.
+
+    Args:
+        sim: the host.
+        outcomes: how many outcomes each market has (``market.outcomes``).
+        privacy: ``[privacy]`` (the order flow decides which orders were sealed, and until when).
+        horizon_s: the run's end.
+    """
+
+    def __init__(self, sim: Host, *, outcomes: int, privacy: Privacy, horizon_s: float) -> None:
+        super().__init__(sim)
+        self.outcomes, self.privacy, self.horizon_s = outcomes, privacy, horizon_s
 
     def metrics(self) -> dict[str, float]:
         """The ``privacy.*`` leakage metrics of SPEC section 4."""
         sim = self.sim
         inference = infer_directions(
             sim.records.orders,
-            outcomes=sim.scenario.market.outcomes,
+            outcomes=self.outcomes,
             spies=sim.world.spies,
-            until=sim.scenario.duration_s,
+            until=self.horizon_s,
         )
         pairs = []
         for record, prediction in zip(inference.records, inference.predictions, strict=True):
@@ -174,10 +187,10 @@ class Leakage(Component):
 
     def _early_fraction(self) -> float:
         """Share of encrypted orders the adversary read before their batch (or execution) closed."""
-        mode = self.sim.scenario.privacy.order_flow
+        mode = self.privacy.order_flow
         if mode not in ("threshold", "operator"):
             return NAN
-        interval = self.sim.scenario.privacy.batch_interval_s
+        interval = self.privacy.batch_interval_s
         sealed = [
             r
             for r in self.sim.records.orders

@@ -176,12 +176,14 @@ class Spies(Component):
     Metrics: ``privacy.sender_precision`` and ``privacy.sender_recall`` (first-spy), and with
     Dandelion ``privacy.sender_precision_per_edge`` and ``privacy.sender_recall_per_edge``.
     Table: ``sender_estimates``.
+
+    ``per_edge`` is set when messages travel Dandelion stems (which the per-edge variant needs).
     """
 
-    def __init__(self, sim: Host) -> None:
+    def __init__(self, sim: Host, *, per_edge: bool) -> None:
         super().__init__(sim)
         self.spies = sim.world.spies
-        self.per_edge = sim.scenario.network.propagation == "dandelion"
+        self.per_edge = per_edge
         self._judged: list[Attribution] | None = None
 
     def judged(self) -> list[Attribution]:

@@ -37,7 +37,6 @@ from functools import partial
 import numpy as np
 import polars as pl
 
-from market.accounts import forecaster_account
 from market.types import to_micro
 from sim.federated.attacks import (
     MembershipResult,
@@ -55,7 +54,7 @@ from sim.federated.wire import Courier
 from sim.host.component import Component, Genesis
 from sim.host.host import Host
 from sim.results import tables
-from sim.scenario import Forecaster
+from sim.scenario import Forecaster, Traders
 from sim.world.forecast import ForecastWorld, pooled
 
 """The ``fl_roc`` table: the membership-inference ROC curve on an even FPR grid."""
@@ -92,14 +91,30 @@ class Report:
 
 
 class FederatedForecaster(Component):
-    """Trains the forecaster over the network, then lets it trade (see the module doc)."""
+    """Trains the forecaster over the network, then lets it trade (see the module doc).
 
-    def __init__(self, sim: Host) -> None:
+    Args:
+        sim: the host.
+        forecaster: ``[forecaster]``.
+        traders: ``[traders]`` (the forecaster trades like one, from the same budget).
+        close_s: when trading stops.
+        account: its trading account.
+    """
+
+    def __init__(
+        self,
+        sim: Host,
+        *,
+        forecaster: Forecaster,
+        traders: Traders,
+        close_s: float,
+        account: int,
+    ) -> None:
         super().__init__(sim)
         if sim.world.forecast is None:
             raise ValueError("the world has no forecasting data: is forecaster.enabled set?")
         self.forecast: ForecastWorld = sim.world.forecast
-        self.config = fl_config(sim.scenario.forecaster)
+        self.config = fl_config(forecaster)
         self.rng = sim.streams.numpy("forecaster")
         self.session = Session.start(
             self.config,
@@ -122,13 +137,15 @@ class FederatedForecaster(Component):
         self.observed: Observation | None = None
         self.open: RoundPlan | None = None
         self.open_since = math.nan
-        account = forecaster_account(len(sim.world.traders))
-        self.trader = ForecastTrader(sim, account=account, node=self.forecast.coordinator)
+        self.budget = to_micro(traders.budget)
+        self.trader = ForecastTrader(
+            sim, account=account, node=self.forecast.coordinator, traders=traders, close_s=close_s
+        )
         self._report: Report | None = None
 
     def genesis(self) -> Genesis:
         """The forecaster's trading account starts with a trader's budget."""
-        return Genesis(mints=((self.trader.account, to_micro(self.sim.scenario.traders.budget)),))
+        return Genesis(mints=((self.trader.account, self.budget),))
 
     def start(self) -> None:
         """Start round 0 at time 0."""
@@ -284,8 +301,3 @@ class FederatedForecaster(Component):
         fpr, tpr = thin_roc(self.report().membership)
         roc = tables.frame("fl_roc", {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, run_id)
         return {"fl_rounds": fl_rounds, "fl_roc": roc}
-
-
-def forecaster_components(host: Host) -> tuple[FederatedForecaster, ...]:
-    """The forecaster, when the scenario enables it (it mints its account at genesis)."""
-    return (FederatedForecaster(host),) if host.scenario.forecaster.enabled else ()

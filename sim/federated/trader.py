@@ -22,6 +22,7 @@ from market.types import MICRO, Order
 from sim.host.host import Host
 from sim.results.metrics import account_value
 from sim.results.records import OrderRecord
+from sim.scenario import Traders
 from sim.world.agents import Intent, informed_intent
 
 KIND = "forecaster"
@@ -42,13 +43,18 @@ class ForecastTrader:
         sim: the run.
         account: its ledger account (minted by the caller before the run starts).
         node: the node it submits from.
+        traders: ``[traders]`` (it trades as often, as much and from the same budget as one).
+        close_s: when trading stops (``market.close_s``).
     """
 
-    def __init__(self, sim: Host, *, account: int, node: int) -> None:
+    def __init__(
+        self, sim: Host, *, account: int, node: int, traders: Traders, close_s: float
+    ) -> None:
         self.sim = sim
         self.account = account
         self.node = node
-        self.interval = 3600.0 / sim.scenario.traders.orders_per_hour
+        self.traders, self.close_s = traders, close_s
+        self.interval = 3600.0 / traders.orders_per_hour
         self.beliefs: tuple[float, ...] = ()
         self.records: list[OrderRecord] = []
 
@@ -58,7 +64,7 @@ class ForecastTrader:
         self._act()
 
     def _act(self) -> None:
-        if self.sim.now >= self.sim.scenario.market.close_s:
+        if self.sim.now >= self.close_s:
             return
         for market, probability in enumerate(self.beliefs):
             if market not in self.sim.exchange.closed:
@@ -71,7 +77,7 @@ class ForecastTrader:
         intent = forecast_intent(
             sim.exchange.prices(market),
             probability,
-            shares=sim.scenario.traders.order_size,
+            shares=self.traders.order_size,
             cash=cash,
         )
         if intent is None or round(intent.shares * MICRO) <= 0:
@@ -89,4 +95,4 @@ class ForecastTrader:
 
     def pnl(self) -> float:
         """Final value (cash plus positions at current prices) minus the starting budget."""
-        return account_value(self.sim.exchange, self.account) - self.sim.scenario.traders.budget
+        return account_value(self.sim.exchange, self.account) - self.traders.budget

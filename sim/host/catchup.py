@@ -99,7 +99,7 @@ class CatchUp:
         replica = self.sim.replicas[node]
         if node not in self.fetching and replica.missing(self.heard[node]) is not None:
             self.fetching.add(node)
-            self.sim.after(self.sim.scenario.network.block_interval_s, lambda: self._fetch(node, 0))
+            self.sim.after(self.sim.block_interval_s, lambda: self._fetch(node, 0))
 
     def _fetch(self, node: int, attempt: int) -> None:
         """Ask the nearest node holding the missing block for it; retry until it arrives."""

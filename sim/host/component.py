@@ -22,6 +22,7 @@ from sim.chain.blocks import Block, Tx, TxResult
 from sim.host.host import Host
 from sim.net.network import Message
 from sim.results.records import OrderRecord
+from sim.scenario import Privacy
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +124,13 @@ PSEUDONYM_BASE = 1 << 32
 class OrderFlow(Component):
     """How an order travels from its trader to execution (one subclass per privacy mode).
 
+    Args:
+        sim: the host.
+        privacy: ``[privacy]``.
+        watchers: the adversary's nodes (spies, the front-runner's node, a front-running
+            operator): every message that reaches one of them is seen by the adversary.
+
     Attributes:
-        watchers: the adversary nodes (spies, and the front-runner's node when there is one):
-            every message that reaches one of them is seen by the adversary.
         readers: callbacks run when the adversary first reads an order's content before it
             executes, with the order as the adversary decoded it from the message it holds
             (the front-runner acts on these).
@@ -135,19 +140,17 @@ class OrderFlow(Component):
     can_front_run: bool = True
     """Whether a reader can get an order of its own executed ahead of what it read."""
 
-    def __init__(self, sim: Host) -> None:
+    def __init__(self, sim: Host, *, privacy: Privacy, watchers: frozenset[int]) -> None:
         super().__init__(sim)
-        watchers = set(sim.world.spies)
-        if sim.scenario.adversary.frontrunner:
-            watchers.add(sim.world.adversary_node)
-        self.watchers = frozenset(watchers)
+        self.privacy = privacy
+        self.watchers = watchers
         self.readers: list[Callable[[OrderRecord, Order], None]] = []
         self._listeners: tuple[int, ...] | None = None
 
     def listeners(self) -> tuple[int, ...]:
         """The nodes whose receipt of an order-bearing message matters: sequencers and watchers.
 
-        Passed to :meth:`Host.propagate`, so loss-free diffusion is computed and only these
+        Passed to :meth:`Host.spread`, so loss-free diffusion is computed and only these
         nodes (with the first hop and any stem nodes) are told, at their exact arrival times.
         """
         if self._listeners is None:
@@ -173,7 +176,7 @@ class OrderFlow(Component):
 
     def public_sender(self, record: OrderRecord) -> int:
         """The sender address on the order's envelope: its trader, or a one-time address."""
-        if self.sim.scenario.privacy.unlinkable_senders:
+        if self.privacy.unlinkable_senders:
             return PSEUDONYM_BASE + record.order_id
         return record.order.trader
 

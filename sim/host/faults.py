@@ -121,11 +121,13 @@ class FaultInjector(Component):
     Args:
         sim: the run.
         plan: what to inject.
+        horizon_s: the run's end (a restart or heal after it is not scheduled).
     """
 
-    def __init__(self, sim: Host, plan: FaultPlan) -> None:
+    def __init__(self, sim: Host, plan: FaultPlan, *, horizon_s: float) -> None:
         super().__init__(sim)
         self.plan = plan
+        self.horizon_s = horizon_s
         self.validators = frozenset(sim.validators)
         self.outages: dict[int, int] = {}
         """How many outages keep each node down now (they may overlap)."""
@@ -139,7 +141,7 @@ class FaultInjector(Component):
 
     def start(self) -> None:
         """Schedule every crash, restart, cut and heal."""
-        sim, horizon = self.sim, self.sim.scenario.duration_s
+        sim, horizon = self.sim, self.horizon_s
         for outage in self.plan.outages:
             sim.after(outage.start, partial(self._down, outage.node))
             if outage.end < horizon:

@@ -5,11 +5,17 @@ protocol, never against the simpy simulation that implements it (:mod:`sim.runs.
 So they import nothing above :mod:`sim.host`, and none of them touches the simpy environment:
 time reaches them as :attr:`Host.now`, :meth:`Host.after` and :meth:`Host.every`.
 
-The surface is still wider than a protocol needs. The clock, the message paths (``propagate``,
-``broadcast``) and block subscriptions (``block_listeners``) are what the design keeps; the
-shared state (``exchange``, ``replicas``, ``records``/``by_key``, ``settlement_ok``,
-``faulty_replicas``) is what components still read or write directly, and what later work moves
-behind narrower calls. Listing it here makes every such reach visible and type-checked.
+Messages are values (:class:`sim.net.network.Message`: one frozen dataclass per kind, with its
+wire size); every send names the handler that receives ``(node, sender, msg)`` where it arrives,
+and handlers dispatch on the message's class with ``match``. Components never see the scenario:
+the composition root (:mod:`sim.runs.assembly`) hands each its own ``[section]``.
+
+The surface is still wider than a protocol needs. The clock, the message paths (``spread``,
+``broadcast``, ``net.send``/``relay``/``flood``) and block subscriptions (``block_listeners``)
+are what the design keeps; the shared state (``world``, ``exchange``, ``replicas``,
+``records``/``by_key``, ``settlement_ok``, ``faulty_replicas``) is what components still read or
+write directly, and what later work moves behind narrower calls. Listing it here makes every
+such reach visible and type-checked.
 """
 
 from __future__ import annotations
@@ -25,12 +31,11 @@ from sim.chain.blocks import Block, Replica
 from sim.net.network import Flood, Message, MessageStats, Receive
 from sim.results.records import OrderRecord, RunRecords
 from sim.rng import Streams
-from sim.scenario import Scenario
 from sim.world.build import World
 
 
 class Links(Protocol):
-    """The network calls components still make directly, below ``propagate`` and ``broadcast``.
+    """The network calls components still make directly, below ``spread`` and ``broadcast``.
 
     Point-to-point sends and relays (the operator's hop, keypers' shares, catch-up fetches),
     message-by-message floods (votes, bond steps), and the fault switches. The simpy network
@@ -71,7 +76,6 @@ class Links(Protocol):
 class Host(Protocol):
     """The running world as a component may use it (implemented by the simpy simulation)."""
 
-    scenario: Scenario
     world: World
     streams: Streams
     """The run's named random streams (derived from its seed, so runs are reproducible)."""
@@ -90,7 +94,7 @@ class Host(Protocol):
 
     @property
     def net(self) -> Links:
-        """The network calls components still make below propagate and broadcast."""
+        """The network calls components still make below spread and broadcast."""
         ...
 
     @property
@@ -101,6 +105,11 @@ class Host(Protocol):
     @property
     def sequencers(self) -> tuple[int, ...]:
         """The nodes that close blocks."""
+        ...
+
+    @property
+    def block_interval_s(self) -> float:
+        """How often a sequencer closes a block (``network.block_interval_s``)."""
         ...
 
     def after(self, delay: float, fire: Callable[[], object]) -> None:

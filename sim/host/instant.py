@@ -299,6 +299,11 @@ class InstantHost:
     # -- the Host protocol -----------------------------------------------------------------
 
     @property
+    def block_interval_s(self) -> float:
+        """How often a sequencer closes a block (``network.block_interval_s``)."""
+        return self.scenario.network.block_interval_s
+
+    @property
     def now(self) -> float:
         """The simulated time, in seconds."""
         return self.clock.now

@@ -22,6 +22,7 @@ from sim.host.component import OrderFlow
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
+from sim.scenario import Privacy
 
 SALT_BYTES = 16
 
@@ -32,8 +33,8 @@ class CommitReveal(OrderFlow):
     mode = "commit_reveal"
     can_front_run = False
 
-    def __init__(self, sim: Host) -> None:
-        super().__init__(sim)
+    def __init__(self, sim: Host, *, privacy: Privacy, watchers: frozenset[int]) -> None:
+        super().__init__(sim, privacy=privacy, watchers=watchers)
         self.randbytes = sim.streams.randbytes("salts")
         self.commits: Mempools[CommitTx] = Mempools(sim.validators)
         self.reveals: Mempools[RevealTx] = Mempools(sim.validators)
@@ -47,7 +48,7 @@ class CommitReveal(OrderFlow):
         """Diffuse a commitment (and escrow the deposit once it is on chain)."""
         salt = self.randbytes(SALT_BYTES)
         commitment = commit(record.order.encode(), salt, meter=self.sim.meter)
-        deposit = to_micro(self.sim.scenario.privacy.deposit)
+        deposit = to_micro(self.privacy.deposit)
         tx = CommitTx(record.order.trader, commitment, deposit)
         self.owner[commitment] = record
         self.waiting[commitment] = RevealTx(record.order, salt, commitment)
@@ -90,7 +91,7 @@ class CommitReveal(OrderFlow):
     def propose(self, proposer: int) -> list[Tx]:
         """New commitments, reveals in commitment order, forfeits of expired commitments."""
         now = self.sim.now
-        deadline = self.sim.scenario.privacy.reveal_deadline_s
+        deadline = self.privacy.reveal_deadline_s
         commits = [tx for tx, _ in self.commits.take(proposer, order=lambda _tx, t: t)]
         reveals = [
             tx

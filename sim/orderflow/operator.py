@@ -23,6 +23,7 @@ from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.orderflow.transparent import record_fills
 from sim.results.records import OrderRecord
+from sim.scenario import Privacy
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +47,22 @@ class ToOperator:
 
 
 class Operator(OrderFlow):
-    """Encrypted point-to-point submission to a single operator node."""
+    """Encrypted point-to-point submission to a single operator node.
+
+    ``operator`` is its node; when the operator is the adversary, it is among ``watchers``.
+    """
 
     mode = "operator"
 
-    def __init__(self, sim: Host) -> None:
-        super().__init__(sim)
-        self.operator = sim.world.operator
+    def __init__(
+        self, sim: Host, *, privacy: Privacy, watchers: frozenset[int], operator: int
+    ) -> None:
+        super().__init__(sim, privacy=privacy, watchers=watchers)
+        self.operator = operator
         self.randbytes = sim.streams.randbytes("operator")
         self.secret, self.public = keypair(self.randbytes, meter=sim.meter)
         self.mempools: Mempools[Order] = Mempools([self.operator])
         self.owner: dict[bytes, OrderRecord] = {}
-        if sim.scenario.adversary.operator_frontruns:
-            self.watchers = self.watchers | {self.operator}
 
     def sequencers(self) -> tuple[int, ...]:
         """The operator alone closes blocks."""
@@ -76,7 +80,7 @@ class Operator(OrderFlow):
             self.public,
             encode_compact(record.order),
             randbytes=self.randbytes,
-            pad_to=self.sim.scenario.privacy.pad_to_bytes,
+            pad_to=self.privacy.pad_to_bytes,
             meter=self.sim.meter,
         )
         record.wire_bytes = len(blob)

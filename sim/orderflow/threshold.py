@@ -36,6 +36,7 @@ from sim.host.component import OrderFlow
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
+from sim.scenario import Privacy
 
 SHARE_BYTES = 4 + 4 + 32
 """A revealed share on the wire: epoch, keyper index, the 32-byte scalar."""
@@ -77,22 +78,38 @@ def _epoch_aad(epoch: int) -> bytes:
 
 
 class Threshold(OrderFlow):
-    """Encrypted orders, sealed on chain, decrypted per epoch by a t-of-n keyper committee."""
+    """Encrypted orders, sealed on chain, decrypted per epoch by a t-of-n keyper committee.
+
+    Args (beyond the order flow's):
+        keypers: the committee's nodes; the first aggregates the shares.
+        colluding_keypers: how many keypers (the first ones) pool their shares with the
+            adversary, who can decrypt an epoch early once they reach the threshold.
+        reader: the adversary's node, where it reads what it decrypts.
+    """
 
     mode = "threshold"
 
-    def __init__(self, sim: Host) -> None:
-        super().__init__(sim)
-        privacy = sim.scenario.privacy
-        self.keypers = sim.world.keypers
+    def __init__(
+        self,
+        sim: Host,
+        *,
+        privacy: Privacy,
+        watchers: frozenset[int],
+        keypers: tuple[int, ...],
+        colluding_keypers: int,
+        reader: int,
+    ) -> None:
+        super().__init__(sim, privacy=privacy, watchers=watchers)
+        self.keypers = keypers
+        self.reader = reader
         self.n, self.t = len(self.keypers), privacy.threshold
         self.interval = privacy.batch_interval_s
-        self.margin = 3 * sim.scenario.network.block_interval_s
+        self.margin = 3 * sim.block_interval_s
         self.randbytes = sim.streams.randbytes("threshold")
         self.keys: dict[int, EpochKey] = {}
         self.adversary_secret: dict[int, int] = {}
         self.adversary_meter = CryptoMeter()
-        self.colluders = tuple(range(1, sim.scenario.adversary.colluding_keypers + 1))
+        self.colluders = tuple(range(1, colluding_keypers + 1))
         self.sealed: Mempools[SealedTx] = Mempools(sim.validators)
         self.onchain: dict[int, list[SealedTx]] = {}
         self.owner: dict[bytes, OrderRecord] = {}
@@ -139,7 +156,7 @@ class Threshold(OrderFlow):
             key.public_key,
             encode_compact(record.order),
             randbytes=self.randbytes,
-            pad_to=self.sim.scenario.privacy.pad_to_bytes,
+            pad_to=self.privacy.pad_to_bytes,
             aad=_epoch_aad(epoch),
             meter=self.sim.meter,
         )
@@ -179,7 +196,7 @@ class Threshold(OrderFlow):
             )
             read = decode_compact(plain)
             if self.sim.now < self.close_time(tx.epoch):
-                self.seen_plaintext(record, self.sim.world.adversary_node)
+                self.seen_plaintext(record, self.reader)
         self.overheard(record, tx, read=read)
 
     def propose(self, proposer: int) -> list[Tx]:

@@ -16,6 +16,7 @@ from sim.host.component import OrderFlow
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
+from sim.scenario import Privacy
 
 
 class Transparent(OrderFlow):
@@ -23,8 +24,8 @@ class Transparent(OrderFlow):
 
     mode = "transparent"
 
-    def __init__(self, sim: Host) -> None:
-        super().__init__(sim)
+    def __init__(self, sim: Host, *, privacy: Privacy, watchers: frozenset[int]) -> None:
+        super().__init__(sim, privacy=privacy, watchers=watchers)
         self.mempools: Mempools[Order] = Mempools(sim.validators)
 
     def submit(self, record: OrderRecord) -> None:

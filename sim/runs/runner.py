@@ -10,7 +10,6 @@ import platform
 import resource
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -19,22 +18,11 @@ from typing import Any
 
 import polars as pl
 
-from sim.adversary.byzantine import ByzantineReporters
-from sim.adversary.frontrunner import FrontRunner
-from sim.adversary.leakage import Leakage
-from sim.adversary.spies import Spies
-from sim.federated.process import forecaster_components
-from sim.host.component import Component, OrderFlow
-from sim.orderflow.commit_reveal import CommitReveal
-from sim.orderflow.operator import Operator
-from sim.orderflow.threshold import Threshold
-from sim.orderflow.transparent import Transparent
 from sim.results import tables
 from sim.results.metrics import account_value, divergence, market_metrics, mean, order_metrics
-from sim.runs import frames
+from sim.runs import assembly, frames
 from sim.runs.simulation import Simulation
-from sim.scenario import RunSpec, Scenario, resolved_dict
-from sim.settlement import settlement_components
+from sim.scenario import RunSpec, resolved_dict
 from sim.world.build import build_world
 
 SCHEMA_VERSION = 1
@@ -154,42 +142,11 @@ def base_manifest(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-ORDER_FLOWS: dict[str, Callable[[Simulation], OrderFlow]] = {
-    "transparent": Transparent,
-    "operator": Operator,
-    "commit_reveal": CommitReveal,
-    "threshold": Threshold,
-}
-"""The order-flow component of each ``privacy.order_flow`` mode."""
-
-
-def has_frontrunner(scenario: Scenario) -> bool:
-    """A front-runner trades in the run: an external one, or the operator itself."""
-    adversary = scenario.adversary
-    operator = scenario.privacy.order_flow == "operator" and adversary.operator_frontruns
-    return adversary.frontrunner or operator
-
-
 def build(spec: RunSpec) -> Simulation:
-    """The simulation of one run: its world, order flow, settlement and adversaries plugged in.
-
-    Byzantine reporters are plugged right after the settlement protocol, so the certificates
-    they offer follow the protocol's in each block.
-    """
+    """The simulation of one run: its world, and every component plugged in (see assembly)."""
     world = build_world(spec.scenario, spec.world_seed)
     sim = Simulation(spec.scenario, world, seed=spec.seed)
-    flow = ORDER_FLOWS[spec.scenario.privacy.order_flow](sim)
-    sim.plug(flow)
-    if has_frontrunner(spec.scenario):
-        sim.plug(FrontRunner(sim, flow))
-    sim.plug(Leakage(sim))
-    sim.plug(Spies(sim))
-    injector, protocol = settlement_components(sim)
-    forecaster = forecaster_components(sim)
-    byzantine: tuple[Component, ...] = ()
-    if spec.scenario.settlement.byzantine_fraction > 0:
-        byzantine = (ByzantineReporters(sim, protocol),)
-    for component in (injector, protocol, *byzantine, *forecaster):
+    for component in assembly.components(sim, spec.scenario, world):
         sim.plug(component)
     return sim
 

@@ -239,6 +239,11 @@ class Simulation:
         return self.propagation
 
     @property
+    def block_interval_s(self) -> float:
+        """How often a sequencer closes a block (``network.block_interval_s``)."""
+        return self.scenario.network.block_interval_s
+
+    @property
     def now(self) -> float:
         """The simulated time, in seconds."""
         return self.env.now

@@ -7,9 +7,10 @@ Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Compo
 * ``optimistic`` (:mod:`.optimistic`): UMA-style bonded proposals, disputes, a liveness window
   and a vote of all reporters after a second dispute.
 
-:func:`settlement_components` builds the run's faults (:mod:`sim.host.faults`: Byzantine and crashed
-reporters, scheduled crashes and partitions) and the protocol to a simulation. The pure rules
-(votes, certificates, checks) are in :mod:`.rules`, the voting rounds in :mod:`.rounds`.
+The runner (:mod:`sim.runs.assembly`) builds the run's faults (:mod:`sim.host.faults`: Byzantine
+and crashed reporters, scheduled crashes and partitions) and the protocol from their sections.
+The pure rules (votes, certificates, checks) are in :mod:`.rules`, the voting rounds in
+:mod:`.rounds`.
 
 The protocols run the honest reporters only. The Byzantine ones are an adversary component the
 runner plugs beside the protocol, acting through the protocols' public calls (a leader's
@@ -18,11 +19,7 @@ proposal, a reporter's votes, a bond step, a block's certificates) and their hoo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from market.oracle import Settlement
-from sim.host.faults import FaultInjector, FaultPlan, plan_faults
-from sim.host.host import Host
 from sim.settlement.bft import BFT
 from sim.settlement.optimistic import Optimistic
 from sim.settlement.protocol import SettlementProtocol
@@ -33,21 +30,13 @@ __all__ = [
     "Optimistic",
     "SettlementProtocol",
     "majority_ok",
-    "settlement_components",
 ]
 
-PROTOCOLS: dict[str, Callable[[Host, FaultPlan], SettlementProtocol]] = {
+PROTOCOLS: dict[str, type[BFT] | type[Optimistic]] = {
     "bft": BFT,
     "optimistic": Optimistic,
 }
 """The component of each ``settlement.protocol``."""
-
-
-def settlement_components(host: Host) -> tuple[FaultInjector, SettlementProtocol]:
-    """The run's fault injector and its settlement protocol, in the order they are plugged."""
-    plan = plan_faults(host.scenario, sorted(host.validators), host.streams.numpy("faults"))
-    injector = FaultInjector(host, plan)
-    return injector, PROTOCOLS[host.scenario.settlement.protocol](host, plan)
 
 
 def majority_ok(settlement: Settlement, *, reporters: frozenset[int], needed: int) -> bool:

@@ -20,10 +20,10 @@ class BFT(SettlementProtocol):
 
     def start(self) -> None:
         """Open voting on every market at ``resolve_s``."""
-        self.sim.after(self.sim.scenario.market.resolve_s, self._open)
+        self.sim.after(self.market.resolve_s, self._open)
 
     def _open(self) -> None:
-        for market in range(self.sim.scenario.market.count):
+        for market in range(self.market.count):
             self.voting.open(market)
 
     def propose(self, proposer: int) -> list[Tx]:

@@ -32,6 +32,8 @@ from sim.chain.blocks import Block, SettleTx, Tx
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
+from sim.scenario import MarketConfig
+from sim.scenario import Settlement as SettlementConfig
 from sim.settlement.protocol import SettlementProtocol
 from sim.settlement.records import RoundRecord
 from sim.settlement.rules import rota, step_message
@@ -66,11 +68,13 @@ class Optimistic(SettlementProtocol):
     protocol = "optimistic"
     first_vote_row = 2
 
-    def __init__(self, sim: Host, plan: FaultPlan) -> None:
-        cfg = sim.scenario.settlement
-        self.bond, self.liveness = to_micro(cfg.bond), cfg.liveness_s
-        super().__init__(sim, plan, terms=OracleTerms(self.bond, self.liveness))
-        self.timeout = cfg.round_timeout_s
+    def __init__(
+        self, sim: Host, plan: FaultPlan, *, market: MarketConfig, settlement: SettlementConfig
+    ) -> None:
+        self.bond, self.liveness = to_micro(settlement.bond), settlement.liveness_s
+        terms = OracleTerms(self.bond, self.liveness)
+        super().__init__(sim, plan, market=market, settlement=settlement, terms=terms)
+        self.timeout = settlement.round_timeout_s
         self.truth = sim.world.outcomes
         self.pools: dict[int, dict[Settlement, None]] = {}
         self.signed: set[tuple[int, SettlementKind, int, int]] = set()
@@ -84,10 +88,10 @@ class Optimistic(SettlementProtocol):
         self.pools = {node: {} for node in sim.sequencers}
         for node in self.voting.honest:
             sim.block_listeners.setdefault(node, []).append(partial(self._watch, node))
-        sim.after(sim.scenario.market.resolve_s, self._resolve)
+        sim.after(self.market.resolve_s, self._resolve)
 
     def _resolve(self) -> None:
-        for market in range(self.sim.scenario.market.count):
+        for market in range(self.market.count):
             self._open(market, 0, honest_after=0.0)
 
     def _open(self, market: int, request: int, *, honest_after: float) -> None:
@@ -96,7 +100,7 @@ class Optimistic(SettlementProtocol):
         After a reset the honest rota waits ``honest_after`` (a round timeout), so that the
         reset has reached its first proposer.
         """
-        outcomes = self.sim.scenario.market.outcomes
+        outcomes = self.market.outcomes
         record = RoundRecord(
             market, request, "proposal", self.truth[market], [0] * outcomes, self.sim.now
         )

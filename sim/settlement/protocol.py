@@ -23,6 +23,8 @@ from sim.host.component import Component, Genesis
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.results.metrics import settlement_metrics
+from sim.scenario import MarketConfig
+from sim.scenario import Settlement as SettlementConfig
 from sim.settlement.records import RoundRecord, market_summaries, settlement_table
 from sim.settlement.rounds import Voting, reporter_keys
 from sim.settlement.rules import bft_quorum, settlement_ok
@@ -37,6 +39,8 @@ class SettlementProtocol(Component):
     Args:
         sim: the run (its exchange not yet copied to the replicas).
         plan: the run's faults (who is Byzantine: the protocol runs the other reporters only).
+        market: ``[market]`` (how many markets, their outcomes, when the truth is known).
+        settlement: ``[settlement]``.
         terms: the optimistic oracle's terms (None: proposals are refused).
     """
 
@@ -44,8 +48,17 @@ class SettlementProtocol(Component):
     first_vote_row = 0
     """The table's ``round`` of a market's first voting round."""
 
-    def __init__(self, sim: Host, plan: FaultPlan, *, terms: OracleTerms | None = None) -> None:
+    def __init__(
+        self,
+        sim: Host,
+        plan: FaultPlan,
+        *,
+        market: MarketConfig,
+        settlement: SettlementConfig,
+        terms: OracleTerms | None = None,
+    ) -> None:
         super().__init__(sim)
+        self.market, self.settlement = market, settlement
         self.plan = plan
         self.reporters = tuple(sorted(sim.validators))
         self.keys = reporter_keys(self.reporters, sim)
@@ -57,13 +70,15 @@ class SettlementProtocol(Component):
             byzantine=plan.byzantine,
             records=self.records,
             first_row=self.first_vote_row,
+            outcomes=market.outcomes,
+            round_timeout_s=settlement.round_timeout_s,
         )
         self.terms = terms
         self.seen = len(sim.exchange.applied)
 
     def genesis(self) -> Genesis:
         """Reporters' endowments, the oracle's terms, and the check of settlement evidence."""
-        endowment = to_micro(self.sim.scenario.settlement.endowment)
+        endowment = to_micro(self.settlement.endowment)
         return Genesis(
             mints=tuple((reporter_account(node), endowment) for node in self.reporters),
             settlement_check=partial(settlement_ok, keyring=self.keys.ring, quorum=self.quorum),
@@ -91,7 +106,7 @@ class SettlementProtocol(Component):
 
     def rows(self) -> list[RoundRecord]:
         """Every record by market and round; a market that never started one gets an empty row."""
-        outcomes, truth = self.sim.scenario.market.outcomes, self.sim.world.outcomes
+        outcomes, truth = self.market.outcomes, self.sim.world.outcomes
         started = {market for market, _ in self.records}
         empty = [
             RoundRecord(m, 0, "vote", o, [0] * outcomes, math.nan)
@@ -105,7 +120,7 @@ class SettlementProtocol(Component):
         stats = self.sim.net.stats
         messages = sum(stats.delivered.get(kind, 0) for kind in MESSAGE_KINDS)
         summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
-        resolve_s = self.sim.scenario.market.resolve_s
+        resolve_s = self.market.resolve_s
         return settlement_metrics(summaries, resolve_s=resolve_s, messages=messages)
 
     def tables(self, run_id: str) -> dict[str, pl.DataFrame]:

@@ -123,6 +123,8 @@ class Voting:
         byzantine: the reporters this class does not run (an adversary component acts for
             them); they neither count votes nor vote where they agree.
         records: where each market's rounds are recorded, keyed ``(market, row)``.
+        outcomes: how many outcomes each market has.
+        round_timeout_s: how long a round lasts.
         first_row: the table's ``round`` of a market's first voting round.
 
     Attributes:
@@ -137,6 +139,8 @@ class Voting:
         keys: Keys,
         byzantine: frozenset[int],
         records: dict[tuple[int, int], RoundRecord],
+        outcomes: int,
+        round_timeout_s: float,
         first_row: int = 0,
     ) -> None:
         self.sim = sim
@@ -147,8 +151,8 @@ class Voting:
         self.byzantine = frozenset(byzantine)
         self.quorum = bft_quorum(len(self.reporters))
         self.truth = sim.world.outcomes
-        self.outcomes = sim.scenario.market.outcomes
-        self.timeout = sim.scenario.settlement.round_timeout_s
+        self.outcomes = outcomes
+        self.timeout = round_timeout_s
         self.order = list(self.reporters)
         sim.streams.python("settlement-rota").shuffle(self.order)
         self.records, self.first_row = records, first_row

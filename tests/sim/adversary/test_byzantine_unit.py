@@ -52,7 +52,8 @@ def _plugged(
     world = tiny_world(scenario, reporters=REPORTERS, trader_nodes=(5,), outcomes=(TRUTH,))
     host = InstantHost(scenario, world, latency=HOP)
     plan = FaultPlan(byzantine, frozenset(), (), ())
-    protocol = BFT(host, plan) if settlement["protocol"] == "bft" else Optimistic(host, plan)
+    cls = BFT if settlement["protocol"] == "bft" else Optimistic
+    protocol = cls(host, plan, market=scenario.market, settlement=scenario.settlement)
     adversary = ByzantineReporters(host, protocol)
     host.plug(protocol)
     host.plug(adversary)

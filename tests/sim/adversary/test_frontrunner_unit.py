@@ -14,10 +14,12 @@ from market.accounts import frontrunner_account
 from market.types import MICRO, Order, to_micro
 from sim.adversary.frontrunner import FrontRunner
 from sim.chain.blocks import OrderTx
+from sim.host.component import OrderFlow
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.transparent import Transparent
 from sim.results.records import OrderRecord
+from sim.runs import assembly
 from sim.scenario import Scenario
 
 HOP = 0.05
@@ -25,7 +27,9 @@ SPY = 7
 TRADER_NODES = (5, 6)
 
 
-def _host(flow: type[Any] = Transparent, latency: Any = HOP) -> tuple[InstantHost, FrontRunner]:
+def _host(
+    flow: type[OrderFlow] = Transparent, latency: Any = HOP
+) -> tuple[InstantHost, FrontRunner]:
     scenario = Scenario.model_validate(
         {
             "name": "unit",
@@ -36,14 +40,22 @@ def _host(flow: type[Any] = Transparent, latency: Any = HOP) -> tuple[InstantHos
             "traders": {"informed": 0, "noise": 2, "budget": 100.0},
             "settlement": {"reporters": 4},
             "adversary": {"frontrunner": True, "priority_fee": 0.01},
-            "privacy": {"reveal_deadline_s": 30.0},
+            "privacy": {"reveal_deadline_s": 30.0, "order_flow": flow.mode},
         }
     )
     world = tiny_world(scenario, reporters=(0, 1, 2, 3), spies=(SPY,), trader_nodes=TRADER_NODES)
     host = InstantHost(scenario, world, latency=latency)
-    orderflow = flow(host)
+    orderflow = assembly.order_flow(host, scenario, world)
+    assert isinstance(orderflow, flow)
     host.plug(orderflow)
-    runner = FrontRunner(host, orderflow)
+    runner = FrontRunner(
+        host,
+        orderflow,
+        node=assembly.frontrunner_node(scenario, world),
+        account=frontrunner_account(len(world.traders)),
+        priority_fee=scenario.adversary.priority_fee,
+        budget=scenario.traders.budget,
+    )
     host.plug(runner)
     host.start()
     return host, runner

@@ -512,11 +512,6 @@ def _leakage(
     kinds = ["noise" if s[0] < 0 else "informed" for s in signals]
     host = SimpleNamespace(
         records=SimpleNamespace(orders=orders),
-        scenario=SimpleNamespace(
-            duration_s=1000.0,
-            market=SimpleNamespace(outcomes=outcomes),
-            privacy=SimpleNamespace(order_flow=mode, batch_interval_s=interval),
-        ),
         world=SimpleNamespace(
             spies=frozenset(),
             traders=tuple(
@@ -525,7 +520,11 @@ def _leakage(
             ),
         ),
     )
-    return Leakage(cast(Any, host)).metrics()
+    privacy = SimpleNamespace(order_flow=mode, batch_interval_s=interval)
+    leakage = Leakage(
+        cast(Any, host), outcomes=outcomes, privacy=cast(Any, privacy), horizon_s=1000.0
+    )
+    return leakage.metrics()
 
 
 NAMES = (

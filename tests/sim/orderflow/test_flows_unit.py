@@ -13,12 +13,14 @@ import pytest
 from market.accounts import ESCROW, TREASURY
 from market.types import MICRO, Order, to_micro
 from sim.chain.blocks import BatchTx, CommitTx, ForfeitTx, OrderTx, RevealTx, SealedTx
+from sim.host.component import OrderFlow
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.operator import Operator
 from sim.orderflow.threshold import RELEASE_TIMEOUT_S, Threshold
 from sim.orderflow.transparent import Transparent
 from sim.results.records import OrderRecord
+from sim.runs import assembly
 from sim.scenario import Scenario
 
 HOP = 0.05
@@ -42,7 +44,9 @@ def _scenario(**sections: dict[str, Any]) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def _host(flow: type[Any], latency: Any = HOP, **sections: dict[str, Any]) -> InstantHost:
+def _host(flow: type[OrderFlow], latency: Any = HOP, **sections: dict[str, Any]) -> InstantHost:
+    """An instant host running ``flow``, built as a run builds it (from ``privacy.order_flow``)."""
+    sections["privacy"] = sections.get("privacy", {}) | {"order_flow": flow.mode}
     scenario = _scenario(**sections)
     world = tiny_world(
         scenario,
@@ -53,7 +57,7 @@ def _host(flow: type[Any], latency: Any = HOP, **sections: dict[str, Any]) -> In
         trader_nodes=TRADER_NODES,
     )
     host = InstantHost(scenario, world, latency=latency)
-    host.plug(flow(host))
+    host.plug(assembly.order_flow(host, scenario, world))
     host.start()
     return host
 

@@ -51,7 +51,7 @@ def _host(
     host = InstantHost(scenario, world, latency=latency)
     plan = FaultPlan(byzantine, frozenset(), (), ())
     cls = BFT if protocol == "bft" else Optimistic
-    proto = cls(host, plan)
+    proto = cls(host, plan, market=scenario.market, settlement=scenario.settlement)
     host.plug(proto)
     if byzantine:
         host.plug(ByzantineReporters(host, proto))
