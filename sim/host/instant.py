@@ -14,9 +14,11 @@ it to the plugged order flow; :meth:`~InstantHost.start` applies every component
 :meth:`~InstantHost.close_block` is one turn of the sequencer (the components' proposals, the
 block executed on the canonical exchange, ``committed`` hooks, then the block broadcast to the
 replicas and block listeners). Blocks close only when a test calls it, or every
-``network.block_interval_s`` with ``start(blocks=True)``. Catch-up is not run: without loss
-every block reaches every replica, and a :class:`~sim.chain.blocks.Replica` orders blocks that
-arrive out of turn by itself.
+``network.block_interval_s`` with ``start(blocks=True)``. Catch-up (:mod:`sim.host.catchup`, the
+simpy host's own) runs with ``start(catch_up=True)``: a replica that lost a block detects the gap
+from a later block or a status poll and fetches it by height, message by message; without it,
+a block lost on the way to a replica stays lost (a :class:`~sim.chain.blocks.Replica` orders
+blocks that arrive out of turn by itself).
 
 What it has to fake: components still make a few network calls below ``spread`` and
 ``broadcast``, typed as :class:`~sim.host.host.Links` (``host.net``). :class:`InstantNet`
@@ -36,11 +38,10 @@ narrow:
   settlement's ``up(node)`` and the fault injector (:mod:`sim.host.faults`).
 
 ``path_to`` is the simpy network's own breadth-first search
-(:func:`~sim.net.network.nearest_path`). Not modelled: the per-block
-:class:`~sim.net.network.Flood` arrivals of nodes not listed, which catch-up
-(:mod:`sim.host.catchup`) needs, so catch-up is not driven on this host yet. The floods this
-host returns are real ``Flood`` values whose ``arrivals`` and ``first_from`` are filled for the
-nodes a message was delivered to.
+(:func:`~sim.net.network.nearest_path`). The floods this host returns are real ``Flood`` values
+whose ``arrivals`` and ``first_from`` are filled for the nodes a message was delivered to (the
+listeners), so for catch-up a block is held by the replicas and block listeners that received or
+fetched it, never by a node that was not told (the simpy host computes every node's arrival).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from market.oracle import Settlement
 from market.types import Order
 from sim.chain.blocks import Block, Replica
 from sim.chain.opening import opening_exchange
+from sim.host.catchup import CatchUp
 from sim.host.component import Component, OrderFlow, open_chain, refuse_settlements
 from sim.host.host import Links
 from sim.host.sequencing import block_txs, execute_block
@@ -295,6 +297,7 @@ class InstantHost:
         self.delivered: list[tuple[float, str, int, int]] = []
         self.slot = 0
         self.started = False
+        self.catch_up: CatchUp | None = None
 
     # -- the Host protocol -----------------------------------------------------------------
 
@@ -393,10 +396,12 @@ class InstantHost:
             self.orderflow = component
         return component
 
-    def start(self, *, blocks: bool = False) -> None:
+    def start(self, *, blocks: bool = False, catch_up: bool = False) -> None:
         """Apply every genesis, copy the exchange to the replicas, start the components.
 
-        With ``blocks`` the sequencer closes a block every ``network.block_interval_s``.
+        With ``blocks`` the sequencer closes a block every ``network.block_interval_s``; with
+        ``catch_up`` replicas fetch the blocks they missed and poll for status every
+        :data:`~sim.host.catchup.SYNC_INTERVAL_S` (so :meth:`run` needs an ``until``).
         """
         assert not self.started, "a host starts once"
         self.started = True
@@ -409,6 +414,9 @@ class InstantHost:
         }
         for component in self.components:
             component.start()
+        if catch_up:
+            self.catch_up = CatchUp(self)
+            self.catch_up.start()
         if blocks:
             self.every(self.scenario.network.block_interval_s, self._turn)
 
@@ -463,7 +471,9 @@ class InstantHost:
         match msg:
             case Block():
                 replica = self.replicas.get(node)
-                if replica is not None:
+                if self.catch_up is not None:
+                    self.catch_up.arrived(node, msg)
+                elif replica is not None:
                     replica.receive(msg)
                 for listener in self.block_listeners.get(node, ()):
                     listener(msg)
