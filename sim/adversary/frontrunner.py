@@ -75,7 +75,7 @@ class FrontRunner(Component):
         self.before: Exchange | None = None
         self.victim_loss = 0.0
         flow.readers.append(self._read)
-        sim.block_listeners.setdefault(self.node, []).append(self._block_here)
+        sim.on_block(self.node, self._block_here)
 
     def genesis(self) -> Genesis:
         """The front-runner starts with a trader's budget."""

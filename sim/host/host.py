@@ -11,7 +11,7 @@ and handlers dispatch on the message's class with ``match``. Components never se
 the composition root (:mod:`sim.runs.assembly`) hands each its own ``[section]``.
 
 The surface is still wider than a protocol needs. The clock, the message paths (``spread``,
-``broadcast``, ``net.send``/``relay``/``flood``) and block subscriptions (``block_listeners``)
+``broadcast``, ``net.send``/``relay``/``flood``) and block subscriptions (``on_block``)
 are what the design keeps; the shared state (``world``, ``exchange``, ``replicas``,
 ``records``/``by_key``, ``settlement_ok``, ``faulty_replicas``) is what components still read or
 write directly, and what later work moves behind narrower calls. Listing it here makes every
@@ -88,7 +88,6 @@ class Host(Protocol):
     by_key: dict[tuple[int, int], OrderRecord]
     replicas: dict[int, Replica]
     blocks: list[tuple[Block, Flood]]
-    block_listeners: dict[int, list[Callable[[Block], None]]]
     settlement_ok: Callable[[Settlement], bool]
     faulty_replicas: set[int]
 
@@ -121,6 +120,10 @@ class Host(Protocol):
 
         The first call comes after one interval, or at once with ``at_once``.
         """
+        ...
+
+    def on_block(self, node: int, fire: Callable[[Block], None]) -> None:
+        """Call ``fire(block)`` whenever a block reaches ``node`` by diffusion."""
         ...
 
     def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:

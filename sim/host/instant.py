@@ -329,6 +329,10 @@ class InstantHost:
 
         self.after(0.0 if at_once else interval, tick)
 
+    def on_block(self, node: int, fire: Callable[[Block], None]) -> None:
+        """Call ``fire(block)`` whenever a block reaches ``node`` by diffusion."""
+        self.block_listeners.setdefault(node, []).append(fire)
+
     def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:
         """Record ``order`` and hand it to the order flow, like the simpy host."""
         assert self.orderflow is not None, "plug an order flow first"

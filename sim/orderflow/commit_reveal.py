@@ -54,9 +54,7 @@ class CommitReveal(OrderFlow):
         self.waiting[commitment] = RevealTx(record.order, salt, commitment)
         if record.node not in self.listening:
             self.listening.add(record.node)
-            self.sim.block_listeners.setdefault(record.node, []).append(
-                partial(self._block_at_trader, record.node)
-            )
+            self.sim.on_block(record.node, partial(self._block_at_trader, record.node))
 
         record.wire_bytes = tx.size
         record.flood = self.sim.spread(record.node, tx, to=self.receive, listeners=self.listeners())

@@ -129,6 +129,10 @@ class Simulation:
                 spec = self.world.traders[planned.trader]
                 self.submit(order, node=spec.node, kind=spec.kind)
 
+    def on_block(self, node: int, fire: Callable[[Block], None]) -> None:
+        """Call ``fire(block)`` whenever a block reaches ``node`` by diffusion."""
+        self.block_listeners.setdefault(node, []).append(fire)
+
     def submit(self, order: Order, *, node: int, kind: str) -> OrderRecord:
         """Record ``order`` and send it from ``node`` by the run's order flow (now).
 

@@ -87,7 +87,7 @@ class Optimistic(SettlementProtocol):
         sim = self.sim
         self.pools = {node: {} for node in sim.sequencers}
         for node in self.voting.honest:
-            sim.block_listeners.setdefault(node, []).append(partial(self._watch, node))
+            sim.on_block(node, partial(self._watch, node))
         sim.after(self.market.resolve_s, self._resolve)
 
     def _resolve(self) -> None:
