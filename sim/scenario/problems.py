@@ -5,7 +5,10 @@ The bottom of the scenario package: nothing here knows the schema.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ class Problem:
 
     def __str__(self) -> str:
         parts = (self.source, self.key, self.message) if self.key else (self.source, self.message)
-        return one_line(": ".join(parts))
+        return capped(one_line(": ".join(parts)))
 
 
 class ScenarioError(InputError):
@@ -41,6 +44,17 @@ class ScenarioError(InputError):
     def lines(self) -> list[str]:
         """One line per problem: ``<file>: <dotted.key>: <message>``."""
         return [str(p) for p in self.problems]
+
+
+MAX_LINE = 400
+"""Longest problem line printed: a 500 KB value or path is cut, never printed whole."""
+
+
+def capped(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text) - limit + 30} more characters)"
 
 
 def one_line(text: str) -> str:
@@ -72,21 +86,65 @@ MAX_FILE_BYTES = 1_000_000
 """A scenario is a few kilobytes; a bigger file is almost surely the wrong file."""
 
 
+class NotRegularError(OSError):
+    """A path that is not a regular file (a FIFO, a device, a socket, a folder)."""
+
+
+class TooLargeError(OSError):
+    """A file larger than its reader's cap."""
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``.
+
+    Opened without blocking and checked with ``fstat`` on the open descriptor, so a FIFO never
+    hangs the reader (opening one for reading blocks until a writer comes), a device such as
+    ``/dev/zero`` (also behind a symlink) is never read until memory runs out, and a file that
+    grows while being read is still cut at ``max_bytes + 1``.
+
+    Raises:
+        NotRegularError: not a regular file (``is a directory``, ``a FIFO`` ...).
+        TooLargeError: larger than ``max_bytes``.
+        OSError: missing, unreadable; ValueError: a NUL in the path.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularError(errno.EINVAL, f"not a regular file ({_kind(mode)})")
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    raw = b"".join(chunks)
+    if len(raw) > max_bytes:
+        raise TooLargeError(errno.EFBIG, f"larger than {max_bytes} bytes")
+    return raw
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a device",
+             stat.S_ISBLK: "a device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+    return next((text for test, text in kinds.items() if test(mode)), "a special file")
+
+
 def read_toml(path: Path, *, source: str) -> dict[str, Any]:
     """The table in a TOML file; any failure is a whole-file problem (empty key).
 
     Raises:
-        ScenarioError: the file is missing, a directory, unreadable, too big, not UTF-8,
-            not TOML, or empty.
+        ScenarioError: the file is missing, not a regular file (a folder, FIFO or device),
+            unreadable, too big, not UTF-8, not TOML, or empty.
     """
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_regular(path, MAX_FILE_BYTES)
+    except TooLargeError:
+        reason = f"cannot read: larger than {MAX_FILE_BYTES} bytes, not a scenario file"
+        raise ScenarioError([Problem(source, "", reason)]) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ScenarioError([Problem(source, "", f"cannot read: {_os_reason(exc)}")]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        reason = f"cannot read: larger than {MAX_FILE_BYTES} bytes, not a scenario file"
-        raise ScenarioError([Problem(source, "", reason)])
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -108,6 +166,8 @@ def _os_reason(exc: OSError | ValueError) -> str:
         return "no such file"
     if isinstance(exc, IsADirectoryError):
         return "is a directory"
+    if isinstance(exc, NotRegularError):
+        return str(exc.strerror)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc)
