@@ -3,14 +3,19 @@
 Spies are nodes that log every message they receive, when and from which neighbour. For each
 order they saw, the **first-spy** estimator names as its origin the node from which the first spy
 to receive it received it: under diffusion with per-link latency that is very often the origin
-itself. Dandelion++ marks stem messages as such, so its spies can also use the **per-edge**
+itself. Dandelion++ marks stem messages as such, so its spies can also use the **first stem spy**
 variant: the node from which the first spy to receive the message *over a stem edge* received it
-(orders no spy saw on a stem are not attributed by it).
+(orders no spy saw on a stem are not attributed by it). It is a different estimator from the
+paper's per-edge routing, and named so.
 
-Scores follow Dandelion++ (Fanti et al., SIGMETRICS 2018), over the orders that did not start at
-a spy: **recall** is the share of them whose origin is named; **precision** is, for each honest
-node named at least once, the share of the orders attributed to it that it sent, averaged over
-those nodes. With no spies the estimator names nobody and both are NaN.
+Scores are those of Dandelion++ (Fanti et al., "Dandelion++: Lightweight Cryptocurrency
+Networking with Formal Anonymity Guarantees", SIGMETRICS 2018, section 3), over the orders that
+did not start at a spy. For each honest node ``v`` that sent at least one of them (the paper's
+honest nodes each send one transaction), **precision** ``D(v)`` is the share of the orders
+attributed to ``v`` that ``v`` sent, 0 when none is attributed to it, and **recall** ``R(v)`` the
+share of ``v``'s orders attributed to it; both are averaged over all those nodes. A node the
+estimator never names therefore scores 0, which is what keeps precision from rewarding an
+estimator that names few nodes. With no spies the estimator names nobody and both are NaN.
 
 A trader's orders all leave from its node, so every correct attribution links one more of its
 orders to it; the ``sender_estimates`` table counts them per trader, to show linkage growing with
@@ -44,10 +49,10 @@ SCHEMA = {
     "orders": pl.Int64,
     "seen": pl.Int64,
     "attributed": pl.Int64,
-    "attributed_per_edge": pl.Int64,
+    "attributed_first_stem_spy": pl.Int64,
 }
 """``sender_estimates``: per trader, its orders, those the spies saw, those attributed to its
-node by first-spy and by the per-edge variant (null where the estimator does not apply)."""
+node by first-spy and by the first-stem-spy variant (null where an estimator does not apply)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,7 @@ class Attribution:
     origin: int
     seen: bool
     named: int
-    named_per_edge: int
+    named_stem: int
 
 
 def first_spy(flood: Flood, spies: np.ndarray, *, until: float) -> tuple[bool, int]:
@@ -92,23 +97,24 @@ def first_stem_spy(flood: Flood, spies: frozenset[int], *, until: float) -> int:
 def sender_scores(
     origins: Sequence[int], named: Sequence[int], *, spies: frozenset[int]
 ) -> tuple[float, float]:
-    """(precision, recall) of an estimator over orders that did not start at a spy.
+    """(precision, recall) of an estimator, as Fanti et al. (2018) average them (module doc).
 
     Args:
         origins: each order's true origin node.
         named: the node the estimator named for it (-1: none).
-        spies: the spy nodes; with none, both scores are NaN (nobody can be named).
+        spies: the spy nodes; orders from a spy are left out, and with no spies both scores are
+            NaN (nobody can be named).
     """
     pairs = [(o, n) for o, n in zip(origins, named, strict=True) if o not in spies]
     if not spies or not pairs:
         return NAN, NAN
-    recall = sum(o == n for o, n in pairs) / len(pairs)
-    attributed = Counter(n for _, n in pairs if n >= 0 and n not in spies)
-    correct = Counter(n for o, n in pairs if o == n)
-    if not attributed:
-        return NAN, recall
-    precision = math.fsum(correct[v] / count for v, count in attributed.items()) / len(attributed)
-    return precision, recall
+    sent = Counter(o for o, _ in pairs)
+    attributed = Counter(n for _, n in pairs if n >= 0)
+    correct = Counter(o for o, n in pairs if o == n)
+    honest = sorted(sent)
+    precision = math.fsum(correct[v] / attributed[v] for v in honest if attributed[v])
+    recall = math.fsum(correct[v] / sent[v] for v in honest)
+    return precision / len(honest), recall / len(honest)
 
 
 def attribute(
@@ -130,11 +136,11 @@ def attribute(
         trader = record.order.trader
         if nodes.get(trader) != record.node or record.flood is None:
             continue  # the front-runner trades for the spies; point-to-point orders never spread
-        seen, named, per_edge = False, -1, -1
+        seen, named, stems = False, -1, -1
         if spies:
             seen, named = first_spy(record.flood, spy_array, until=until)
-            per_edge = first_stem_spy(record.flood, spies, until=until)
-        out.append(Attribution(trader, record.node, seen, named, per_edge))
+            stems = first_stem_spy(record.flood, spies, until=until)
+        out.append(Attribution(trader, record.node, seen, named, stems))
     return out
 
 
@@ -144,7 +150,7 @@ def estimates_table(
     *,
     run_id: str,
     spies: bool,
-    per_edge: bool,
+    stems: bool,
 ) -> pl.DataFrame:
     """One row per trader: orders, seen, attributed (nulls where an estimator does not apply)."""
     orders: Counter[int] = Counter()
@@ -155,7 +161,7 @@ def estimates_table(
         orders[a.trader] += 1
         seen[a.trader] += a.seen
         hits[a.trader] += a.named == a.origin
-        edge_hits[a.trader] += a.named_per_edge == a.origin
+        edge_hits[a.trader] += a.named_stem == a.origin
     ids = [spec.trader for spec in traders]
     rows = {
         "run_id": [run_id] * len(ids),
@@ -165,7 +171,7 @@ def estimates_table(
         "orders": [orders[t] for t in ids],
         "seen": [seen[t] if spies else None for t in ids],
         "attributed": [hits[t] if spies else None for t in ids],
-        "attributed_per_edge": [edge_hits[t] if spies and per_edge else None for t in ids],
+        "attributed_first_stem_spy": [edge_hits[t] if spies and stems else None for t in ids],
     }
     return pl.DataFrame(rows, schema=SCHEMA)
 
@@ -174,16 +180,17 @@ class Spies(Component):
     """After the run, the spies name each order's origin; reports precision and recall.
 
     Metrics: ``privacy.sender_precision`` and ``privacy.sender_recall`` (first-spy), and with
-    Dandelion ``privacy.sender_precision_per_edge`` and ``privacy.sender_recall_per_edge``.
+    Dandelion ``privacy.sender_precision_first_stem_spy`` and
+    ``privacy.sender_recall_first_stem_spy``.
     Table: ``sender_estimates``.
 
-    ``per_edge`` is set when messages travel Dandelion stems (which the per-edge variant needs).
+    ``stems`` is set when messages travel Dandelion stems (which the first-stem-spy variant needs).
     """
 
-    def __init__(self, sim: Host, *, per_edge: bool) -> None:
+    def __init__(self, sim: Host, *, stems: bool) -> None:
         super().__init__(sim)
         self.spies = sim.world.spies
-        self.per_edge = per_edge
+        self.stems = stems
         self._judged: list[Attribution] | None = None
 
     def judged(self) -> list[Attribution]:
@@ -196,16 +203,16 @@ class Spies(Component):
         return self._judged
 
     def metrics(self) -> dict[str, float]:
-        """Sender precision and recall, first-spy and (Dandelion) per-edge."""
+        """Sender precision and recall, first-spy and (Dandelion) first-stem-spy."""
         judged = self.judged()
         origins = [a.origin for a in judged]
         precision, recall = sender_scores(origins, [a.named for a in judged], spies=self.spies)
         values = {"privacy.sender_precision": precision, "privacy.sender_recall": recall}
-        if self.per_edge:
-            named = [a.named_per_edge for a in judged]
+        if self.stems:
+            named = [a.named_stem for a in judged]
             precision, recall = sender_scores(origins, named, spies=self.spies)
-            values["privacy.sender_precision_per_edge"] = precision
-            values["privacy.sender_recall_per_edge"] = recall
+            values["privacy.sender_precision_first_stem_spy"] = precision
+            values["privacy.sender_recall_first_stem_spy"] = recall
         return values
 
     def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
@@ -215,6 +222,6 @@ class Spies(Component):
             self.sim.world.traders,
             run_id=run_id,
             spies=bool(self.spies),
-            per_edge=self.per_edge,
+            stems=self.stems,
         )
         return {"sender_estimates": table}

@@ -96,7 +96,7 @@ def components(host: Host, scenario: Scenario, world: World) -> list[Component]:
             horizon_s=scenario.duration_s,
         )
     )
-    built.append(Spies(host, per_edge=scenario.network.propagation == "dandelion"))
+    built.append(Spies(host, stems=scenario.network.propagation == "dandelion"))
     plan = plan_faults(scenario, sorted(host.validators), host.streams.numpy("faults"))
     built.append(FaultInjector(host, plan, horizon_s=scenario.duration_s))
     protocol = PROTOCOLS[scenario.settlement.protocol](
