@@ -287,6 +287,9 @@ def _parse_override(text: str) -> tuple[str, Any] | Problem:
     if key == "sweep" or key.startswith("sweep."):
         return Problem("--set", key, "the sweep cannot be changed with --set; edit [sweep]")
     if key not in SETTINGS:
+        inside = [k for k in SETTINGS if k.startswith(f"{key}.")]
+        if inside:
+            return Problem("--set", key, f"is a section; set one of its keys, such as {inside[0]}")
         return Problem("--set", key, "unknown key" + did_you_mean(key))
     return key, toml_value(raw.strip())
 
@@ -336,4 +339,10 @@ def parse_scenario(
 
 
 def _blame_set(problem: Problem, settings: Mapping[str, Any]) -> Problem:
-    return Problem("--set", problem.key, problem.message) if problem.key in settings else problem
+    """A problem about an overridden key, or one a rule reports against another key because of
+    an overridden value (``must be at most market.resolve_s`` after ``--set market.resolve_s``),
+    names ``--set`` as its source, not the file."""
+    named = problem.key in settings or any(
+        re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", problem.message) for key in settings
+    )
+    return Problem("--set", problem.key, problem.message) if named else problem

@@ -277,7 +277,7 @@ def test_parse_override_reads_toml_values_else_strings(
         ("nonsense", "", "expected KEY=VALUE"),
         ("=3", "", "empty key"),
         ("netwrk.nodes=3", "netwrk.nodes", "unknown key (did you mean 'network.nodes'?)"),
-        ("network=3", "network", "unknown key"),
+        ("network=3", "network", "is a section; set one of its keys, such as network.nodes"),
         ("sweep.network.nodes=[1, 2]", "sweep.network.nodes", "cannot be changed with --set"),
     ],
 )
