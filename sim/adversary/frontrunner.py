@@ -6,14 +6,28 @@ front-runner buys the same outcome ahead of it, paying ``adversary.priority_fee`
 first, and sells once the victim's block reaches its node. It submits through the active order
 flow like any trader, and it respects its own budget.
 
-Measured (SPEC section 4): ``mev.extracted``, its realised profit over its sandwiches (back-leg
-proceeds minus front-leg cost, fees and priority fees; a position left over is valued at the
-price after the back leg, never held to resolution), and ``mev.victim_loss``, what victims paid
-above the same fills without the attacker's trades (the block replayed without them).
+A sandwich *completes* when the front leg executed ahead of the victim (in an earlier block, or
+earlier in the same block, or in the same uniform-price batch) and its back leg executed. Every
+other front leg that executed is a *failed attempt*: it ran after its victim (a victim that
+outbid the priority fee, or a front leg that missed the victim's block), or it never got its
+back leg (placed too late, or rejected).
+
+Measured:
+
+- ``mev.extracted``: its realised profit over every front leg that executed: back-leg proceeds
+  minus front-leg cost, fees and priority fees. A position left over (a failed attempt) is
+  valued at the next traded price after both the victim and the front leg executed, the price
+  it could have unwound at, never held to resolution or valued at the end of the run.
+- ``mev.victim_loss``: what the targeted victims paid above the same fills without the attack:
+  the blocks from the front leg's to the victim's replayed from the state before the front leg,
+  with every order of the attacker taken out. A victim the front leg ran after counts 0 (the
+  attack could not touch its fill).
+- ``mev.sandwiches`` and ``mev.failed_attempts``: completed sandwiches and failed attempts.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +54,10 @@ class Sandwich:
     victim: OrderRecord
     front: OrderRecord
     back: OrderRecord | None = None
+    ahead: bool = False
+    """The front leg executed ahead of the victim (see the module doc)."""
+    mark: float = math.nan
+    """The outcome's price after the later of the victim's and the front leg's blocks."""
 
 
 class FrontRunner(Component):
@@ -72,7 +90,10 @@ class FrontRunner(Component):
         self.budget = to_micro(budget)
         self.sandwiches: list[Sandwich] = []
         self.by_front: dict[tuple[int, int], Sandwich] = {}
-        self.before: Exchange | None = None
+        self.snapshots: dict[int, Exchange] = {}
+        """The state before each block that held a front leg, kept for the victims' replays."""
+        self.blocks: dict[int, Block] = {}
+        """The blocks since the first snapshot, to replay up to a later victim's block."""
         self.victim_loss = 0.0
         flow.readers.append(self._read)
         sim.on_block(self.node, self._block_here)
@@ -114,17 +135,18 @@ class FrontRunner(Component):
     def _block_here(self, block: Block) -> None:
         """Once a victim's block reaches the front-runner, it sells what its front leg bought.
 
-        It recognises the block by the order it read, which the block carries; its own front
-        leg's fate it knows as any trader knows its own fills.
+        It recognises the block by the order it read, which the block carries, and sells only
+        if its front leg got ahead of that order; its own front leg's fate it knows as any
+        trader knows its own fills.
         """
-        carried = {o.key for tx in block.txs for o in orders_of(tx)}
+        places = positions(block)
         for sandwich in self.sandwiches:
             front = sandwich.front
             if (
                 sandwich.back is None
                 and front.status == "executed"
-                and sandwich.target.key in carried
-                and block.height >= front.block
+                and sandwich.target.key in places
+                and _ahead(front, sandwich.target, block, places)
             ):
                 back = Order(
                     self.account,
@@ -139,51 +161,105 @@ class FrontRunner(Component):
 
     def before_commit(self, block: Block) -> None:
         """Keep the state before a block that holds a front leg, to replay it without them."""
-        self.before = (
-            self.sim.exchange.copy() if any(self._front_of(tx) for tx in block.txs) else None
-        )
+        if any(self._front_of(tx) for tx in block.txs):
+            self.snapshots[block.height] = self.sim.exchange.copy()
+        if self.snapshots:
+            self.blocks[block.height] = block
 
     def _front_of(self, tx: Tx) -> bool:
         return any(o.key in self.by_front for o in orders_of(tx))
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
-        """Add what the block's victims lost against its replay without the attacker."""
-        if self.before is not None:
-            self.victim_loss += self._replayed_loss(block, results, self.before)
-            self.before = None
+        """Mark leftover positions at this block's prices; measure the victims it executed."""
+        places = positions(block)
+        for sandwich in self.sandwiches:
+            front, victim = sandwich.front, sandwich.victim
+            if front.status != "executed":
+                continue
+            if front.block == block.height or (
+                victim.block == block.height and front.block <= block.height
+            ):
+                market, outcome = front.order.market, front.order.outcome
+                sandwich.mark = self.sim.exchange.prices(market)[outcome]
+            if victim.block == block.height:
+                sandwich.ahead = _ahead(front, sandwich.target, block, places)
+                if sandwich.ahead and victim.status == "executed":
+                    self.victim_loss += self._loss(sandwich, block, results)
+        self._prune()
 
-    def _replayed_loss(self, block: Block, results: Sequence[TxResult], before: Exchange) -> float:
-        """What victims in ``block`` paid above their fills with the attacker's trades removed."""
-        clean = Block(
-            block.height,
-            block.t,
-            block.proposer,
-            tuple(_without(tx, self.account) for tx in block.txs),
-        )
-        replay = apply_block(before, clean, settlement_ok=self.sim.settlement_ok)
-        actual, counterfactual = _fills(results), _fills(replay)
-        victims = {s.victim.order.key for s in self.sandwiches if s.front.block == block.height}
-        return sum(
-            (actual[k].cash - counterfactual[k].cash) / MICRO
-            for k in victims
-            if k in actual and k in counterfactual
-        )
+    def _prune(self) -> None:
+        """Forget the snapshots and blocks no victim still waiting can need."""
+        waiting = [
+            s.front.block
+            for s in self.sandwiches
+            if s.front.status == "executed" and not s.victim.final
+        ]
+        oldest = min(waiting, default=math.inf)
+        self.snapshots = {h: x for h, x in self.snapshots.items() if h >= oldest}
+        self.blocks = {h: b for h, b in self.blocks.items() if h >= oldest}
+
+    def _loss(self, sandwich: Sandwich, block: Block, results: Sequence[TxResult]) -> float:
+        """What the victim paid above its fill with the attacker's orders taken out."""
+        start = sandwich.front.block
+        state = self.snapshots[start].copy()
+        replay: Sequence[TxResult] = ()
+        for height in range(start, block.height + 1):
+            source = block if height == block.height else self.blocks[height]
+            clean = Block(
+                source.height,
+                source.t,
+                source.proposer,
+                tuple(_without(tx, self.account) for tx in source.txs),
+            )
+            replay = apply_block(state, clean, settlement_ok=self.sim.settlement_ok)
+        key = sandwich.target.key
+        actual, counterfactual = _fills(results).get(key), _fills(replay).get(key)
+        if actual is None or counterfactual is None:
+            return 0.0
+        return (actual.cash - counterfactual.cash) / MICRO
 
     def metrics(self) -> dict[str, float]:
-        """``mev.extracted`` and ``mev.victim_loss``."""
-        extracted = 0.0
+        """``mev.extracted``, ``mev.victim_loss``, ``mev.sandwiches``, ``mev.failed_attempts``."""
+        extracted, completed, failed = 0.0, 0, 0
         for sandwich in self.sandwiches:
-            front = sandwich.front
+            front, back = sandwich.front, sandwich.back
             if front.status != "executed":
                 continue
             extracted -= front.cost + front.order.priority_fee / MICRO
-            back = sandwich.back
+            if back is not None and back.status == "executed":
+                extracted -= back.cost
+            else:
+                extracted += front.order.shares / MICRO * sandwich.mark
             sold = back is not None and back.status == "executed"
-            extracted -= back.cost if sold and back is not None else 0.0
-            if not sold:
-                price = self.sim.exchange.prices(front.order.market)[front.order.outcome]
-                extracted += front.order.shares / MICRO * price
-        return {"mev.extracted": extracted, "mev.victim_loss": self.victim_loss}
+            if sandwich.ahead and sold and sandwich.victim.status == "executed":
+                completed += 1
+            else:
+                failed += 1
+        return {
+            "mev.extracted": extracted,
+            "mev.victim_loss": self.victim_loss,
+            "mev.sandwiches": float(completed),
+            "mev.failed_attempts": float(failed),
+        }
+
+
+def positions(block: Block) -> dict[tuple[int, int], int]:
+    """Each plaintext order's place in ``block``: the index of the transaction carrying it."""
+    return {o.key: i for i, tx in enumerate(block.txs) for o in orders_of(tx)}
+
+
+def _ahead(
+    front: OrderRecord, target: Order, block: Block, places: dict[tuple[int, int], int]
+) -> bool:
+    """Whether ``front`` executed ahead of ``target``, which ``block`` carries.
+
+    Ahead: in an earlier block, earlier in this one, or in the same batch (cleared together at
+    one price, the front leg's demand raising the victim's).
+    """
+    if front.block != block.height:
+        return front.block < block.height
+    mine, theirs = places.get(front.order.key), places.get(target.key)
+    return mine is not None and theirs is not None and mine <= theirs
 
 
 def orders_of(tx: Tx) -> tuple[Order, ...]:

@@ -6,6 +6,7 @@ front-runner trades from. Messages take :data:`HOP` seconds unless a test says o
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -124,12 +125,6 @@ def test_it_places_no_back_leg_when_its_front_leg_lands_in_a_later_block() -> No
     assert sandwich.back is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FrontRunner._block_here checks only that the victim's block is at or after the "
-    "front leg's, not the order inside the block: a victim that outbids the priority fee "
-    "executes first and the front-runner still sells as if it had sandwiched it",
-)
 def test_it_places_no_back_leg_when_its_front_leg_lands_after_the_victim_in_the_block() -> None:
     host, runner = _host()
     victim = _victim(host, 0, shares=10.0, fee=0.5)  # outbids the front-runner's 0.01
@@ -139,6 +134,83 @@ def test_it_places_no_back_leg_when_its_front_leg_lands_after_the_victim_in_the_
     assert _orders(host, 0) == [victim.order, sandwich.front.order]
     host.run(until=2.0)
     assert sandwich.back is None
+
+
+# -- what it measures, against the LMSR by hand -------------------------------------------------
+
+B = 20.0  # the scenario's liquidity_b; market 0 opens at q = (0, 0)
+
+
+def _cost(q1: float) -> float:
+    """LMSR cost C(q) = b ln(e^{q0/b} + e^{q1/b}) with q0 = 0 (Hanson 2003)."""
+    return B * math.log(1.0 + math.exp(q1 / B))
+
+
+def _price(q1: float) -> float:
+    return math.exp(q1 / B) / (1.0 + math.exp(q1 / B))
+
+
+def test_a_completed_sandwich_extracts_and_costs_the_victim_what_the_lmsr_says() -> None:
+    host, runner = _host()
+    _victim(host, 0, shares=10.0)
+    host.run(until=1.0)
+    host.close_block()  # front leg, then victim
+    host.run(until=2.0)
+    host.close_block()  # back leg
+    [sandwich] = runner.sandwiches
+    f, v = sandwich.front.order.shares / MICRO, 10.0
+    metrics = runner.metrics()
+    # bought f, the victim bought v on top, sold f back: the round trip, less its priority fee
+    extracted = (_cost(f) - _cost(0)) * -1 + (_cost(f + v) - _cost(v)) - 0.01
+    assert metrics["mev.extracted"] == pytest.approx(extracted, abs=1e-4)
+    # the victim paid C(f + v) - C(f) instead of C(v) - C(0)
+    loss = (_cost(f + v) - _cost(f)) - (_cost(v) - _cost(0))
+    assert metrics["mev.victim_loss"] == pytest.approx(loss, abs=1e-4)
+    assert (metrics["mev.sandwiches"], metrics["mev.failed_attempts"]) == (1.0, 0.0)
+
+
+def test_a_failed_attempt_is_valued_at_the_next_price_not_the_last() -> None:
+    host, runner = _host()
+    victim = _victim(host, 0, shares=10.0, fee=0.5)  # the front leg runs after it
+    host.run(until=1.0)
+    host.close_block()
+    [sandwich] = runner.sandwiches
+    f = sandwich.front.order.shares / MICRO
+    after = _price(10.0 + f)  # the price once the victim and the front leg have traded
+    # the victim sells half back (the front-runner leaves sells alone): the price moves on
+    seller = Order(0, len(host.records.orders), 0, 1, -to_micro(5.0), 0)
+    host.submit(seller, node=TRADER_NODES[0], kind="noise")
+    host.run(until=2.0)
+    host.close_block()
+    assert host.exchange.prices(0)[1] != pytest.approx(after, abs=1e-3)
+    metrics = runner.metrics()
+    extracted = -(_cost(10.0 + f) - _cost(10.0)) - 0.01 + f * after
+    assert metrics["mev.extracted"] == pytest.approx(extracted, abs=1e-4)
+    assert metrics["mev.victim_loss"] == 0.0  # the attack ran after its victim: no harm done
+    assert (metrics["mev.sandwiches"], metrics["mev.failed_attempts"]) == (0.0, 1.0)
+    assert victim.status == "executed"
+
+
+def test_a_victim_in_a_later_block_than_the_front_leg_is_still_counted() -> None:
+    # the victim's order reaches the sequencers slowly, the spy at once: its front leg is
+    # sequenced a block earlier
+    host, runner = _host(latency=lambda _k, src, dst: 1.5 if src == 5 and dst != SPY else HOP)
+    victim = _victim(host, 0, shares=10.0)
+    host.run(until=1.0)
+    host.close_block()
+    [sandwich] = runner.sandwiches
+    assert _orders(host, 0) == [sandwich.front.order]
+    host.run(until=2.0)
+    host.close_block()
+    assert _orders(host, 1) == [victim.order]
+    host.run(until=3.0)
+    host.close_block()
+    assert sandwich.back is not None and sandwich.back.status == "executed"
+    f, v = sandwich.front.order.shares / MICRO, 10.0
+    metrics = runner.metrics()
+    loss = (_cost(f + v) - _cost(f)) - (_cost(v) - _cost(0))
+    assert metrics["mev.victim_loss"] == pytest.approx(loss, abs=1e-4)
+    assert metrics["mev.sandwiches"] == 1.0
 
 
 def test_it_cannot_front_run_what_commit_reveal_orders_by_commitment() -> None:
