@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from sim.errors import InputError
+from sim.runs import budget
 from sim.scenario import ScenarioError, expand, load_scenario
+from sim.scenario.problems import capped
 
 if TYPE_CHECKING:
     from sim.runs.sweep import SweepSummary
@@ -36,6 +40,15 @@ def _add_run_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--out", type=Path, default=Path("results"))
     cmd.add_argument("--seed", type=int, default=None)
     cmd.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_allow_large(cmd)
+
+
+def _add_allow_large(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="run (or accept) a scenario whose work estimate is beyond the limits",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", action="store_true", help="skip runs already complete")
     validate = sub.add_parser("validate", help="check scenario files")
     validate.add_argument("scenarios", type=Path, nargs="+")
+    _add_allow_large(validate)
     compare = sub.add_parser("compare", help="compare metrics of runs grouped by swept keys")
     compare.add_argument("dirs", type=Path, nargs="+")
     compare.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -94,24 +108,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _validate(paths: Sequence[Path]) -> int:
+def _validate(paths: Sequence[Path], *, allow_large: bool) -> int:
+    """Check each file as ``run`` would before starting: schema, sweep points, work estimate."""
     failed = False
     for path in paths:
         try:
             scenario = load_scenario(path)
-            expand(scenario)
-        except ScenarioError as exc:
+            work = budget.check(expand(scenario), source=str(path), allow_large=allow_large)
+        except InputError as exc:
             failed = True
-            print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+            print("\n".join(exc.lines()), file=sys.stderr)
         else:
-            print(f"ok {scenario.name}")
+            print(f"ok {scenario.name} (heaviest run: {work.describe()})")
     return EXIT_INPUT if failed else EXIT_OK
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops ``run`` and ``sweep`` as Ctrl-C does: finished runs kept, ``sweep.json``
+    says ``interrupted``, nothing left half-written."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _run(args: argparse.Namespace) -> int:
     from sim.runs.sweep import run_sweep
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)
+    _interrupt_on_sigterm()
     summary = run_sweep(
         scenario,
         out=args.out,
@@ -120,13 +146,15 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers if args.command == "sweep" else 1,
         resume=getattr(args, "resume", False),
         address=getattr(args, "address", None),
+        allow_large=args.allow_large,
+        source=str(args.scenario),
     )
     failed = summary.failed
     nothing_ran = not summary.complete and not summary.skipped
     if failed and nothing_ran and all(o.input_error for o in failed):
         # every run refused the input (e.g. a topology that cannot connect): a bad scenario
         for error in dict.fromkeys(o.error for o in failed):
-            print(f"{args.scenario}: {error}", file=sys.stderr)
+            print(capped(f"{args.scenario}: {error}"), file=sys.stderr)
         return EXIT_INPUT
     print("\n".join(_describe(summary, f"{args.command} {scenario.name}")), file=sys.stderr)
     return EXIT_INTERNAL if failed else EXIT_OK
@@ -140,7 +168,8 @@ def _describe(summary: SweepSummary, what: str) -> list[str]:
         f"{summary.wall_s:.1f} s"
     ]
     return lines + [
-        f"veilcast: run {o.run_id} failed: {o.error_type}: {o.error}" for o in summary.failed
+        capped(f"veilcast: run {o.run_id} failed: {o.error_type}: {o.error}")
+        for o in summary.failed
     ]
 
 
@@ -153,7 +182,12 @@ def _compare(args: argparse.Namespace) -> int:
         if not equals or not key.strip():
             raise InputError(f"--baseline: expected KEY=VALUE, got {text!r}")
         baseline[key.strip()] = value.strip()
-    frame = compare_dirs(args.dirs, baseline=baseline, metrics=args.metric)
+    skipped: list[str] = []
+    try:
+        frame = compare_dirs(args.dirs, baseline=baseline, metrics=args.metric, skipped=skipped)
+    finally:  # the damaged runs are named even when nothing is left to compare
+        for line in skipped:
+            print(f"veilcast: compare: skipped {capped(line)}", file=sys.stderr)
     print(render(frame, args.format), end="" if args.format == "table" else "\n")
     return EXIT_OK
 
@@ -209,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match args.command:
             case "validate":
-                return _validate(args.scenarios)
+                return _validate(args.scenarios, allow_large=args.allow_large)
             case "run" | "sweep":
                 return _run(args)
             case "compare":
@@ -219,10 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "dashboard":
                 return _dashboard(args)
     except ScenarioError as exc:
-        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)  # each line capped
         return EXIT_INPUT
     except InputError as exc:
-        print("\n".join(exc.lines()), file=sys.stderr)
+        print("\n".join(capped(line) for line in exc.lines()), file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print(

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -51,14 +53,21 @@ NOT_SETTINGS = frozenset({"name", "seed", "replications", "sweep"})
 # --- reading ------------------------------------------------------------------------------------
 
 
-def find_runs(dirs: Sequence[Path]) -> list[Path]:
+def find_runs(dirs: Sequence[Path], skipped: list[str] | None = None) -> list[Path]:
     """Complete run folders under each of ``dirs`` (a results root, a scenario or a run).
 
     Hidden folders (runs still being written, or left half-written by a kill) are skipped even
-    when they hold a manifest.
+    when they hold a manifest. A run folder or manifest that is a symlink leading out of the
+    folder given, or a manifest that cannot be read (not a regular file, too large, not a JSON
+    object), is skipped with one line of why appended to ``skipped``; failed runs are left out
+    silently, as they hold nothing to compare.
     """
     found: set[Path] = set()
     for root in dirs:
+        try:
+            real_root = root.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
         for manifest in [
             root / io.MANIFEST,
             *root.glob(f"*/{io.MANIFEST}"),
@@ -66,9 +75,106 @@ def find_runs(dirs: Sequence[Path]) -> list[Path]:
         ]:
             folder = manifest.parent
             hidden = any(part.startswith(".") for part in folder.relative_to(root).parts)
-            if not hidden and io.is_complete(folder):
-                found.add(folder.resolve())
+            if hidden or not os.path.lexists(manifest):
+                continue
+            real, why = _inside(real_root, folder, manifest)
+            if real is None:
+                _note(skipped, folder, why)
+                continue
+            try:
+                status = io.read_manifest(folder).get("status")
+            except io.UnreadableError as exc:
+                _note(skipped, folder, str(exc))
+                continue
+            if status == "complete":
+                found.add(real)
     return sorted(found)
+
+
+def _inside(root: Path, *paths: Path) -> tuple[Path | None, str]:
+    """The real path of ``paths[0]`` if every one of ``paths`` resolves inside ``root``."""
+    try:
+        real = [p.resolve(strict=True) for p in paths]
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+        return None, f"cannot resolve: {getattr(exc, 'strerror', None) or exc}"
+    for path, resolved in zip(paths, real, strict=True):
+        if not resolved.is_relative_to(root):
+            return None, f"{path.name} is a symlink out of {root}"
+    return real[0], ""
+
+
+def _note(skipped: list[str] | None, folder: Path, why: str) -> None:
+    if skipped is not None:
+        skipped.append(f"{folder}: {why}")
+
+
+def _manifest_row(folder: Path) -> dict[str, Any]:
+    """The run's row of :func:`read_runs` without settings' text, from its manifest.
+
+    Raises:
+        io.UnreadableError: the manifest is unreadable or a field has the wrong type.
+    """
+    manifest = io.read_manifest(folder)
+    scenario = manifest.get("scenario", {})
+    if not isinstance(scenario, dict):
+        raise io.UnreadableError(f"{io.MANIFEST}: scenario is not a table")
+    run_id = manifest.get("run_id", folder.name)
+    name = scenario.get("name", folder.parent.name)
+    point = manifest.get("point") or {}
+    replication, world_seed = manifest.get("replication"), manifest.get("world_seed")
+    checks = {
+        "run_id": isinstance(run_id, str) and run_id != "",
+        "scenario.name": isinstance(name, str),
+        "point": isinstance(point, dict),
+        "replication": replication is None or _int64(replication),
+        "world_seed": world_seed is None or _int64(world_seed),
+    }
+    wrong = [key for key, ok in checks.items() if not ok]
+    if wrong:
+        raise io.UnreadableError(f"{io.MANIFEST}: {', '.join(wrong)} of the wrong type")
+    return {
+        "run_id": run_id,
+        "scenario_table": scenario,
+        "scenario": name,
+        "replication": replication,
+        "world_seed": world_seed,
+        "swept": sorted(str(k) for k in point),
+    }
+
+
+def _int64(value: object) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+METRICS_COLUMNS = {"run_id": pl.String, "metric": pl.String}
+"""Columns a metrics table must have with these types (and a numeric ``value``)."""
+
+
+def metrics_path(folder: Path) -> Path:
+    """Where a run folder's metrics table is."""
+    return folder / "tables" / "metrics.parquet"
+
+
+def check_metrics(folder: Path) -> None:
+    """Read the run's metrics table once, so a damaged one is found before the comparison.
+
+    Raises:
+        io.UnreadableError: missing, not a regular file inside the run folder, not Parquet
+            (truncated, corrupt), or without the metrics columns.
+    """
+    path = metrics_path(folder)
+    real, why = _inside(folder.resolve(), path)
+    if real is None:
+        raise io.UnreadableError(f"metrics.parquet: {why}")
+    if not stat.S_ISREG(real.stat().st_mode):
+        raise io.UnreadableError("metrics.parquet: not a regular file")
+    try:
+        frame = pl.read_parquet(real, columns=["run_id", "metric", "value"])
+    except Exception as exc:  # polars raises many kinds for a damaged file; any means unusable
+        raise io.UnreadableError(f"metrics.parquet: unreadable ({type(exc).__name__})") from None
+    bad = [c for c, kind in METRICS_COLUMNS.items() if frame.schema[c] != kind]
+    if bad or not frame.schema["value"].is_numeric():
+        raise io.UnreadableError("metrics.parquet: columns of the wrong type")
 
 
 def setting_text(value: object) -> str:
@@ -76,34 +182,34 @@ def setting_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def read_runs(folders: Sequence[Path]) -> pl.DataFrame:
+def read_runs(folders: Sequence[Path], skipped: list[str] | None = None) -> pl.DataFrame:
     """One row per run (the first of equal run ids): :data:`RUN_COLUMNS`, then every setting.
 
     ``order`` is the run's position in its scenario's ``sweep.json`` (the order of the
-    ``[sweep]`` values), null when the run is not listed there.
+    ``[sweep]`` values), null when the run is not listed there. A run whose manifest has
+    fields of the wrong type, or whose metrics table is damaged, is left out with one line of
+    why appended to ``skipped``.
     """
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     orders: dict[Path, dict[str, int]] = {}
     for folder in folders:
-        manifest = json.loads((folder / io.MANIFEST).read_text())
-        run_id = str(manifest.get("run_id", folder.name))
+        try:
+            row = _manifest_row(folder)
+            check_metrics(folder)
+        except (io.UnreadableError, OSError) as exc:
+            _note(skipped, folder, str(exc))
+            continue
+        run_id = row["run_id"]
         if run_id in seen:
             continue
         seen.add(run_id)
         if folder.parent not in orders:
             orders[folder.parent] = _sweep_order(folder.parent / "sweep.json")
-        settings, _ = flatten_table(manifest.get("scenario", {}))
+        settings, _ = flatten_table(row.pop("scenario_table"))
         rows.append(
-            {
-                "path": str(folder),
-                "run_id": run_id,
-                "scenario": str(manifest.get("scenario", {}).get("name", folder.parent.name)),
-                "replication": manifest.get("replication"),
-                "world_seed": manifest.get("world_seed"),
-                "order": orders[folder.parent].get(run_id),
-                "swept": sorted(manifest.get("point") or {}),
-            }
+            {"path": str(folder), "order": orders[folder.parent].get(run_id)}
+            | row
             | {k: setting_text(v) for k, v in settings.items() if k not in NOT_SETTINGS}
         )
     settings = dict.fromkeys((k for row in rows for k in row if k not in RUN_SCHEMA), pl.String)
@@ -112,9 +218,9 @@ def read_runs(folders: Sequence[Path]) -> pl.DataFrame:
 
 def _sweep_order(path: Path) -> dict[str, int]:
     try:
-        runs = json.loads(path.read_text()).get("runs", [])
+        runs = io.read_json(path).get("runs", [])
         return {str(run["run_id"]): index for index, run in enumerate(runs)}
-    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    except (io.UnreadableError, AttributeError, TypeError, KeyError):
         return {}
 
 
@@ -132,7 +238,7 @@ def scan_metrics(
 ) -> pl.LazyFrame:
     """Every metric of ``runs`` (at least one) with its scenario, world seed and ``keys``, as a
     lazy scan; ``prefixes`` keeps only the metrics whose name starts with one of them."""
-    paths = [str(Path(p) / "tables" / "metrics.parquet") for p in runs["path"]]
+    paths = [str(metrics_path(Path(p))) for p in runs["path"]]
     lazy = pl.scan_parquet(paths).select("run_id", "metric", pl.col("value").cast(pl.Float64))
     if prefixes:
         lazy = lazy.filter(pl.any_horizontal(pl.col("metric").str.starts_with(p) for p in prefixes))
@@ -278,6 +384,7 @@ def compare_dirs(
     *,
     baseline: Mapping[str, str] | None = None,
     metrics: Sequence[str] = (),
+    skipped: list[str] | None = None,
 ) -> pl.DataFrame:
     """The comparison table of every complete run under ``dirs``.
 
@@ -285,19 +392,27 @@ def compare_dirs(
         dirs: results roots, scenario folders or run folders.
         baseline: the baseline setting (see :func:`baselines`); default each scenario's first.
         metrics: metric name prefixes to keep (``("privacy.", "market.brier")``); all if empty.
+        skipped: where to append one line per damaged run left out (see :func:`find_runs`
+            and :func:`read_runs`); the rest are compared.
 
     Raises:
-        InputError: a folder is missing, no complete run was found, or a bad ``baseline``.
+        InputError: a folder is missing, no complete run was found, a ``metrics`` prefix
+            matches no metric, or a bad ``baseline``.
     """
     for folder in dirs:
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder")
-    runs = read_runs(find_runs(dirs))
+    runs = read_runs(find_runs(dirs, skipped), skipped)
     if runs.is_empty():
         raise InputError(f"{', '.join(map(str, dirs))}: no complete run found")
     keys = varying_keys(runs)
     swept = [k for k in keys if k in set(runs["swept"].explode().drop_nulls())]
-    return compare(scan_metrics(runs, keys, metrics).collect(), keys, baseline, swept=swept)
+    frame = scan_metrics(runs, keys, metrics).collect()
+    names = frame["metric"].unique()
+    for prefix in metrics:
+        if not names.str.starts_with(prefix).any():
+            raise InputError(f"--metric: no metric starts with {prefix!r}")
+    return compare(frame, keys, baseline, swept=swept)
 
 
 # --- output -------------------------------------------------------------------------------------

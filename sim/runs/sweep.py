@@ -18,10 +18,11 @@ Faults, and what each one costs:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
+import tempfile
+import threading
 import time
 import traceback
 from collections import deque
@@ -39,6 +40,7 @@ from rich.console import Console
 
 from sim.errors import InputError
 from sim.results import io
+from sim.runs import budget
 from sim.runs.runner import base_manifest, execute
 from sim.scenario import RunSpec, Scenario, expand
 from sim.scenario.problems import one_line
@@ -103,8 +105,16 @@ class Tick:
     running: int
 
 
+UNWRITABLE = "OutputError"
+"""``error_type`` of a run whose folder could not be written (a full disk, a lost mount)."""
+
+
 def run_one(spec: RunSpec, out: Path) -> Outcome:
-    """Run and write one run; a run that raises is written as failed (never as complete)."""
+    """Run and write one run; a run that raises is written as failed (never as complete).
+
+    A run whose folder cannot be written (``OSError``: the disk filled up mid-write) fails
+    as bad input (the ``--out`` the user gave), with nothing complete-looking left behind.
+    """
     started = time.perf_counter()
     try:
         result = execute(spec)
@@ -113,20 +123,44 @@ def run_one(spec: RunSpec, out: Path) -> Outcome:
             "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(),
         }
-        io.write_failed(out, spec.scenario.name, manifest)
+        if not _record(out, spec, manifest):
+            return Outcome(spec.run_id, "complete", wall_s=time.perf_counter() - started)
         bad_input, wall_s = isinstance(exc, InputError), time.perf_counter() - started
         return Outcome(
             spec.run_id, "failed", one_line(str(exc)), type(exc).__name__, bad_input, wall_s
         )
-    io.write_run(out, spec.scenario.name, result.manifest, result.tables)
+    try:
+        io.write_run(out, spec.scenario.name, result.manifest, result.tables)
+    except OSError as exc:
+        return _unwritable(spec, out, exc, time.perf_counter() - started)
     return Outcome(spec.run_id, "complete", wall_s=time.perf_counter() - started)
+
+
+def _unwritable(spec: RunSpec, out: Path, exc: OSError, wall_s: float | None) -> Outcome:
+    error = f"--out: cannot write {io.run_dir(out, spec.scenario.name, spec.run_id)}: {exc}"
+    manifest = base_manifest(spec) | {"error": f"{UNWRITABLE}: {error}", "traceback": None}
+    _record(out, spec, manifest)  # may fail too (the disk is still full): then nothing is left
+    return Outcome(spec.run_id, "failed", one_line(error), UNWRITABLE, True, wall_s)
+
+
+def _record(out: Path, spec: RunSpec, manifest: dict[str, Any]) -> bool:
+    """Write a failure record; False when the folder already holds a complete run (another
+    writer finished it), which a failure never replaces. A write that fails is not fatal: the
+    failure is still reported by the outcome."""
+    try:
+        io.write_failed(out, spec.scenario.name, manifest)
+    except OSError:
+        return True
+    return _disk_status(out, spec) != "complete"
 
 
 def record_failure(spec: RunSpec, out: Path, error_type: str, error: str) -> Outcome:
     """Write a failed manifest for a run that failed outside :func:`run_one`'s own guard (its
-    worker died, or writing its folder raised), so the failure is visible on disk too."""
+    worker died, or writing its folder raised), so the failure is visible on disk too; a run
+    complete on disk stays complete."""
     manifest = base_manifest(spec) | {"error": f"{error_type}: {error}", "traceback": None}
-    io.write_failed(out, spec.scenario.name, manifest)
+    if not _record(out, spec, manifest):
+        return Outcome(spec.run_id, "complete")
     return Outcome(spec.run_id, "failed", error=one_line(error), error_type=error_type)
 
 
@@ -142,10 +176,34 @@ def record_lost(spec: RunSpec, out: Path, reason: str) -> Outcome:
 # --- the local executor -------------------------------------------------------------------------
 
 
-def _worker_init() -> None:
+ORPHAN_CHECK_S = 1.0
+"""How often a pool worker checks that its driver is alive."""
+
+
+def _worker_init(driver: int) -> None:
     # Ctrl-C reaches every process of the terminal's process group. An idle worker ignores it
     # (the driver shuts the pool down); a busy one stops its run (see _run_in_worker).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(driver,), daemon=True, name="orphan-check").start()
+
+
+def _exit_with(driver: int) -> None:
+    """End this worker within :data:`ORPHAN_CHECK_S` of its driver's death (even by SIGKILL,
+    which no cleanup sees); its unfinished run leaves only a staging folder, cleared later."""
+    parent = os.getppid()  # the forkserver, which ends with the driver
+    while _alive(driver) and os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run_in_worker(spec: RunSpec, out: Path) -> Outcome:
@@ -171,7 +229,9 @@ def _local(specs: Sequence[RunSpec], out: Path, workers: int) -> Generator[Tick,
     # forkserver: polars keeps a thread pool, and forking a threaded process is unsafe.
     context = get_context("forkserver")
     while queue:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+        ) as pool:
             yield from _drain(pool, queue, out, workers)
 
 
@@ -309,6 +369,8 @@ def run_sweep(
     resume: bool = False,
     address: str | None = None,
     console: Console | None = None,
+    allow_large: bool = False,
+    source: str | None = None,
 ) -> SweepSummary:
     """Run every run of ``scenario``, write them under ``out`` and a ``sweep.json`` beside them.
 
@@ -323,10 +385,13 @@ def run_sweep(
         resume: skip runs whose folder already holds a complete manifest.
         address: the Ray cluster to join (``auto``, ``ray://host:port``); None: a local Ray.
         console: where the progress bar goes (default: standard error; none if not a terminal).
+        allow_large: run even when the work estimate (:mod:`sim.runs.budget`) is beyond its
+            limits (the CLI's ``--allow-large``).
+        source: what to name in a refusal (the scenario file); default the scenario's name.
 
     Raises:
-        InputError: ``workers`` below 1, ``address`` without Ray, or Ray missing or
-            unreachable.
+        InputError: ``workers`` below 1, ``address`` without Ray, Ray missing or
+            unreachable, ``out`` unusable, or a run beyond the work limits.
         KeyboardInterrupt: the sweep was interrupted; ``sweep.json`` says what is complete.
     """
     if workers is not None and workers < 1:
@@ -337,6 +402,8 @@ def run_sweep(
         message = "ray is not installed; install the cluster extra: pip install 'veilcast[cluster]'"
         raise InputError(f"--executor: {message}")
     specs = expand(scenario, seed=seed)
+    budget.check(specs, source=source or scenario.name, allow_large=allow_large)
+    check_out(out, scenario.name)
     done = {s.run_id for s in specs if resume and _disk_status(out, s) == "complete"}
     todo = [s for s in specs if s.run_id not in done]
     outcomes = [Outcome(s.run_id, "skipped") for s in specs if s.run_id in done]
@@ -378,12 +445,31 @@ def run_sweep(
 def _disk_status(out: Path, spec: RunSpec) -> str | None:
     """The status in a run's manifest on disk (``complete``, ``failed``), None without one."""
     try:
-        path = io.run_dir(out, spec.scenario.name, spec.run_id) / io.MANIFEST
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+        status = io.read_manifest(io.run_dir(out, spec.scenario.name, spec.run_id)).get("status")
+    except io.UnreadableError:
         return None
-    status = manifest.get("status") if isinstance(manifest, dict) else None
     return status if status in ("complete", "failed") else None
+
+
+def check_out(out: Path, scenario_name: str) -> None:
+    """Refuse an ``--out`` that cannot hold results before any run starts.
+
+    Creates ``out/<scenario>`` and a file in it, so a file or ``/dev/null`` given as ``--out``,
+    a read-only or unwritable folder, or a full disk is one line of bad input.
+
+    Raises:
+        InputError: ``--out`` cannot be written.
+    """
+    folder = out / scenario_name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"veilcast")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(f"--out: cannot write results in {folder}: {reason.lower()}") from None
 
 
 def _write_summary(
@@ -399,7 +485,7 @@ def _write_summary(
     """
     known = {o.run_id: o for o in outcomes}
     empty = Outcome("", "skipped")
-    runs = [
+    runs: list[dict[str, Any]] = [
         {
             "run_id": spec.run_id,
             "point": spec.point,
@@ -414,6 +500,36 @@ def _write_summary(
         }
         for spec in specs
     ]
-    counts = {s: sum(r["status"] == s for r in runs) for s in ("complete", "skipped", "failed")}
-    counts["not run"] = len(runs) - sum(counts.values())
-    io.write_json(out / scenario.name / "sweep.json", meta | {"counts": counts, "runs": runs})
+    ours = {r["run_id"] for r in runs}
+
+    def merged(current: Any) -> dict[str, Any]:
+        # Runs of other variants of this scenario name (another --set) stay listed while their
+        # folders exist: one sweep.json per scenario folder, never last-writer-wins.
+        others = _other_runs(out, scenario.name, current, ours)
+        every = runs + others
+        kinds = ("complete", "skipped", "failed")
+        counts = {s: sum(r["status"] == s for r in every) for s in kinds}
+        counts["not run"] = len(every) - sum(counts.values())
+        return meta | {"counts": counts, "runs": every}
+
+    io.update_json(out / scenario.name / "sweep.json", merged)
+
+
+def _other_runs(out: Path, name: str, current: Any, ours: set[str]) -> list[dict[str, Any]]:
+    """The entries of an existing ``sweep.json`` that are not this sweep's and still have a
+    folder, with the status on disk now."""
+    listed = current.get("runs") if isinstance(current, dict) else None
+    if not isinstance(listed, list):
+        return []
+    kept = []
+    for entry in listed:
+        run_id = entry.get("run_id") if isinstance(entry, dict) else None
+        if not isinstance(run_id, str) or run_id in ours or "/" in run_id or run_id[:1] in ".":
+            continue
+        try:
+            status = io.read_manifest(io.run_dir(out, name, run_id)).get("status")
+        except io.UnreadableError:
+            continue
+        if status in ("complete", "failed"):
+            kept.append(entry | {"status": status})
+    return kept

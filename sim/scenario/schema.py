@@ -31,6 +31,7 @@ from sim.scenario.rules import MAX_RUNS, cross_field_rules
 from sim.scenario.sections import (
     MAX_SEED,
     Adversary,
+    Duration,
     Faults,
     Forecaster,
     MarketConfig,
@@ -47,7 +48,7 @@ class Scenario(Section):
 
     name: str = Field(pattern=r"^[a-z0-9-]+$", max_length=64)
     seed: int = Field(ge=0, le=MAX_SEED)
-    duration_s: float = Field(default=43200.0, gt=0.0)
+    duration_s: Duration = 43200.0
     replications: int = Field(default=1, ge=1, le=MAX_RUNS)
     network: Network = Network()
     market: MarketConfig = MarketConfig()

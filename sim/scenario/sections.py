@@ -31,6 +31,32 @@ UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
 Count = Annotated[int, Field(le=MAX_COUNT)]
 
 
+MAX_DURATION_S = 366 * 86400.0
+"""Longest simulated time any duration may name (a leap year): prediction markets live hours
+to months; a bigger number is a typo, and ``1e300`` would never finish."""
+
+MIN_INTERVAL_S = 0.01
+"""Shortest interval or timeout (10 ms): a fifth of the default link latency, far below any
+block, batch or round a protocol can complete. A smaller one (``1e-300``) stops simulated time
+from advancing (``t + 1e-300 == t``) while the event count grows without bound."""
+
+MAX_ORDERS_PER_HOUR = 3600.0
+"""A trader places at most one order per simulated second on average: faster than any person
+or bot the markets model, and a bound the work estimate multiplies out."""
+
+MAX_LATENCY_MS = 600_000.0
+"""Longest median link latency (10 minutes): beyond that a link is a partition, see [faults]."""
+
+Duration = Annotated[float, Field(gt=0.0, le=MAX_DURATION_S)]
+"""A point or span of simulated time, in seconds: positive, at most :data:`MAX_DURATION_S`."""
+
+Instant = Annotated[float, Field(ge=0.0, le=MAX_DURATION_S)]
+"""A moment of simulated time from the start, in seconds (0 = the start)."""
+
+Interval = Annotated[float, Field(ge=MIN_INTERVAL_S, le=MAX_DURATION_S)]
+"""A repeating interval or a timeout, in seconds: from :data:`MIN_INTERVAL_S` to a year."""
+
+
 class Section(BaseModel):
     model_config = _CONFIG
 
@@ -38,8 +64,8 @@ class Section(BaseModel):
 class Latency(Section):
     """Per-link latency in milliseconds, lognormal, drawn once per link."""
 
-    median: float = Field(default=50.0, gt=0.0)
-    sigma: float = Field(default=0.5, ge=0.0)
+    median: float = Field(default=50.0, gt=0.0, le=MAX_LATENCY_MS)  # up to 10 minutes
+    sigma: float = Field(default=0.5, ge=0.0, le=5.0)  # e^5: the 84th percentile 148× the median
 
 
 class Network(Section):
@@ -54,8 +80,8 @@ class Network(Section):
     loss: float = Field(default=0.0, ge=0.0, lt=1.0)  # per message per link
     propagation: Literal["diffusion", "dandelion"] = "diffusion"
     fluff_probability: float = Field(default=0.1, gt=0.0, le=1.0)  # dandelion: stem -> fluff
-    dandelion_epoch_s: float = Field(default=600.0, gt=0.0)
-    block_interval_s: float = Field(default=2.0, gt=0.0)
+    dandelion_epoch_s: Interval = 600.0
+    block_interval_s: Interval = 2.0
 
 
 class MarketConfig(Section):
@@ -67,8 +93,8 @@ class MarketConfig(Section):
     liquidity_b: float = Field(default=100.0, gt=0.0)  # lmsr b
     alpha: float = Field(default=0.05, gt=0.0)  # ls_lmsr
     fee: float = Field(default=0.0, ge=0.0)  # per share traded, paid to the market maker
-    close_s: float = Field(default=36000.0, gt=0.0)  # trading stops
-    resolve_s: float = Field(default=39600.0, gt=0.0)  # the truth becomes observable
+    close_s: Duration = 36000.0  # trading stops
+    resolve_s: Duration = 39600.0  # the truth becomes observable
 
 
 class Traders(Section):
@@ -78,7 +104,7 @@ class Traders(Section):
     noise: Count = Field(default=40, ge=0)
     signal_accuracy: UnitInterval = 0.7
     budget: float = Field(default=1000.0, gt=0.0)
-    orders_per_hour: float = Field(default=4.0, gt=0.0)
+    orders_per_hour: float = Field(default=4.0, gt=0.0, le=MAX_ORDERS_PER_HOUR)
     order_size: float = Field(default=10.0, gt=0.0)  # mean shares per order
 
 
@@ -86,11 +112,11 @@ class Privacy(Section):
     """How order flow is hidden before execution."""
 
     order_flow: Literal["transparent", "operator", "commit_reveal", "threshold"] = "transparent"
-    batch_interval_s: float = Field(default=30.0, gt=0.0)
+    batch_interval_s: Interval = 30.0
     pad_to_bytes: Count = Field(default=256, ge=0)  # 0 = no padding
     keypers: Count = Field(default=10, ge=1)
     threshold: Count = Field(default=7, ge=1)
-    reveal_deadline_s: float = Field(default=60.0, gt=0.0)
+    reveal_deadline_s: Interval = 60.0
     deposit: float = Field(default=5.0, ge=0.0)
     unlinkable_senders: bool = False
 
@@ -112,9 +138,9 @@ class Settlement(Section):
     reporters: Count = Field(default=21, ge=1)
     byzantine_fraction: UnitInterval = 0.0
     crash_fraction: UnitInterval = 0.0
-    round_timeout_s: float = Field(default=30.0, gt=0.0)
+    round_timeout_s: Interval = 30.0
     bond: float = Field(default=750.0, ge=0.0)
-    liveness_s: float = Field(default=7200.0, gt=0.0)
+    liveness_s: Interval = 7200.0
     endowment: float = Field(default=2000.0, ge=0.0)
 
 
@@ -131,8 +157,8 @@ class Partition(Section):
 
     nodes: list[NodeId] = Field(default_factory=list)
     reporters: list[NodeId] = Field(default_factory=list)
-    start_s: float = Field(ge=0.0)
-    end_s: float = Field(gt=0.0)
+    start_s: Instant
+    end_s: Duration
 
 
 class Crash(Section):
@@ -143,8 +169,8 @@ class Crash(Section):
 
     node: NodeId | None = None
     reporter: NodeId | None = None
-    at_s: float = Field(ge=0.0)
-    restart_s: float | None = Field(default=None, gt=0.0)
+    at_s: Instant
+    restart_s: Duration | None = None
 
 
 class Faults(Section):
@@ -172,4 +198,4 @@ class Forecaster(Section):
     dp_noise_multiplier: float = Field(default=0.0, ge=0.0)  # 0 = no differential privacy
     dp_clip: float = Field(default=1.0, gt=0.0)
     dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
-    round_timeout_s: float = Field(default=60.0, gt=0.0)
+    round_timeout_s: Interval = 60.0
