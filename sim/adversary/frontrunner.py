@@ -23,6 +23,8 @@ Measured:
   with every order of the attacker taken out. A victim the front leg ran after counts 0 (the
   attack could not touch its fill).
 - ``mev.sandwiches`` and ``mev.failed_attempts``: completed sandwiches and failed attempts.
+- ``adversary.orders_executed`` and ``adversary.volume``: its own executed legs and the money
+  they moved (the sum of |cash paid or received|). User-facing metrics leave these orders out.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from market.types import MICRO, Fill, Order, to_micro
 from sim.chain.blocks import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
 from sim.host.component import Component, Genesis, OrderFlow
 from sim.host.host import Host
-from sim.results.records import OrderRecord
+from sim.results.records import ADVERSARY_KIND, OrderRecord
 from sim.world.agents import NOISE_LIMIT, affordable
 
 
@@ -130,7 +132,7 @@ class FrontRunner(Component):
         self.by_front[front.key] = sandwich
 
     def _submit(self, order: Order) -> OrderRecord:
-        return self.sim.submit(order, node=self.node, kind="frontrunner")
+        return self.sim.submit(order, node=self.node, kind=ADVERSARY_KIND)
 
     def _block_here(self, block: Block) -> None:
         """Once a victim's block reaches the front-runner, it sells what its front leg bought.
@@ -219,7 +221,7 @@ class FrontRunner(Component):
         return (actual.cash - counterfactual.cash) / MICRO
 
     def metrics(self) -> dict[str, float]:
-        """``mev.extracted``, ``mev.victim_loss``, ``mev.sandwiches``, ``mev.failed_attempts``."""
+        """The ``mev.*`` metrics, and the adversary's own trading (``adversary.*``)."""
         extracted, completed, failed = 0.0, 0, 0
         for sandwich in self.sandwiches:
             front, back = sandwich.front, sandwich.back
@@ -235,11 +237,19 @@ class FrontRunner(Component):
                 completed += 1
             else:
                 failed += 1
+        own = [
+            leg
+            for s in self.sandwiches
+            for leg in (s.front, s.back)
+            if leg is not None and leg.status == "executed"
+        ]
         return {
             "mev.extracted": extracted,
             "mev.victim_loss": self.victim_loss,
             "mev.sandwiches": float(completed),
             "mev.failed_attempts": float(failed),
+            "adversary.orders_executed": float(len(own)),
+            "adversary.volume": math.fsum(abs(leg.cost) for leg in own),
         }
 
 

@@ -125,7 +125,7 @@ def infer_directions(
     records: Sequence[OrderRecord], *, outcomes: int, spies: frozenset[int], until: float
 ) -> Inference:
     """Predict each public order's outcome online, learning each truth once it is public."""
-    public = [r for r in records if r.block >= 0 and r.kind != "frontrunner"]
+    public = [r for r in records if r.block >= 0 and r.honest]
     events: list[tuple[float, int, int]] = []
     for i, r in enumerate(public):
         predict_at = r.adv_seen_t if not math.isnan(r.adv_seen_t) else r.t_executed
@@ -194,7 +194,7 @@ class Leakage(Component):
         sealed = [
             r
             for r in self.sim.records.orders
-            if r.kind != "frontrunner" and (r.batch_id >= 0 or mode == "operator")
+            if r.honest and (r.batch_id >= 0 or mode == "operator")
         ]
         if not sealed:
             return NAN

@@ -83,8 +83,15 @@ def account_value(exchange: Exchange, account: int) -> float:
 
 
 def order_metrics(orders: Sequence[OrderRecord], *, delivered: int) -> dict[str, float]:
-    """Latency, exposure and message cost over executed orders."""
-    done = [r for r in orders if r.status == "executed"]
+    """Latency, exposure, anonymity and message cost over users' executed orders.
+
+    The adversary's own orders are left out everywhere: they are neither users' latency nor
+    anyone's anonymity (the adversary knows its own orders), so ``privacy.anonymity_set``
+    counts the users' orders an order cleared with. ``cost.messages_per_order`` divides every
+    delivered message of the run (the adversary's included: a cost users bear) by the users'
+    executed orders.
+    """
+    done = [r for r in orders if r.status == "executed" and r.honest]
     per_block = Counter(r.block for r in done)
     seen = [r.t_executed - r.t_first_seen for r in done if not math.isnan(r.t_first_seen)]
     return {

@@ -23,6 +23,9 @@ from sim.net.network import Flood
 
 NAN = math.nan
 
+ADVERSARY_KIND = "frontrunner"
+"""The ``kind`` of the adversary's own orders. User-facing metrics leave them out."""
+
 
 class IllegalTransition(RuntimeError):
     """An order was moved on from a state it cannot leave (executed or rejected)."""
@@ -59,6 +62,11 @@ class OrderRecord:
     """The sender id the adversary saw on its envelope (-1: it saw no envelope)."""
     adv_size: int = -1
     """The size in bytes of the message the adversary saw (-1: none)."""
+
+    @property
+    def honest(self) -> bool:
+        """A user's order (a trader's or the forecaster's), not the adversary's own."""
+        return self.kind != ADVERSARY_KIND
 
     @property
     def final(self) -> bool:

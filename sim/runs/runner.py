@@ -51,7 +51,7 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
     """Every metric this run can compute (perf.* excluded)."""
     stats = sim.net.close()
     orders = sim.records.orders
-    executed = sum(1 for r in orders if r.status == "executed")
+    executed = sum(1 for r in orders if r.status == "executed" and r.honest)
     values: dict[str, float] = {}
     values.update(
         market_metrics(

@@ -76,6 +76,13 @@ def test_transparent_front_running_extracts_value_from_victims(small: dict[str, 
     orders = result.tables["orders"]
     assert orders.filter(pl.col("frontrun")).height > 0
     assert orders.filter(pl.col("kind") == "frontrunner").height > 0
+    # users' and the adversary's executed orders are counted apart, and add up
+    executed = orders.filter(pl.col("status") == "executed")
+    own = executed.filter(pl.col("kind") == "frontrunner")
+    assert m["adversary.orders_executed"] == own.height > 0
+    assert m["market.orders_executed"] == executed.height - own.height
+    assert m["adversary.volume"] == pytest.approx(own["cost"].abs().sum())
+    assert m["mev.sandwiches"] + m["mev.failed_attempts"] > 0
 
 
 def test_commit_reveal_stops_front_running_but_not_reading(small: dict[str, Any]) -> None:
