@@ -33,8 +33,10 @@ def _runs(root: str, stamp_key: tuple[tuple[str, int], ...]) -> pl.DataFrame:
 
 def _stamp(run_dir: Path) -> int:
     """Modification time of the run's manifest: a rerun of the same id invalidates caches."""
-    manifest = run_dir / catalog.MANIFEST
-    return manifest.stat().st_mtime_ns if manifest.is_file() else 0
+    try:
+        return (run_dir / catalog.MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def manifest(root: Path, rel: str) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def manifest(root: Path, rel: str) -> dict[str, Any]:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _manifest(run_dir: str, stamp: int) -> dict[str, Any]:
     del stamp
-    return catalog.read_manifest(Path(run_dir) / catalog.MANIFEST)
+    return catalog.run_manifest(Path(run_dir))
 
 
 def table(
@@ -62,6 +64,10 @@ def table(
     None means the run has no such table (or is not complete); a missing column is simply not
     in the result, so pages check with ``queries.missing_columns``. A ``path`` column naming the
     run (``scenario/run-id``) is added so frames of several runs can be told apart.
+
+    A table that cannot be read (a truncated or corrupt Parquet file) is None too, and the
+    page shows one line saying that run's table is unreadable: the page and the other runs
+    stay usable.
     """
     try:
         run_dir = resolve_run(root, rel)
@@ -71,7 +77,29 @@ def table(
     if meta.get("status") != "complete":
         return None
     cols = None if columns is None else tuple(columns)
-    return _table(str(run_dir), _stamp(run_dir), rel, name, cols)
+    try:
+        return _table(str(run_dir), _stamp(run_dir), rel, name, cols)
+    except Exception as exc:  # polars raises many kinds for a damaged file; any means unreadable
+        unreadable(rel, name, exc)
+        return None
+
+
+def unreadable(rel: str, name: str, exc: BaseException) -> None:
+    """Say once per page that table ``name`` of run ``rel`` cannot be read, and why (one line,
+    no traceback, no server paths)."""
+    shown: set[tuple[str, str]] = st.session_state.setdefault(UNREADABLE_KEY, set())
+    if (rel, name) in shown:
+        return
+    shown.add((rel, name))
+    st.error(
+        f"Run `{rel}`: its `{name}` table is unreadable ({type(exc).__name__}); "
+        "it is left out here.",
+        icon=":material/broken_image:",
+    )
+
+
+UNREADABLE_KEY = "_veilcast_unreadable"
+"""Session key of the (run, table) pairs already reported unreadable on this rerun."""
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -79,7 +107,7 @@ def _table(
     run_dir: str, stamp: int, rel: str, name: str, columns: tuple[str, ...] | None
 ) -> pl.DataFrame | None:
     del stamp
-    meta = catalog.read_manifest(Path(run_dir) / catalog.MANIFEST)
+    meta = catalog.run_manifest(Path(run_dir))
     path = catalog.table_file(Path(run_dir), meta, name)
     if path is None:
         return None

@@ -79,11 +79,17 @@ def resolve_inside(base: Path, rel: str) -> Path:
         The resolved absolute path (it may not exist).
 
     Raises:
-        UnsafePathError: If the path is malformed or resolves outside ``base``.
+        UnsafePathError: If the path is malformed, resolves outside ``base`` or cannot be
+            resolved (a symlink loop).
     """
     parts = check_relative(rel)
-    real_base = base.resolve()
-    target = real_base.joinpath(*parts).resolve()
+    try:
+        real_base = base.resolve()
+        target = real_base.joinpath(*parts).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+        # The reason without the server path the exception names.
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "a symlink loop"
+        raise UnsafePathError(f"refused path {rel!r}: it cannot be resolved ({why})") from None
     if not target.is_relative_to(real_base):
         raise UnsafePathError(f"refused path {rel!r}: it resolves outside the results folder")
     return target

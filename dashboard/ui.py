@@ -75,6 +75,7 @@ def _initial_selection(root: Path, runs: pl.DataFrame) -> None:
 
 def setup(root: Path) -> Context:
     """Draw the sidebar selection and remember the context for the page about to run."""
+    st.session_state[data.UNREADABLE_KEY] = set()  # each rerun reports unreadable tables anew
     runs = data.runs(root)
     options = runs.filter(pl.col("loadable"))["path"].to_list()
     labels = queries.run_labels(runs)

@@ -88,13 +88,15 @@ def test_setting_labels() -> None:
     assert setting_label(point, "ignored") == "loss=0.1, order_flow=operator"
 
 
-def test_scenario_symlink_out_of_the_folder_is_not_listed(
+def test_scenario_symlink_out_of_the_folder_is_listed_invalid_and_never_read(
     tmp_path: Path, results_root: Path
 ) -> None:
     root = tmp_path / "r"
     root.mkdir()
     (root / "elsewhere").symlink_to(results_root / "dash-fixture")
-    assert discover_runs(root).is_empty()
+    [row] = discover_runs(root).to_dicts()
+    assert (row["path"], row["status"], row["loadable"]) == ("elsewhere/(folder)", "invalid", False)
+    assert "outside the results folder" in row["error"]
 
 
 def test_fingerprint_changes_when_a_run_lands(tmp_path: Path, results_root: Path) -> None:
