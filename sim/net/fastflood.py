@@ -75,19 +75,33 @@ class LatencyGraph:
         return times, senders
 
 
-def delay_until(now: float, t: float) -> float:
-    """A delay ``d >= 0`` with ``now + d == t`` exactly, as simpy computes an event's time.
+def landing(now: float, t: float) -> tuple[float, ...]:
+    """Delays that, one after the other, bring a clock from ``now`` exactly to ``t >= now``.
 
-    ``t - now`` alone can be one unit in the last place off once added back; stepping it by
-    single units in the last place finds the delay that lands on ``t`` itself.
+    A computed arrival ``t`` is a sum of link latencies hop after hop, as message-by-message
+    delivery adds them; the clock then stands at ``now``, the diffusion's start, and simpy
+    computes an event's time as ``now + d``. Usually one delay does it: ``t - now``, or a
+    neighbour of it one unit in the last place away. But not every float is ``now + d`` for
+    some float ``d``: when ``t`` is more than twice ``now`` the sums can step over it. Then two:
+    the largest delay that stays below ``t``, reaching some ``x``, and ``t - x``, which is
+    exact because ``x`` lies in ``[t/2, t]`` (Sterbenz's lemma), so ``x + (t - x) == t``.
     """
     d = t - now
     for _ in range(64):
         total = now + d
         if total == t:
-            return d
+            return (d,)
         d = math.nextafter(d, math.inf if total < t else -math.inf)
-    raise ArithmeticError(f"no delay from {now!r} lands exactly on {t!r}")
+    d = t - now
+    for _ in range(64):
+        if now + d < t:
+            break
+        d = math.nextafter(d, -math.inf)
+    x = now + d
+    rest = t - x
+    if not (x < t and x + rest == t):
+        raise ArithmeticError(f"no delays from {now!r} land exactly on {t!r}")
+    return d, rest
 
 
 class Spread(Flood):
@@ -282,10 +296,20 @@ class FastFlood(Spread):
         for node, t in zip(targets.tolist(), self.times[targets].tolist(), strict=True):
             if not told[node]:
                 d = t - now
-                if now + d != t:  # rarely: one unit in the last place off
-                    d = delay_until(now, t)
-                # the node rides as the event's value: a closure per event would cost more
-                Timeout(env, d, node).callbacks.append(tell)
+                if now + d == t:
+                    # the node rides as the event's value: a closure per event would cost more
+                    Timeout(env, d, node).callbacks.append(tell)
+                    continue
+                steps = landing(now, t)  # rarely: an ulp off, or not reachable in one step
+                if len(steps) == 1:
+                    Timeout(env, steps[0], node).callbacks.append(tell)
+                else:
+                    Timeout(env, steps[0], (node, steps[1])).callbacks.append(self._closer)
+
+    def _closer(self, event: Timeout) -> None:
+        """The first of two steps to an arrival no single delay reaches: take the second."""
+        node, rest = cast(tuple[int, float], event.value)
+        Timeout(self.net.env, rest, node).callbacks.append(self._on_time)
 
     def _on_time(self, event: Timeout) -> None:
         node = cast(int, event.value)

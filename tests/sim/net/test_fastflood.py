@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from simpy import Environment
 
-from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, delay_until, diffuse
+from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, diffuse, landing
 from sim.net.network import Flood, Message, Receive, SimNetwork, Topology, build_topology
 from sim.scenario import parse_scenario
 from tests.sim.net.probe import Probe
@@ -159,9 +160,81 @@ def test_a_later_source_brings_arrivals_forward_exactly_as_in_simulation() -> No
 
 @given(
     now=st.floats(min_value=0.0, max_value=1e7, allow_nan=False),
-    gap=st.floats(min_value=0.0, max_value=1e5, allow_nan=False),
+    hops=st.lists(st.floats(min_value=0.0, max_value=1e3, allow_nan=False), min_size=1, max_size=8),
 )
-def test_a_delay_lands_exactly_on_the_arrival_time(now: float, gap: float) -> None:
-    t = now + gap
-    d = delay_until(now, t)
-    assert d >= 0.0 and now + d == t
+def test_delays_land_exactly_on_an_arrival_summed_hop_by_hop(now: float, hops: list[float]) -> None:
+    t = now
+    for latency in hops:  # as message-by-message delivery adds them
+        t += latency
+    clock = now
+    for d in landing(now, t):
+        assert d >= 0.0
+        clock += d  # as simpy computes an event's time
+    assert clock == t
+
+
+def test_an_arrival_no_single_delay_reaches_is_reached_in_two() -> None:
+    # the times of a run that crashed with "no delay ... lands exactly" (issue 12, item 10)
+    now, t = 0.2098619062006342, 0.4765468240741449
+    assert all(now + d != t for d in (t - now, *_neighbours(t - now)))
+    env = Environment()
+    seen: list[float] = []
+    env.timeout(now).callbacks.append(
+        lambda _e: _schedule_steps(env, landing(now, t), lambda: seen.append(env.now))
+    )
+    env.run()
+    assert seen == [t]
+
+
+def test_a_computed_diffusion_reaches_such_an_arrival_at_its_exact_time() -> None:
+    now, t = 0.2098619062006342, 0.4765468240741449
+    hop = 0.1
+    last = t - (now + hop)  # exact (Sterbenz): so message by message, node 2 hears it at t
+    line = Topology((((1, hop),), ((0, hop), (2, last)), ((1, last),)))
+    _, slow_log, _ = _run(
+        line, now, lambda net, log: net.flood(0, Probe("o", 1), to=_logger(net, log))
+    )
+    _, fast_log, _ = _run(
+        line,
+        now,
+        lambda net, log: diffuse(net, LatencyGraph(line), 0, Probe("o", 1), to=_logger(net, log)),
+    )
+    assert slow_log[2] == (t, 1)
+    assert fast_log == slow_log
+
+
+def _neighbours(d: float, steps: int = 64) -> list[float]:
+    up, down, out = d, d, []
+    for _ in range(steps):
+        up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
+        out += [up, down]
+    return out
+
+
+def _schedule_steps(env: Environment, steps: tuple[float, ...], fire: Callable[[], object]) -> None:
+    if not steps:
+        fire()
+        return
+    env.timeout(steps[0]).callbacks.append(lambda _e: _schedule_steps(env, steps[1:], fire))
+
+
+@given(
+    start=st.floats(min_value=0.0, max_value=1e6, allow_nan=False),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=25, deadline=None)
+def test_the_fast_path_matches_message_by_message_at_any_start_time(
+    start: float, seed: int
+) -> None:
+    topo = _topology(30, 3, seed=seed)
+    graph = LatencyGraph(topo)
+    slow, slow_log, _ = _run(
+        topo, start, lambda net, log: net.flood(0, Probe("o", 1), to=_logger(net, log))
+    )
+    fast, fast_log, _ = _run(
+        topo,
+        start,
+        lambda net, log: diffuse(net, graph, 0, Probe("o", 1), to=_logger(net, log)),
+    )
+    assert list(fast.arrivals) == list(slow.arrivals)
+    assert fast_log == slow_log  # told at exactly the clock time message-by-message reached
