@@ -11,7 +11,8 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
@@ -123,32 +124,37 @@ def _validate(paths: Sequence[Path], *, allow_large: bool) -> int:
     return EXIT_INPUT if failed else EXIT_OK
 
 
-def _interrupt_on_sigterm() -> None:
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
     """SIGTERM stops ``run`` and ``sweep`` as Ctrl-C does: finished runs kept, ``sweep.json``
-    says ``interrupted``, nothing left half-written."""
+    says ``interrupted``, nothing left half-written. The previous handler is put back after."""
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:
     from sim.runs.sweep import run_sweep
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)
-    _interrupt_on_sigterm()
-    summary = run_sweep(
-        scenario,
-        out=args.out,
-        seed=args.seed,
-        executor=getattr(args, "executor", "local"),
-        workers=args.workers if args.command == "sweep" else 1,
-        resume=getattr(args, "resume", False),
-        address=getattr(args, "address", None),
-        allow_large=args.allow_large,
-        source=str(args.scenario),
-    )
+    with _interrupt_on_sigterm():
+        summary = run_sweep(
+            scenario,
+            out=args.out,
+            seed=args.seed,
+            executor=getattr(args, "executor", "local"),
+            workers=args.workers if args.command == "sweep" else 1,
+            resume=getattr(args, "resume", False),
+            address=getattr(args, "address", None),
+            allow_large=args.allow_large,
+            source=str(args.scenario),
+        )
     failed = summary.failed
     nothing_ran = not summary.complete and not summary.skipped
     if failed and nothing_ran and all(o.input_error for o in failed):

@@ -3,6 +3,7 @@ bounded waits. Every wait has a deadline; every folder is a pytest temporary fol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -169,3 +170,9 @@ def fake_results(out: Path) -> Path:
     for i, (loss, replication) in enumerate([(0.0, 0), (0.0, 1), (0.05, 0), (0.05, 1)]):
         fake_run(out, "intact", f"run{i}-r{replication}-000000000{i}", loss, replication)
     return out
+
+
+def release_fifo(path: Path) -> None:
+    """Unblock a reader stuck opening the FIFO ``path`` (a failing test must not hang)."""
+    with contextlib.suppress(OSError):  # no reader waiting on it
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
