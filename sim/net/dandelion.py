@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 from simpy.events import Timeout
 
 from sim.net.fastflood import EventSpread, FastFlood, LatencyGraph, Spread, diffuse
@@ -138,9 +139,11 @@ def embargo_base_s(cfg: NetworkConfig) -> float:
     """The embargo's fixed part: a long stem out and the diffused message back, at mean latency.
 
     Long enough that in a loss-free network with no black hole a timer almost never fires
-    before the diffused message returns (which would diffuse from nearer the origin).
+    before the diffused message returns (which would diffuse from nearer the origin). Coming
+    back, each diffused hop also waits its mean forwarding delay.
     """
-    return 2.0 * (long_stem_hops(cfg.fluff_probability) + 1) * mean_hop_s(cfg)
+    hops = long_stem_hops(cfg.fluff_probability) + 1
+    return 2.0 * hops * mean_hop_s(cfg) + hops * cfg.diffusion_delay_ms / 1000.0
 
 
 def embargo_mean_s(cfg: NetworkConfig) -> float:
@@ -230,13 +233,33 @@ class Dandelion:
         *,
         to: Receive,
         listeners: Sequence[int] | None = None,
+        waits: Waits | None = None,
     ) -> Spread:
-        """Send ``msg`` from ``origin`` along its stem now; returns its record."""
+        """Send ``msg`` from ``origin`` along its stem now; returns its record.
+
+        Stem hops are sent at once; ``waits`` (latency plus forwarding delay per directed
+        link, see :class:`Propagation`) applies once the message diffuses.
+        """
         spread: Spread
         if self.graph is None:
-            spread = EventSpread(self.net, origin, msg, to=to)
+            spread = EventSpread(
+                self.net,
+                origin,
+                msg,
+                to=to,
+                waits=None if waits is None else waits.listed(),
+                slots=() if waits is None else waits.slots,
+            )
         else:
-            spread = FastFlood(self.net, self.graph, origin, msg, to=to, listeners=listeners)
+            spread = FastFlood(
+                self.net,
+                self.graph,
+                origin,
+                msg,
+                to=to,
+                listeners=listeners,
+                waits=None if waits is None else waits.array,
+            )
         if origin in self.net.down:
             return spread  # a crashed node sends nothing
         self.stats.messages += 1
@@ -275,12 +298,34 @@ class Dandelion:
             spread.fluff(node)
 
 
+@dataclass(frozen=True, slots=True)
+class Waits:
+    """One order-bearing message's wait on every directed link: latency plus forwarding delay.
+
+    ``array`` for the computed diffusion, :meth:`listed` (the same floats) for message-by-message
+    delivery, and ``slots`` where each node's links start; both paths add the same wait to the
+    same arrival time, so they stay bitwise equal.
+    """
+
+    array: np.ndarray
+    slots: list[int]
+
+    def listed(self) -> list[float]:
+        """The waits as Python floats (what simpy adds to its clock)."""
+        return self.array.tolist()
+
+
 class Propagation:
     """How one run spreads order-bearing messages (``network.propagation``).
 
     Diffusion is computed (:func:`sim.net.fastflood.diffuse`) when links lose nothing and no crash
     or partition is scheduled, and simulated message by message otherwise; Dandelion++ sends
     every message along its stem first.
+
+    Diffusing an order-bearing message, a node waits before forwarding it to each neighbour: an
+    exponential delay of mean ``network.diffusion_delay_ms``, drawn independently per message,
+    forwarding node and neighbour (Bitcoin's trickling), from the run's ``diffusion-delays``
+    stream when the message starts. Protocol messages (blocks, keys, votes) are relayed at once.
 
     Args:
         net: the run's network.
@@ -300,7 +345,11 @@ class Propagation:
         self.net = net
         # crashes and partitions (sim.host.faults) are decided as messages travel: no computing them
         fast = net.loss == 0 and not net.faults_scheduled
-        self.graph = LatencyGraph(net.topology) if fast else None
+        self.links = LatencyGraph(net.topology)
+        self.graph = self.links if fast else None
+        self.delay_s = cfg.diffusion_delay_ms / 1000.0
+        self.delays = streams.numpy("diffusion-delays")
+        self.slots = self.links.indptr.tolist()
         self.router: Dandelion | None = None
         if cfg.propagation == "dandelion":
             self.router = Dandelion(net, cfg, streams, graph=self.graph, black_holes=black_holes)
@@ -317,6 +366,24 @@ class Propagation:
         self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
         """Spread ``msg`` from ``origin`` now; see ``Simulation.spread``."""
+        waits = self.draw_waits()
         if self.router is not None:
-            return self.router.send(origin, msg, to=to, listeners=listeners)
-        return self.diffuse(origin, msg, to=to, listeners=listeners)
+            return self.router.send(origin, msg, to=to, listeners=listeners, waits=waits)
+        if waits is None:
+            return self.diffuse(origin, msg, to=to, listeners=listeners)
+        if self.graph is not None:
+            return diffuse(
+                self.net, self.graph, origin, msg, to=to, listeners=listeners, waits=waits.array
+            )
+        spread = EventSpread(self.net, origin, msg, to=to, waits=waits.listed(), slots=waits.slots)
+        if origin not in self.net.down:  # a crashed node sends nothing
+            spread.reach(origin, -1)
+            spread.fluff(origin)
+        return spread
+
+    def draw_waits(self) -> Waits | None:
+        """This message's waits, or None when nodes forward at once."""
+        if self.delay_s <= 0.0:
+            return None
+        array = self.links.waits(self.delays.exponential(self.delay_s, size=self.links.links))
+        return Waits(array, self.slots)

@@ -41,7 +41,7 @@ class LatencyGraph:
     node that starts diffusing, weighted with the time it starts.
     """
 
-    __slots__ = ("degrees", "indices", "indptr", "nodes", "weights")
+    __slots__ = ("degrees", "indices", "indptr", "links", "nodes", "weights")
 
     def __init__(self, topology: Topology) -> None:
         n = topology.nodes
@@ -56,17 +56,31 @@ class LatencyGraph:
         flat = [pair for nbrs in topology.links for pair in nbrs]
         self.indices[:nnz] = [v for v, _ in flat]
         self.weights[:nnz] = [lat for _, lat in flat]
+        self.links = nnz
+        """Directed links: link ``indptr[u] + j`` goes from ``u`` to its ``j``-th neighbour."""
 
-    def arrivals(self, source: int, start: float) -> tuple[np.ndarray, np.ndarray]:
+    def waits(self, delays: np.ndarray) -> np.ndarray:
+        """Each directed link's latency plus its forwarding delay (one message's waits)."""
+        return self.weights[: self.links] + delays
+
+    def arrivals(
+        self, source: int, start: float, waits: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """First arrival at every node of a diffusion that ``source`` starts at ``start``.
+
+        ``waits`` replaces the link latencies by one message's own (see :meth:`waits`).
 
         Returns:
             the arrival times (``source`` itself at ``start``; NaN where unreachable) and each
             node's predecessor on the way (-1 at ``source`` and where unreachable).
         """
         n = self.nodes
-        self.indices[-1], self.weights[-1] = source, start
-        matrix = csr_matrix((self.weights, self.indices, self.indptr), shape=(n + 1, n + 1))
+        weights = self.weights
+        if waits is not None:
+            weights = np.empty_like(self.weights)
+            weights[: self.links] = waits
+        self.indices[-1], weights[-1] = source, start
+        matrix = csr_matrix((weights, self.indices, self.indptr), shape=(n + 1, n + 1))
         dist, pred = dijkstra(matrix, directed=True, indices=n, return_predecessors=True)
         times = dist[:n]
         times[np.isinf(times)] = NAN
@@ -176,11 +190,24 @@ class EventSpread(Spread):
     diffusion, to every neighbour but the sender; a diffusion source forwards to all of them.
     """
 
-    __slots__ = ("spreading",)
+    __slots__ = ("slots", "spreading", "waits")
 
-    def __init__(self, net: SimNetwork, origin: int, msg: Message, *, to: Receive) -> None:
+    def __init__(
+        self,
+        net: SimNetwork,
+        origin: int,
+        msg: Message,
+        *,
+        to: Receive,
+        waits: Sequence[float] | None = None,
+        slots: Sequence[int] = (),
+    ) -> None:
         super().__init__(net, origin, msg, to=to)
         self.spreading = bytearray(net.topology.nodes)
+        self.waits = waits
+        """Per directed link, latency plus this message's forwarding delay (None: latency)."""
+        self.slots = slots
+        """Where each node's links start in ``waits`` (a :class:`LatencyGraph`'s ``indptr``)."""
 
     def diffused(self, node: int) -> bool:
         """True once ``node`` has received the message in diffusion or started diffusing it."""
@@ -195,11 +222,14 @@ class EventSpread(Spread):
         self._forward(node, -1)
 
     def _forward(self, node: int, sender: int) -> None:
-        net, counts, spreading = self.net, self.sent, self.spreading
+        net, counts, spreading, waits = self.net, self.sent, self.spreading, self.waits
         faulty = bool(net.down or net.cuts)
-        for nbr, lat in net.topology.links[node]:
+        first = self.slots[node] if waits is not None else 0
+        for j, (nbr, latency) in enumerate(net.topology.links[node]):
             if nbr == sender:
                 continue
+            # with forwarding delays it waits its delay, then the link's latency
+            wait = latency if waits is None else waits[first + j]
             counts[0] += 1
             if net.loss and net.draw() < net.loss:
                 counts[2] += 1
@@ -208,7 +238,7 @@ class EventSpread(Spread):
             elif spreading[nbr]:
                 counts[1] += 1  # a duplicate: delivered, but it cannot change anything
             else:
-                Timeout(net.env, lat).callbacks.append(partial(self._receive, nbr, node))
+                Timeout(net.env, wait).callbacks.append(partial(self._receive, nbr, node))
 
     def _receive(self, node: int, sender: int, _event: Timeout) -> None:
         if node in self.net.down:  # it crashed while the message was on the way
@@ -237,7 +267,7 @@ class FastFlood(Spread):
             sighting), and so is every node reached outside diffusion.
     """
 
-    __slots__ = ("graph", "listeners", "sources")
+    __slots__ = ("graph", "listeners", "sources", "waits")
 
     def __init__(
         self,
@@ -248,9 +278,12 @@ class FastFlood(Spread):
         *,
         to: Receive,
         listeners: Sequence[int] | None,
+        waits: np.ndarray | None = None,
     ) -> None:
         super().__init__(net, origin, msg, to=to)
         self.graph = graph
+        self.waits = waits
+        """Per directed link, latency plus this message's forwarding delay (None: latency)."""
         self.listeners = None if listeners is None else np.unique(np.asarray(listeners, np.int64))
         self.sources = 0
 
@@ -265,7 +298,7 @@ class FastFlood(Spread):
         now = self.net.env.now
         if self.diffused(node):
             return
-        dist, pred = self.graph.arrivals(node, now)
+        dist, pred = self.graph.arrivals(node, now, self.waits)
         times, senders = self.times, self.senders
         # nodes that do not hold the message yet and that this diffusion reaches sooner
         sooner = ~(times <= now) & ~np.isnan(dist) & ~(times <= dist)
@@ -286,10 +319,19 @@ class FastFlood(Spread):
         targets = self.listeners[sooner[self.listeners]]
         if self.sources == 1 and not self.stem_from:
             # the first sighting: the origin's neighbour over its fastest link
-            first = min(self.net.topology.links[self.origin], key=lambda p: p[1])[0]
+            first = self._fastest_neighbour(self.origin)
             if sooner[first]:
                 targets = np.union1d(targets, [first])
         return targets
+
+    def _fastest_neighbour(self, node: int) -> int:
+        """The neighbour a message from ``node`` reaches first (by this message's waits)."""
+        links = self.net.topology.links[node]
+        if self.waits is None:
+            return min(links, key=lambda p: p[1])[0]
+        start = int(self.graph.indptr[node])
+        waits = self.waits[start : start + len(links)].tolist()
+        return links[min(range(len(links)), key=waits.__getitem__)][0]
 
     def _schedule(self, targets: np.ndarray, now: float) -> None:
         env, told, tell = self.net.env, self.told, self._on_time
@@ -326,13 +368,14 @@ def diffuse(
     *,
     to: Receive,
     listeners: Sequence[int] | None = None,
+    waits: np.ndarray | None = None,
 ) -> FastFlood:
     """Diffuse ``msg`` from ``origin`` now, loss-free: the fast path of ``SimNetwork.flood``.
 
     ``to`` runs at the origin at once, then at the first node to receive it and at every
     listener (every node when ``listeners`` is None) at their first-arrival times.
     """
-    flood = FastFlood(net, graph, origin, msg, to=to, listeners=listeners)
+    flood = FastFlood(net, graph, origin, msg, to=to, listeners=listeners, waits=waits)
     flood.reach(origin, -1)
     flood.fluff(origin)
     return flood

@@ -78,6 +78,9 @@ class Network(Section):
     degree: Count = Field(default=8, ge=1)
     latency_ms: Latency = Latency()
     loss: float = Field(default=0.0, ge=0.0, lt=1.0)  # per message per link
+    # mean of the exponential wait before a node forwards an order-bearing message to each
+    # neighbour (per message, node and neighbour); blocks, votes and keys are relayed at once
+    diffusion_delay_ms: float = Field(default=2000.0, ge=0.0, le=60_000.0)
     propagation: Literal["diffusion", "dandelion"] = "diffusion"
     fluff_probability: float = Field(default=0.1, gt=0.0, le=1.0)  # dandelion: stem -> fluff
     dandelion_epoch_s: Interval = 600.0

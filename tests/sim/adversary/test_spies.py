@@ -136,9 +136,16 @@ def test_with_no_spies_the_scores_are_nan_not_zero() -> None:
 # --- whole runs -------------------------------------------------------------------------------
 
 
-def _scenario(propagation: str, *, spy_fraction: float = 0.1, seed: int = 2) -> dict[str, Any]:
+def _scenario(
+    propagation: str, *, spy_fraction: float = 0.1, seed: int = 2, delay_ms: float = 2000.0
+) -> dict[str, Any]:
     scenario = copy.deepcopy(SMALL) | {"seed": seed}
-    scenario["network"] |= {"nodes": 60, "degree": 4, "propagation": propagation}
+    scenario["network"] |= {
+        "nodes": 60,
+        "degree": 4,
+        "propagation": propagation,
+        "diffusion_delay_ms": delay_ms,
+    }
     scenario["traders"] |= {"informed": 10, "noise": 20}
     scenario["adversary"] = {"spy_fraction": spy_fraction}
     return scenario
@@ -150,9 +157,15 @@ SPY_FRACTION = 0.1
 
 @pytest.fixture(scope="module")
 def worlds() -> dict[str, list[RunResult]]:
-    """Every world (seed) once per propagation: the claims below hold over all of them."""
+    """Every world (seed) once per setting: the claims below hold over all of them."""
+    settings = {
+        "diffusion": ("diffusion", 2000.0),
+        "dandelion": ("dandelion", 2000.0),
+        "diffusion-at-once": ("diffusion", 0.0),  # nodes forward without a delay
+    }
     return {
-        p: [sim.run(_scenario(p, seed=seed)) for seed in WORLDS] for p in ("diffusion", "dandelion")
+        name: [sim.run(_scenario(p, seed=seed, delay_ms=d)) for seed in WORLDS]
+        for name, (p, d) in settings.items()
     }
 
 
@@ -172,11 +185,23 @@ def test_first_spy_beats_the_spy_fraction_under_diffusion(
 ) -> None:
     recall = _interval(worlds["diffusion"], "privacy.sender_recall")
     precision = _interval(worlds["diffusion"], "privacy.sender_precision")
-    # a spy next to a sender hears it first: recall well above the spies' share of nodes
-    assert recall.low > 2 * SPY_FRACTION, recall
-    assert precision.low > SPY_FRACTION, precision
+    # a spy next to a sender often hears it first: recall well above the spies' share of nodes
+    # (guessing among the 54 honest nodes would score about 1/54)
+    assert recall.low > 1.5 * SPY_FRACTION, recall
+    assert precision.low > 0.5 * SPY_FRACTION, precision
     m = worlds["diffusion"][0].metrics()
     assert "privacy.sender_recall_first_stem_spy" not in m  # no stems: the variant does not apply
+
+
+@pytest.mark.slow
+def test_forwarding_delays_weaken_the_first_spy(worlds: dict[str, list[RunResult]]) -> None:
+    # with latencies alone each origin's first spy is fixed; random delays make it vary
+    at_once, delayed = worlds["diffusion-at-once"], worlds["diffusion"]
+    name = "privacy.sender_recall"
+    gain = paired_difference(
+        a.metric(name) - b.metric(name) for a, b in zip(at_once, delayed, strict=True)
+    )
+    assert gain.low > 0, gain
 
 
 @pytest.mark.slow
@@ -197,7 +222,7 @@ def test_dandelion_brings_recall_down_to_about_the_spy_fraction(
 
 @pytest.mark.slow
 def test_the_table_counts_each_traders_linked_orders(runs: dict[str, RunResult]) -> None:
-    for result in runs.values():
+    for name, result in runs.items():
         table = result.tables["sender_estimates"]
         orders = result.tables["orders"]
         assert table.height == 30 and table["orders"].sum() == orders.height
@@ -206,15 +231,20 @@ def test_the_table_counts_each_traders_linked_orders(runs: dict[str, RunResult])
         # every trader is honest and sends from its own node: recall is its per-trader mean
         per_trader = table.filter(pl.col("orders") > 0)
         recall = (per_trader["attributed"] / per_trader["orders"]).mean()
-        assert recall == pytest.approx(result.metric("privacy.sender_recall"))
-    # fixed link latencies: diffusion links every order of a trader, or none of them
-    diffusion = runs["diffusion"].tables["sender_estimates"]
-    linked = diffusion.filter(pl.col("attributed") > 0)
+        assert recall == pytest.approx(result.metric("privacy.sender_recall")), name
+
+    def partly_linked(result: RunResult) -> pl.DataFrame:
+        table = result.tables["sender_estimates"]
+        return table.filter((pl.col("attributed") > 0) & (pl.col("attributed") < pl.col("seen")))
+
+    # fixed link latencies and no delay: diffusion links every order of a trader, or none
+    at_once = runs["diffusion-at-once"].tables["sender_estimates"]
+    linked = at_once.filter(pl.col("attributed") > 0)
     assert linked.height > 0 and (linked["attributed"] == linked["seen"]).all()
-    # stems are reshuffled every epoch: some traders are linked only some of the time
-    dandelion = runs["dandelion"].tables["sender_estimates"]
-    partly = dandelion.filter((pl.col("attributed") > 0) & (pl.col("attributed") < pl.col("seen")))
-    assert partly.height > 0
+    # random forwarding delays, or stems reshuffled every epoch: some traders are linked only
+    # some of the time
+    assert partly_linked(runs["diffusion"]).height > 0
+    assert partly_linked(runs["dandelion"]).height > 0
 
 
 @pytest.mark.slow

@@ -186,10 +186,14 @@ def test_lost_stem_hops_are_recovered_by_the_embargo() -> None:
 
 
 def test_the_embargo_outlasts_a_long_stem_and_its_return() -> None:
-    cfg = _config(fluff_probability=0.1, latency_ms={"median": 50.0, "sigma": 0.5})
+    latency = {"median": 50.0, "sigma": 0.5}
+    cfg = _config(fluff_probability=0.1, latency_ms=latency, diffusion_delay_ms=0.0)
     assert long_stem_hops(0.1) == 44  # (0.9)^44 < 1% <= (0.9)^43
     assert long_stem_hops(1.0) == 1
     assert embargo_base_s(cfg) == pytest.approx(2 * 45 * 0.050 * np.exp(0.125))
+    # diffused back, each of the 45 hops also waits its mean forwarding delay (stems do not)
+    slow = _config(fluff_probability=0.1, latency_ms=latency, diffusion_delay_ms=500.0)
+    assert embargo_base_s(slow) == pytest.approx(2 * 45 * 0.050 * np.exp(0.125) + 45 * 0.5)
     assert mean_hop_s(cfg) == pytest.approx(0.050 * np.exp(0.125))
 
 
@@ -204,6 +208,7 @@ def _scenario(small: dict[str, Any], propagation: str, **top: Any) -> dict[str, 
 
 @pytest.mark.slow
 def test_dandelion_adds_stem_hops_before_orders_reach_the_sequencer(small: dict[str, Any]) -> None:
+    small["network"]["diffusion_delay_ms"] = 0.0  # stem hops at link latency, nothing else
     base = sim.run(_scenario(small, "diffusion")).metrics()
     stems = sim.run(_scenario(small, "dandelion")).metrics()
     extra = stems["privacy.propagation_delay_s"] - base["privacy.propagation_delay_s"]

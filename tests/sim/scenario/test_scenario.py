@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "duration_s": 43200.0, "replications": 1,
     "network.nodes": 100, "network.topology": "random_regular", "network.degree": 8,
     "network.latency_ms.median": 50.0, "network.latency_ms.sigma": 0.5, "network.loss": 0.0,
+    "network.diffusion_delay_ms": 2000.0,
     "network.propagation": "diffusion", "network.fluff_probability": 0.1,
     "network.dandelion_epoch_s": 600.0, "network.block_interval_s": 2.0,
     "market.mechanism": "lmsr", "market.count": 4, "market.outcomes": 2,
