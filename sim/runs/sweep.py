@@ -197,13 +197,20 @@ def _exit_with(driver: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed driver its shell has not reaped yet)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    except PermissionError:
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return stat_line.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def _run_in_worker(spec: RunSpec, out: Path) -> Outcome:
