@@ -1,10 +1,13 @@
 """The adversary's estimators: what it learns about orders before they execute.
 
-Direction inference is evaluated online over every order that reached the chain, in time order:
-the adversary predicts each order's outcome from what it saw before the order executed (its
-content where it could read it; otherwise its envelope's sender, its size, and the node the first
-spy heard it from), and learns the truth once the order is public. A naive Bayes classifier over
-those observations, trained only on orders already public, cannot overfit what it predicts. The
+Direction inference is evaluated online over every order whose content became public on chain,
+in time order: when it first sees an order (at the latest when it executes) the adversary
+predicts its outcome from what it has seen of it by then (its content where it could read it;
+otherwise its envelope's sender, its size, and the node the first spy heard it from, counting
+only spy reports up to that moment), and learns the truth once the order is public. A
+commit-reveal order whose commitment was forfeited never became public: it is neither predicted
+nor learnt. A naive Bayes classifier over those observations, trained only on orders already
+public, cannot overfit what it predicts. The
 advantage is the accuracy minus the share of the most common outcome (the best guess with no
 observation at all).
 
@@ -63,7 +66,8 @@ class NaiveBayes:
                 values = self.seen.get(i, set())
                 if value is not None and value in values:
                     score += math.log((self.counts[(i, value, label)] + 1) / (n + len(values)))
-            if score > best_score + 1e-12:
+            tied = abs(score - best_score) <= 1e-12
+            if score > best_score + 1e-12 or (tied and n > self.prior[best]):
                 best, best_score = label, score
         return best
 
@@ -112,7 +116,7 @@ class Inference:
 
 
 def features(record: OrderRecord, spies: np.ndarray, *, until: float) -> tuple[Hashable, ...]:
-    """What the adversary observed of an order it could not read: sender, size, first-spy node."""
+    """What the adversary observed of an order by ``until``: sender, size, first-spy node."""
     sender = record.adv_sender if record.adv_sender >= 0 else None
     size = record.adv_size if record.adv_size >= 0 else None
     origin = -1
@@ -125,18 +129,21 @@ def infer_directions(
     records: Sequence[OrderRecord], *, outcomes: int, spies: frozenset[int], until: float
 ) -> Inference:
     """Predict each public order's outcome online, learning each truth once it is public."""
-    public = [r for r in records if r.block >= 0 and r.honest]
+    public = [r for r in records if r.block >= 0 and r.honest and r.reason != "forfeited"]
     events: list[tuple[float, int, int]] = []
+    predict_at: list[float] = []
     for i, r in enumerate(public):
-        predict_at = r.adv_seen_t if not math.isnan(r.adv_seen_t) else r.t_executed
-        events.append((min(predict_at, r.t_executed), 0, i))
+        seen = r.adv_seen_t if not math.isnan(r.adv_seen_t) else r.t_executed
+        predict_at.append(min(seen, r.t_executed, until))
+        events.append((predict_at[i], 0, i))
         events.append((r.t_executed, 1, i))
     model = NaiveBayes(outcomes)
     predictions: dict[int, int] = {}
     spy_nodes = np.array(sorted(spies), dtype=np.int64)
     for _, kind, i in sorted(events):
         record = public[i]
-        observed = features(record, spy_nodes, until=until)
+        # what it had observed when it predicted: no spy report from after that moment
+        observed = features(record, spy_nodes, until=predict_at[i])
         if kind == 1:
             model.learn(observed, record.order.outcome)
         elif record.adv_read_t < record.t_executed:
@@ -200,6 +207,9 @@ class Leakage(Component):
             return NAN
 
         def deadline(r: OrderRecord) -> float:
-            return (r.batch_id + 1) * interval if mode == "threshold" else r.t_executed
+            if mode == "threshold":
+                return (r.batch_id + 1) * interval
+            # operator: before execution; an order never executed was read before it, if at all
+            return r.t_executed if not math.isnan(r.t_executed) else math.inf
 
         return sum(1 for r in sealed if r.adv_read_t < deadline(r)) / len(sealed)

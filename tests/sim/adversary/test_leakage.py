@@ -184,11 +184,6 @@ def test_tie_rules_more_common_class_then_lower_index() -> None:
     assert model.predict((None,)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NaiveBayes.predict breaks an exact posterior tie by the lower index only; its "
-    "docstring promises the more common class first",
-)
 def test_an_exact_posterior_tie_goes_to_the_more_common_class() -> None:
     # class 0: one example with value a; class 1: three examples, one with a, two unobserved.
     # P(0|a) ∝ 2/6 * (1+1)/(1+1) = 1/3 and P(1|a) ∝ 4/6 * (1+1)/(3+1) = 1/3: an exact tie
@@ -473,11 +468,24 @@ def test_infer_directions_uses_the_first_spy_origin() -> None:
     assert no_spies.predictions == (0, 0, 0, 0)  # no origin: equal priors -> class 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features() takes the first spy's report up to the end of the run (until), so an "
-    "order's origin can come from a spy that heard it only after the order executed",
-)
+def test_a_forfeited_commitment_is_neither_predicted_nor_learnt() -> None:
+    # three class-1 commitments forfeited (their orders were never revealed), then a sender
+    # whose envelope the adversary saw before: had it learnt the forfeited labels, the sender's
+    # history would make it predict 1
+    forfeited = []
+    for i in range(3):
+        record = _record(i, 1, seen=float(i), sender=7, size=44)
+        record.forfeit(height=i + 1, t=float(i) + 0.5)
+        forfeited.append(record)
+    public = [
+        _record(3, 0, seen=4.0, executed=5.0),
+        _record(4, 1, seen=6.0, sender=7, size=44, executed=8.0),
+    ]
+    inference = infer_directions(forfeited + public, outcomes=2, spies=frozenset(), until=100.0)
+    assert inference.records == tuple(public)  # forfeited orders are not evaluated
+    assert inference.predictions == (0, 0)  # nothing learnt of sender 7: the prior (tie: 0)
+
+
 def test_a_spy_report_after_execution_is_not_used_to_predict() -> None:
     # orders 0-2 are public by t=5; spy 1 heard order 0 from node 4, orders 1 and 2 from nobody
     # it could tell. Order 3 is seen first on chain at t=10; spy 1 hears it from node 4 only at
@@ -624,11 +632,6 @@ def test_early_decrypt_fraction_is_against_the_batch_close_over_batched_orders()
     assert _leakage(run)["privacy.early_decrypt_fraction"] == pytest.approx(1 / 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in operator mode an order the adversary read but that never executed (t_executed "
-    "NaN) compares adv_read_t < NaN, so it counts as sealed but never as read early",
-)
 def test_an_order_read_but_never_executed_counts_as_read_early() -> None:
     run = [
         _record(0, 1, seen=1.0, read=5.0, executed=10.0),
