@@ -87,6 +87,7 @@ class Exchange:
         "ledger",
         "makers",
         "requests",
+        "reveal_deadline_s",
         "terms",
     )
 
@@ -97,7 +98,10 @@ class Exchange:
         self.ledger = ledger
         self.fee_per_share = fee_per_share
         self.closed: set[int] = set()
-        self.commitments: dict[bytes, tuple[int, int]] = {}
+        self.commitments: dict[bytes, tuple[int, int, float]] = {}
+        """Open commitments: trader, escrowed deposit, and the time of the block that made it."""
+        self.reveal_deadline_s: float | None = None
+        """How long after its block a commitment may be revealed; None: no deadline."""
         self.terms: OracleTerms | None = None
         """The optimistic oracle's terms; None: no proposal is accepted (BFT settlement)."""
         self.requests: dict[int, tuple[Request, ...]] = {}
@@ -111,6 +115,7 @@ class Exchange:
         other = Exchange(self.makers, self.ledger.copy(), fee_per_share=self.fee_per_share)
         other.closed = set(self.closed)
         other.commitments = dict(self.commitments)
+        other.reveal_deadline_s = self.reveal_deadline_s
         other.terms = self.terms
         other.requests = dict(self.requests)
         other.applied = list(self.applied)
@@ -174,19 +179,27 @@ class Exchange:
         rejections = tuple(sorted([*result.rejections, *late], key=lambda r: r.order.key))
         return replace(result, rejections=rejections)
 
-    def commit(self, trader: int, commitment: bytes, deposit: int) -> bool:
-        """Record a commitment and escrow its deposit; False (nothing changes) if unpaid."""
+    def commit(self, trader: int, commitment: bytes, deposit: int, *, t: float) -> bool:
+        """Record a commitment made at ``t`` and escrow its deposit; False if unpaid."""
         if commitment in self.commitments or self.ledger.cash(trader) < deposit:
             return False
         self.ledger.transfer(trader, ESCROW, deposit)
-        self.commitments[commitment] = (trader, deposit)
+        self.commitments[commitment] = (trader, deposit, t)
         return True
 
-    def reveal(self, order: Order, salt: bytes, commitment: bytes) -> Fill | Rejection:
-        """Open a commitment: refund its deposit and execute the order it hides.
+    def expired(self, commitment: bytes, t: float) -> bool:
+        """Whether the commitment's reveal deadline has passed at ``t`` (never without one)."""
+        entry = self.commitments.get(commitment)
+        deadline = self.reveal_deadline_s
+        return entry is not None and deadline is not None and t > entry[2] + deadline
 
-        A reveal that does not open its commitment, or comes from another trader, is
-        rejected as ``invalid`` and the deposit stays in escrow (to be forfeited).
+    def reveal(self, order: Order, salt: bytes, commitment: bytes, *, t: float) -> Fill | Rejection:
+        """Open a commitment at ``t``: refund its deposit and execute the order it hides.
+
+        A reveal after the deadline is rejected as ``late`` and the deposit forfeited to the
+        treasury at once. A reveal that does not open its commitment, or comes from another
+        trader, is rejected as ``invalid`` and the deposit stays in escrow until it is forfeited
+        after the deadline.
         """
         entry = self.commitments.get(commitment)
         if entry is None or entry[0] != order.trader:
@@ -195,16 +208,22 @@ class Exchange:
             open_commitment(commitment, order.encode(), salt)
         except CryptoError:
             return Rejection(order, "invalid")
+        if self.expired(commitment, t):
+            self.forfeit(commitment, t=t)
+            return Rejection(order, "late")
         del self.commitments[commitment]
         self.ledger.transfer(ESCROW, order.trader, entry[1])
         return self.execute(order)
 
-    def forfeit(self, commitment: bytes) -> bool:
-        """Move an unrevealed commitment's deposit to the treasury."""
-        entry = self.commitments.pop(commitment, None)
-        if entry is None:
+    def forfeit(self, commitment: bytes, *, t: float) -> bool:
+        """Move an unrevealed commitment's deposit to the treasury, once its deadline passed.
+
+        False, changing nothing, for an unknown commitment or one still within its deadline.
+        """
+        if not self.expired(commitment, t):
             return False
-        self.ledger.transfer(ESCROW, TREASURY, entry[1])
+        _, deposit, _ = self.commitments.pop(commitment)
+        self.ledger.transfer(ESCROW, TREASURY, deposit)
         return True
 
     def close(self, market: int) -> None:
@@ -305,8 +324,8 @@ class Exchange:
         for maker in self.makers:
             digest.update(struct.pack(f">{len(maker.q)}d", *maker.q))
         digest.update(struct.pack(f">{len(self.closed)}I", *sorted(self.closed)))
-        for commitment, (trader, deposit) in sorted(self.commitments.items()):
-            digest.update(commitment + struct.pack(">qq", trader, deposit))
+        for commitment, (trader, deposit, t) in sorted(self.commitments.items()):
+            digest.update(commitment + struct.pack(">qqd", trader, deposit, t))
         for market, requests in sorted(self.requests.items()):
             for r in requests:
                 digest.update(struct.pack(">qqqqdq", market, r.proposer, r.outcome, r.bond, r.t,

@@ -21,15 +21,17 @@ from market.errors import InvalidTrade
 from market.lmsr import MarketMaker
 from market.types import MICRO, Fill, Order
 
-RejectReason = Literal["limit", "funds", "position", "invalid", "closed"]
+RejectReason = Literal["limit", "funds", "position", "invalid", "closed", "late"]
 """Why an order did not trade: its limit price, the trader's cash, the trader's position, a
-malformed order (unknown outcome, zero shares, negative limit), or a closed market. The last is
-decided by the exchange, which knows the clock; :func:`execute_order` never returns it."""
+malformed order (unknown outcome, zero shares, negative limit), a closed market, or a reveal after
+its commitment's deadline. The last two are decided by the exchange, which knows the clock;
+:func:`execute_order` never returns them."""
 
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An order that did not trade, and why. A rejection changes no state."""
+    """An order that did not trade, and why. A rejection changes no market's state (a late
+    reveal still forfeits its commitment's deposit: that is the commitment's, not the order's)."""
 
     order: Order
     reason: RejectReason

@@ -186,8 +186,12 @@ SettlementCheck = Callable[[Settlement], bool]
 """Whether a replica accepts a settlement's evidence (quorum, signatures, certificate)."""
 
 
-def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck) -> TxResult:
-    """Apply one transaction to ``exchange``; returns what it did."""
+def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck, t: float) -> TxResult:
+    """Apply one transaction of a block made at ``t`` to ``exchange``; returns what it did.
+
+    The block's time is the chain's clock: commitments record it, and reveal deadlines and
+    forfeits are judged by it, on every replica alike.
+    """
     match tx:
         case OrderTx(order=order):
             return exchange.execute(order)
@@ -196,11 +200,11 @@ def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck) -> T
         case BatchTx(orders=orders):
             return exchange.execute_batch(orders)
         case CommitTx(trader=trader, commitment=commitment, deposit=deposit):
-            return exchange.commit(trader, commitment, deposit)
+            return exchange.commit(trader, commitment, deposit, t=t)
         case RevealTx(order=order, salt=salt, commitment=commitment):
-            return exchange.reveal(order, salt, commitment)
+            return exchange.reveal(order, salt, commitment, t=t)
         case ForfeitTx(commitment=commitment):
-            return exchange.forfeit(commitment)
+            return exchange.forfeit(commitment, t=t)
         case CloseTx(market=market):
             exchange.close(market)
             return None
@@ -216,7 +220,7 @@ def apply_block(
     exchange: Exchange, block: Block, *, settlement_ok: SettlementCheck
 ) -> list[TxResult]:
     """Apply every transaction of ``block`` in order."""
-    return [apply_tx(exchange, tx, settlement_ok=settlement_ok) for tx in block.txs]
+    return [apply_tx(exchange, tx, settlement_ok=settlement_ok, t=block.t) for tx in block.txs]
 
 
 def order_priority(order: Order, arrival: float) -> tuple[int, float, int, int]:

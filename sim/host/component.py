@@ -38,6 +38,8 @@ class Genesis:
         settlement_check: how every replica checks a settlement's evidence (one component at
             most may give it; without one, every settlement is refused).
         oracle_terms: the optimistic oracle's bond and liveness (None: proposals are refused).
+        reveal_deadline_s: how long after its block a commitment may be revealed (None: no
+            commit-reveal; the chain enforces it on every replica).
         faulty_replicas: replicas that are Byzantine from the start (left out of
             ``ledger.replica_divergence``).
         faults_scheduled: crashes or partitions will happen, so diffusion must be simulated
@@ -47,6 +49,7 @@ class Genesis:
     mints: tuple[tuple[int, int], ...] = ()
     settlement_check: Callable[[Settlement], bool] | None = None
     oracle_terms: OracleTerms | None = None
+    reveal_deadline_s: float | None = None
     faulty_replicas: frozenset[int] = frozenset()
     faults_scheduled: bool = False
 
@@ -78,6 +81,8 @@ def open_chain(geneses: Sequence[Genesis], exchange: Exchange) -> Opening:
             exchange.ledger.mint(account, amount)
         if genesis.oracle_terms is not None:
             exchange.terms = genesis.oracle_terms
+        if genesis.reveal_deadline_s is not None:
+            exchange.reveal_deadline_s = genesis.reveal_deadline_s
     return Opening(
         settlement_check=checks[0] if checks else refuse_settlements,
         faulty_replicas=frozenset().union(*(g.faulty_replicas for g in geneses)),

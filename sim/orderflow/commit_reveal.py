@@ -18,7 +18,7 @@ from market.execute import Rejection
 from market.types import Fill, to_micro
 from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult
 from sim.chain.mempool import Mempools
-from sim.host.component import OrderFlow
+from sim.host.component import Genesis, OrderFlow
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
@@ -43,6 +43,12 @@ class CommitReveal(OrderFlow):
         self.owner: dict[bytes, OrderRecord] = {}
         self.waiting: dict[bytes, RevealTx] = {}
         self.listening: set[int] = set()
+        self.timing = sim.streams.python("reveal-timing")
+        """When traders reveal, and which never do (``reveal_delay_s``, ``reveal_failure``)."""
+
+    def genesis(self) -> Genesis:
+        """The chain judges every reveal and forfeit against the deadline, on every replica."""
+        return Genesis(reveal_deadline_s=self.privacy.reveal_deadline_s)
 
     def submit(self, record: OrderRecord) -> None:
         """Diffuse a commitment (and escrow the deposit once it is on chain)."""
@@ -76,18 +82,35 @@ class CommitReveal(OrderFlow):
                 unexpected(msg)
 
     def _block_at_trader(self, node: int, block: Block) -> None:
-        """A trader reveals once the block holding its commitment reaches its node."""
+        """A trader reveals once the block holding its commitment reaches its node.
+
+        It waits an exponential delay of mean ``privacy.reveal_delay_s`` first (at once when 0),
+        and with probability ``privacy.reveal_failure`` it never reveals at all.
+        """
         for tx in block.txs:
             if isinstance(tx, CommitTx) and tx.commitment in self.waiting:
                 record = self.owner[tx.commitment]
                 if record.node == node and tx.commitment in self.open:
-                    self._reveal(record, self.waiting.pop(tx.commitment))
+                    reveal = self.waiting.pop(tx.commitment)
+                    failure, mean = self.privacy.reveal_failure, self.privacy.reveal_delay_s
+                    if failure > 0 and self.timing.random() < failure:
+                        continue  # it never reveals: the commitment will be forfeited
+                    if mean > 0:
+                        delay = self.timing.expovariate(1.0 / mean)
+                        self.sim.after(delay, partial(self._reveal, record, reveal))
+                    else:
+                        self._reveal(record, reveal)
 
     def _reveal(self, record: OrderRecord, reveal: RevealTx) -> None:
         self.sim.spread(record.node, reveal, to=self.receive, listeners=self.listeners())
 
     def propose(self, proposer: int) -> list[Tx]:
-        """New commitments, reveals in commitment order, forfeits of expired commitments."""
+        """New commitments, reveals in commitment order, forfeits of expired commitments.
+
+        The proposer includes every reveal it holds of a commitment on chain, late or not: the
+        chain rejects a late one (and forfeits its deposit). A commitment past its deadline and
+        not revealed in this block is forfeited.
+        """
         now = self.sim.now
         deadline = self.privacy.reveal_deadline_s
         commits = [tx for tx, _ in self.commits.take(proposer, order=lambda _tx, t: t)]
@@ -100,11 +123,13 @@ class CommitReveal(OrderFlow):
             )
         ]
         for reveal in reveals:
-            del self.open[reveal.commitment]
-            self.sim.by_key[reveal.order.key].sequenced(now)
-        expired = sorted(c for c, (_, _, t) in self.open.items() if now > t + deadline)
-        for commitment in expired:
-            del self.open[commitment]
+            record = self.sim.by_key[reveal.order.key]
+            if not record.final:
+                record.sequenced(now)
+        revealed = {r.commitment for r in reveals}
+        expired = sorted(
+            c for c, (_, _, t) in self.open.items() if now > t + deadline and c not in revealed
+        )
         return [*commits, *reveals, *(ForfeitTx(c) for c in expired)]
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
@@ -117,9 +142,17 @@ class CommitReveal(OrderFlow):
                     self.waiting.pop(commitment, None)
                     record = self.owner[commitment]
                     record.finish(Rejection(record.order, "funds"), height=block.height, t=block.t)
-                case RevealTx(order=order) if isinstance(result, Fill | Rejection):
-                    self.sim.by_key[order.key].finish(result, height=block.height, t=block.t)
+                case RevealTx(order=order, commitment=commitment) if isinstance(
+                    result, Fill | Rejection
+                ):
+                    if not (isinstance(result, Rejection) and result.reason == "invalid"):
+                        self.open.pop(commitment, None)  # opened (or late): it is gone
+                    record = self.sim.by_key[order.key]
+                    if not record.final:
+                        record.finish(result, height=block.height, t=block.t)
                 case ForfeitTx(commitment=commitment) if result is True:
+                    self.open.pop(commitment, None)
                     self.waiting.pop(commitment, None)
                     record = self.owner[commitment]
-                    record.forfeit(height=block.height, t=block.t)
+                    if not record.final:  # an invalid reveal already rejected its order
+                        record.forfeit(height=block.height, t=block.t)

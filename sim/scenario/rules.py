@@ -83,6 +83,9 @@ def cross_field_rules(s: Sections) -> list[tuple[str, str]]:
         (0 < p.pad_to_bytes < MIN_PAD_BYTES, "privacy.pad_to_bytes",
          f"must be 0 (no padding) or at least {MIN_PAD_BYTES} (the longest encoded order and "
          f"a padding marker), got {p.pad_to_bytes}"),
+        (p.reveal_deadline_s < s.network.block_interval_s, "privacy.reveal_deadline_s",
+         f"must be at least network.block_interval_s ({show(s.network.block_interval_s)}): a "
+         f"reveal needs a block to land in, got {show(p.reveal_deadline_s)}"),
         (m.close_s > m.resolve_s, "market.close_s",
          _at_most("market.resolve_s", m.resolve_s, m.close_s)),
         (m.resolve_s > s.duration_s, "market.resolve_s",

@@ -120,6 +120,9 @@ class Privacy(Section):
     keypers: Count = Field(default=10, ge=1)
     threshold: Count = Field(default=7, ge=1)
     reveal_deadline_s: Interval = 60.0
+    # mean of the exponential wait from a commitment's block reaching its trader to the reveal
+    reveal_delay_s: Instant = 0.0
+    reveal_failure: UnitInterval = 0.0  # chance that a trader never reveals a commitment
     deposit: float = Field(default=5.0, ge=0.0)
     unlinkable_senders: bool = False
 

@@ -110,21 +110,19 @@ def test_a_revealed_commitment_refunds_its_deposit_and_executes() -> None:
 
 def test_a_forged_reveal_is_rejected_and_the_deposit_forfeited() -> None:
     exchange = _exchange()
+    exchange.reveal_deadline_s = 10.0
     hidden = _order(2, 9)
     commitment = commit(hidden.encode(), SALT)
     forged = _order(2, 9, outcome=1)
     block = Block(
-        0,
-        1.0,
-        100,
-        (
-            CommitTx(2, commitment, 5 * MICRO),
-            RevealTx(forged, SALT, commitment),
-            ForfeitTx(commitment),
-        ),
+        0, 1.0, 100, (CommitTx(2, commitment, 5 * MICRO), RevealTx(forged, SALT, commitment))
     )
-    _, reveal, forfeited = apply_block(exchange, block, settlement_ok=_ok)
-    assert reveal.reason == "invalid" and forfeited is True  # type: ignore[union-attr]
+    _, reveal = apply_block(exchange, block, settlement_ok=_ok)
+    assert reveal.reason == "invalid"  # type: ignore[union-attr]
+    early = Block(1, 5.0, 100, (ForfeitTx(commitment),))
+    assert apply_block(exchange, early, settlement_ok=_ok) == [False]  # within the deadline
+    late = Block(2, 11.5, 100, (ForfeitTx(commitment),))
+    assert apply_block(exchange, late, settlement_ok=_ok) == [True]
     assert exchange.ledger.cash(TREASURY) == 5 * MICRO
     assert exchange.ledger.cash(2) == 95 * MICRO
     assert exchange.ledger.conservation_error() == 0

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from market.accounts import ESCROW, TREASURY
 from market.types import MICRO, Order, to_micro
-from sim.chain.blocks import BatchTx, CommitTx, ForfeitTx, OrderTx, RevealTx, SealedTx
+from sim.chain.blocks import BatchTx, CommitTx, OrderTx, RevealTx, SealedTx
 from sim.host.component import OrderFlow
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
@@ -201,11 +199,6 @@ def test_a_reveal_that_does_not_open_its_commitment_is_rejected() -> None:
     assert host.exchange.ledger.cash(ESCROW) == to_micro(5.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rejected reveal deletes its commitment from CommitReveal.open when proposed, so "
-    "the deposit Exchange.reveal leaves in escrow 'to be forfeited' is never forfeited",
-)
 def test_the_deposit_behind_an_invalid_reveal_is_forfeited_after_the_deadline() -> None:
     host, flow = _cr_host()
     _submit(host, _buy(0, 0))
@@ -239,13 +232,7 @@ def test_a_reveal_arriving_after_the_forfeit_is_not_executed() -> None:
     assert host.exchange.ledger.position(0, 0, 1) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CommitReveal.propose takes reveals before it expires commitments, and checks only "
-    "that the commitment is still open: a reveal made after the deadline executes if no block "
-    "closed between the deadline and its arrival",
-)
-def test_a_reveal_made_after_the_deadline_is_not_executed() -> None:
+def test_a_reveal_made_after_the_deadline_is_rejected_late_and_its_deposit_forfeited() -> None:
     # the commitment's block reaches the trader only 10.2 s later, after the 10 s deadline
     host, _flow = _cr_host(
         latency=lambda kind, _src, dst: 10.2 if kind == "block" and dst == 5 else HOP,
@@ -256,10 +243,50 @@ def test_a_reveal_made_after_the_deadline_is_not_executed() -> None:
     host.run(until=12.0)  # the trader revealed at 11.2; its reveal reached the validators
     assert record.status == "pending"
     block = host.close_block()
-    assert block is not None
-    assert not any(isinstance(tx, RevealTx) for tx in block.txs)
-    assert any(isinstance(tx, ForfeitTx) for tx in block.txs)
-    assert record.status == "rejected" and record.reason == "forfeited"
+    assert block is not None and any(isinstance(tx, RevealTx) for tx in block.txs)
+    assert record.status == "rejected" and record.reason == "late"
+    assert host.exchange.ledger.position(0, 0, 1) == 0  # never executed
+    assert host.exchange.ledger.cash(TREASURY) == to_micro(5.0)  # the deposit is forfeited
+    # every replica judged it so, by the block's time
+    host.run(until=12.5)
+    for replica in host.replicas.values():
+        assert replica.exchange.ledger.cash(TREASURY) == to_micro(5.0)
+
+
+def test_a_reveal_within_the_deadline_executes_even_one_block_before_it() -> None:
+    host, _flow = _cr_host(
+        latency=lambda kind, _src, dst: 9.0 if kind == "block" and dst == 5 else HOP,
+    )
+    record = _submit(host, _buy(0, 0))
+    host.run(until=1.0)
+    host.close_block()  # the deadline is t = 11
+    host.run(until=11.0)  # revealed at 10.0, at the validators at 10.1; a block at 11 is in time
+    host.close_block()
+    assert record.status == "executed"
+
+
+def test_reveal_delay_and_failure_follow_their_settings() -> None:
+    host = _host(
+        CommitReveal,
+        latency=HOP,
+        privacy={"reveal_deadline_s": 1000.0, "reveal_delay_s": 20.0, "reveal_failure": 0.25},
+    )
+    records = [_submit(host, _buy(i % 2, i)) for i in range(40)]
+    host.run(until=1.0)
+    host.close_block()  # every commitment at t = 1
+    revealed_at: list[float] = []
+    for t in range(2, 400, 2):
+        host.run(until=float(t))
+        host.close_block()
+    for r in records:
+        if r.status == "executed":
+            revealed_at.append(r.t_sequencer - 1.0 - 2 * HOP)
+    failed = [r for r in records if r.status == "pending"]
+    # about a quarter never reveal (binomial: 40 trials), the rest after an exponential delay
+    assert 3 <= len(failed) <= 18
+    assert len(revealed_at) + len(failed) == len(records)
+    mean = sum(revealed_at) / len(revealed_at)
+    assert 10.0 < mean < 35.0  # mean 20 s (plus under one block of waiting), 22-37 samples
 
 
 # -- threshold ------------------------------------------------------------------------------------

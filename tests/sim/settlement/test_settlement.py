@@ -68,12 +68,12 @@ def audit(run: Simulation, protocol: SettlementProtocol) -> None:
     for block, _ in run.blocks:
         for tx in block.txs:
             if not isinstance(tx, SettleTx):
-                apply_tx(exchange, tx, settlement_ok=check)
+                apply_tx(exchange, tx, settlement_ok=check, t=block.t)
                 continue
             s = tx.settlement
             settled, before = exchange.ledger.is_settled(s.market), exchange.state_hash()
             requests = exchange.requests.get(s.market, ())
-            apply_tx(exchange, tx, settlement_ok=check)
+            apply_tx(exchange, tx, settlement_ok=check, t=block.t)
             if settled:  # no payout twice: a settled market's steps change nothing
                 assert exchange.state_hash() == before
             elif exchange.ledger.is_settled(s.market):  # this step paid out: justify it
