@@ -16,7 +16,7 @@ includes a transaction the chain already holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -185,19 +185,34 @@ class Block:
 SettlementCheck = Callable[[Settlement], bool]
 """Whether a replica accepts a settlement's evidence (quorum, signatures, certificate)."""
 
+BatchCheck = Callable[[BatchTx, Sequence[bytes]], bool]
+"""Whether a replica accepts a decrypted batch, given the epoch's sealed orders on chain."""
 
-def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck, t: float) -> TxResult:
+
+def apply_tx(
+    exchange: Exchange,
+    tx: Tx,
+    *,
+    settlement_ok: SettlementCheck,
+    t: float,
+    batch_ok: BatchCheck | None = None,
+) -> TxResult:
     """Apply one transaction of a block made at ``t`` to ``exchange``; returns what it did.
 
     The block's time is the chain's clock: commitments record it, and reveal deadlines and
-    forfeits are judged by it, on every replica alike.
+    forfeits are judged by it, on every replica alike. With ``batch_ok`` a decrypted batch is
+    executed only if it checks against the epoch's sealed orders on chain (False: refused);
+    without it (a counterfactual replay, a chain with no encrypted order flow) it is trusted.
     """
     match tx:
         case OrderTx(order=order):
             return exchange.execute(order)
-        case SealedTx():
+        case SealedTx(epoch=epoch, ciphertext=ciphertext):
+            exchange.sealed.setdefault(epoch, []).append(ciphertext)
             return None
-        case BatchTx(orders=orders):
+        case BatchTx(batch_id=epoch, orders=orders):
+            if batch_ok is not None and not batch_ok(tx, exchange.sealed.get(epoch, ())):
+                return False
             return exchange.execute_batch(orders)
         case CommitTx(trader=trader, commitment=commitment, deposit=deposit):
             return exchange.commit(trader, commitment, deposit, t=t)
@@ -217,10 +232,17 @@ def apply_tx(exchange: Exchange, tx: Tx, *, settlement_ok: SettlementCheck, t: f
 
 
 def apply_block(
-    exchange: Exchange, block: Block, *, settlement_ok: SettlementCheck
+    exchange: Exchange,
+    block: Block,
+    *,
+    settlement_ok: SettlementCheck,
+    batch_ok: BatchCheck | None = None,
 ) -> list[TxResult]:
-    """Apply every transaction of ``block`` in order."""
-    return [apply_tx(exchange, tx, settlement_ok=settlement_ok, t=block.t) for tx in block.txs]
+    """Apply every transaction of ``block`` in order (see :func:`apply_tx`)."""
+    return [
+        apply_tx(exchange, tx, settlement_ok=settlement_ok, t=block.t, batch_ok=batch_ok)
+        for tx in block.txs
+    ]
 
 
 def order_priority(order: Order, arrival: float) -> tuple[int, float, int, int]:
@@ -236,6 +258,7 @@ class Replica:
         node: the node holding this replica.
         exchange: its state.
         settlement_ok: how it checks a settlement's evidence before paying out.
+        batch_ok: how it checks a decrypted batch before executing it (None: no batches).
         next_height: the height it needs next.
         pending: blocks received ahead of a gap.
     """
@@ -243,6 +266,7 @@ class Replica:
     node: int
     exchange: Exchange
     settlement_ok: SettlementCheck
+    batch_ok: BatchCheck | None = None
     next_height: int = 0
     pending: dict[int, Block] = field(default_factory=dict)
 
@@ -254,7 +278,9 @@ class Replica:
         applied = 0
         while self.next_height in self.pending:
             ready = self.pending.pop(self.next_height)
-            apply_block(self.exchange, ready, settlement_ok=self.settlement_ok)
+            apply_block(
+                self.exchange, ready, settlement_ok=self.settlement_ok, batch_ok=self.batch_ok
+            )
             self.next_height += 1
             applied += 1
         return applied

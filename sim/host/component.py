@@ -18,7 +18,7 @@ import polars as pl
 from market.exchange import Exchange
 from market.oracle import OracleTerms, Settlement
 from market.types import Order
-from sim.chain.blocks import Block, Tx, TxResult
+from sim.chain.blocks import BatchCheck, Block, Tx, TxResult
 from sim.host.host import Host
 from sim.net.network import Message
 from sim.results.records import OrderRecord
@@ -40,6 +40,9 @@ class Genesis:
         oracle_terms: the optimistic oracle's bond and liveness (None: proposals are refused).
         reveal_deadline_s: how long after its block a commitment may be revealed (None: no
             commit-reveal; the chain enforces it on every replica).
+        batch_check: how every replica checks a decrypted batch against the epoch's sealed
+            orders before executing it (one component at most; None: batches are trusted, as
+            none is ever proposed without an encrypted order flow).
         faulty_replicas: replicas that are Byzantine from the start (left out of
             ``ledger.replica_divergence``).
         faults_scheduled: crashes or partitions will happen, so diffusion must be simulated
@@ -50,6 +53,7 @@ class Genesis:
     settlement_check: Callable[[Settlement], bool] | None = None
     oracle_terms: OracleTerms | None = None
     reveal_deadline_s: float | None = None
+    batch_check: BatchCheck | None = None
     faulty_replicas: frozenset[int] = frozenset()
     faults_scheduled: bool = False
 
@@ -64,6 +68,7 @@ class Opening:
     """What the host keeps after every genesis was applied to the exchange."""
 
     settlement_check: Callable[[Settlement], bool]
+    batch_check: BatchCheck | None
     faulty_replicas: frozenset[int]
     faults_scheduled: bool
 
@@ -76,6 +81,8 @@ def open_chain(geneses: Sequence[Genesis], exchange: Exchange) -> Opening:
     """
     checks = [g.settlement_check for g in geneses if g.settlement_check is not None]
     assert len(checks) <= 1, "two components check settlements"
+    batches = [g.batch_check for g in geneses if g.batch_check is not None]
+    assert len(batches) <= 1, "two components check batches"
     for genesis in geneses:
         for account, amount in genesis.mints:
             exchange.ledger.mint(account, amount)
@@ -85,6 +92,7 @@ def open_chain(geneses: Sequence[Genesis], exchange: Exchange) -> Opening:
             exchange.reveal_deadline_s = genesis.reveal_deadline_s
     return Opening(
         settlement_check=checks[0] if checks else refuse_settlements,
+        batch_check=batches[0] if batches else None,
         faulty_replicas=frozenset().union(*(g.faulty_replicas for g in geneses)),
         faults_scheduled=any(g.faults_scheduled for g in geneses),
     )

@@ -56,7 +56,7 @@ from market.crypto import CryptoMeter
 from market.exchange import Exchange
 from market.oracle import Settlement
 from market.types import Order
-from sim.chain.blocks import Block, Replica
+from sim.chain.blocks import BatchCheck, Block, Replica
 from sim.chain.opening import opening_exchange
 from sim.host.catchup import CatchUp
 from sim.host.component import Component, OrderFlow, open_chain, refuse_settlements
@@ -291,6 +291,7 @@ class InstantHost:
         self.blocks: list[tuple[Block, Flood]] = []
         self.block_listeners: dict[int, list[Callable[[Block], None]]] = {}
         self.settlement_ok: Callable[[Settlement], bool] = refuse_settlements
+        self.batch_ok: BatchCheck | None = None
         self.faulty_replicas: set[int] = set()
         self.components: list[Component] = []
         self.orderflow: OrderFlow | None = None
@@ -411,9 +412,10 @@ class InstantHost:
         self.started = True
         opening = open_chain([c.genesis() for c in self.components], self.exchange)
         self.settlement_ok = opening.settlement_check
+        self.batch_ok = opening.batch_check
         self.faulty_replicas |= opening.faulty_replicas
         self.replicas = {
-            node: Replica(node, self.exchange.copy(), self.settlement_ok)
+            node: Replica(node, self.exchange.copy(), self.settlement_ok, self.batch_ok)
             for node in self.validators
         }
         for component in self.components:
@@ -465,7 +467,11 @@ class InstantHost:
     def commit(self, block: Block) -> None:
         """Execute ``block`` on the canonical exchange, tell the components, broadcast it."""
         execute_block(
-            self.components, block, exchange=self.exchange, settlement_ok=self.settlement_ok
+            self.components,
+            block,
+            exchange=self.exchange,
+            settlement_ok=self.settlement_ok,
+            batch_ok=self.batch_ok,
         )
         listeners = sorted(set(self.replicas) | set(self.block_listeners))
         flood = self.broadcast(block.proposer, block, to=self._block_at, listeners=listeners)

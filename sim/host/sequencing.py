@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from market.exchange import Exchange
 from market.oracle import Settlement
-from sim.chain.blocks import Block, CloseTx, Tx, TxResult, apply_block
+from sim.chain.blocks import BatchCheck, Block, CloseTx, Tx, TxResult, apply_block
 from sim.host.component import Component
 
 
@@ -38,11 +38,12 @@ def execute_block(
     *,
     exchange: Exchange,
     settlement_ok: Callable[[Settlement], bool],
+    batch_ok: BatchCheck | None = None,
 ) -> Sequence[TxResult]:
     """Execute ``block`` on the canonical ``exchange``, telling every component before and after."""
     for component in components:
         component.before_commit(block)
-    results = apply_block(exchange, block, settlement_ok=settlement_ok)
+    results = apply_block(exchange, block, settlement_ok=settlement_ok, batch_ok=batch_ok)
     for component in components:
         component.committed(block, results)
     return results

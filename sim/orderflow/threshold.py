@@ -21,18 +21,20 @@ keypers are counted (kind ``dkg``) but not routed, and keys come from the run's 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from Crypto.PublicKey.ECC import EccPoint
+
 from market.batch import BatchResult
-from market.crypto import CryptoMeter, ecies_decrypt, ecies_encrypt
+from market.crypto import CryptoMeter, base_mul, ecies_decrypt, ecies_encrypt, metering
 from market.errors import CryptoError
 from market.threshold import EpochKey, combine_secret, deal, run_dkg
 from market.types import Order, decode_compact, encode_compact
 from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult
 from sim.chain.mempool import Mempools
-from sim.host.component import OrderFlow
+from sim.host.component import Genesis, OrderFlow
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.results.records import OrderRecord
@@ -77,6 +79,72 @@ def _epoch_aad(epoch: int) -> bytes:
     return b"veilcast/epoch/" + epoch.to_bytes(8, "big")
 
 
+def decrypt_epoch(
+    secret: int, epoch: int, sealed: Sequence[bytes], *, meter: CryptoMeter
+) -> tuple[tuple[Order, ...], list[int]]:
+    """The orders ``sealed`` hides under epoch ``epoch``'s ``secret``, in chain order.
+
+    Returns them with the indices of the ciphertexts that do not decrypt to an order (a
+    tampered or malformed one), which are left out: the proposer and every replica derive a
+    batch by this one function.
+    """
+    orders, invalid = [], []
+    for index, blob in enumerate(sealed):
+        try:
+            orders.append(
+                decode_compact(ecies_decrypt(secret, blob, aad=_epoch_aad(epoch), meter=meter))
+            )
+        except (CryptoError, ValueError):
+            invalid.append(index)
+    return tuple(orders), invalid
+
+
+class BatchVerifier:
+    """How every replica checks a decrypted batch before executing it.
+
+    The batch's key must be the epoch's secret (``key·G`` is the public key of the epoch's DKG),
+    and the epoch's sealed orders on chain must decrypt under it to exactly the batch's orders,
+    in chain order (:func:`decrypt_epoch`). So a proposer cannot slip in, drop or alter an order.
+    Every replica runs the same pure computation on the same bytes: it is computed once per
+    batch and its operations are metered once for each caller (the canonical chain and every
+    replica), its seconds once.
+
+    Args:
+        public_key: the epoch's public key (None: no DKG ran for it).
+        meter: the run's protocol meter.
+    """
+
+    def __init__(self, public_key: Callable[[int], EccPoint | None], meter: CryptoMeter) -> None:
+        self.public_key = public_key
+        self.meter = meter
+        self.memo: dict[
+            tuple[int, bytes, tuple[Order, ...], tuple[bytes, ...]], tuple[bool, CryptoMeter]
+        ] = {}
+
+    def __call__(self, tx: BatchTx, sealed: Sequence[bytes]) -> bool:
+        """Whether ``tx`` is the batch the epoch's ``sealed`` orders and its key give."""
+        key = (tx.batch_id, tx.key, tx.orders, tuple(sealed))
+        done = self.memo.get(key)
+        if done is None:
+            tally = CryptoMeter()
+            done = self.memo[key] = (self._check(tx, sealed, tally), tally)
+            self.meter.merge(tally)  # its operations, and the seconds it took, once
+        else:
+            self.meter.merge(CryptoMeter(ops=dict(done[1].ops)))  # another node's run of it
+        return done[0]
+
+    def _check(self, tx: BatchTx, sealed: Sequence[bytes], tally: CryptoMeter) -> bool:
+        public = self.public_key(tx.batch_id)
+        if public is None or len(tx.key) != 32:
+            return False
+        secret = int.from_bytes(tx.key, "big")
+        with metering(tally) as inner:
+            if base_mul(secret, meter=inner) != public:
+                return False
+            orders, _ = decrypt_epoch(secret, tx.batch_id, sealed, meter=inner)
+        return orders == tx.orders
+
+
 class Threshold(OrderFlow):
     """Encrypted orders, sealed on chain, decrypted per epoch by a t-of-n keyper committee.
 
@@ -118,6 +186,11 @@ class Threshold(OrderFlow):
         self.failed: set[int] = set()
         self.shares: dict[int, dict[int, int]] = {}
         self.released: dict[int, int] = {}
+        self.verifier = BatchVerifier(self._public_key, sim.meter)
+
+    def _public_key(self, epoch: int) -> EccPoint | None:
+        key = self.keys.get(epoch)
+        return key.public_key if key is not None else None
 
     def close_time(self, epoch: int) -> float:
         """When epoch ``epoch``'s batch closes."""
@@ -221,16 +294,16 @@ class Threshold(OrderFlow):
 
     def _decrypt(self, epoch: int, secret: int) -> tuple[Order, ...]:
         """Decrypt every sealed transaction of ``epoch`` on chain (a tampered one is rejected)."""
-        orders = []
-        for tx in self.onchain.get(epoch, []):
-            try:
-                plain = ecies_decrypt(
-                    secret, tx.ciphertext, aad=_epoch_aad(epoch), meter=self.sim.meter
-                )
-                orders.append(decode_compact(plain))
-            except (CryptoError, ValueError):
-                self.owner[tx.ciphertext].reject("invalid")
-        return tuple(orders)
+        onchain = self.onchain.get(epoch, [])
+        blobs = [tx.ciphertext for tx in onchain]
+        orders, invalid = decrypt_epoch(secret, epoch, blobs, meter=self.sim.meter)
+        for index in invalid:
+            self.owner[onchain[index].ciphertext].reject("invalid")
+        return orders
+
+    def genesis(self) -> Genesis:
+        """Every replica checks each batch against the epoch's sealed orders (see there)."""
+        return Genesis(batch_check=self.verifier)
 
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
         """Sealed transactions join their epoch; batches record fills and rejections."""

@@ -15,7 +15,7 @@ from market.batch import BatchResult
 from market.crypto import CryptoMeter
 from market.oracle import Settlement
 from market.types import MICRO, Fill, Order
-from sim.chain.blocks import Block, Replica, TxResult
+from sim.chain.blocks import BatchCheck, Block, Replica, TxResult
 from sim.chain.opening import opening_exchange
 from sim.host.catchup import CatchUp
 from sim.host.component import Component, OrderFlow, open_chain, refuse_settlements
@@ -77,6 +77,7 @@ class Simulation:
         self.components: list[Component] = []
         self.orderflow: OrderFlow | None = None
         self.settlement_ok: Callable[[Settlement], bool] = refuse_settlements
+        self.batch_ok: BatchCheck | None = None
         self.start_state = self.exchange
         """The exchange the replicas start from: set when the run starts (for audits)."""
         self.replicas: dict[int, Replica] = {}
@@ -104,11 +105,12 @@ class Simulation:
         """Apply the components' geneses, create the replicas, start everything, run."""
         opening = open_chain([c.genesis() for c in self.components], self.exchange)
         self.settlement_ok = opening.settlement_check
+        self.batch_ok = opening.batch_check
         self.faulty_replicas |= opening.faulty_replicas
         self.net.faults_scheduled = self.net.faults_scheduled or opening.faults_scheduled
         self.start_state = self.exchange.copy()
         self.replicas = {
-            node: Replica(node, self.exchange.copy(), self.settlement_ok)
+            node: Replica(node, self.exchange.copy(), self.settlement_ok, self.batch_ok)
             for node in self.validators
         }
         self.env.process(self._traders())
@@ -193,7 +195,11 @@ class Simulation:
     def commit(self, block: Block) -> None:
         """Execute ``block`` on the canonical exchange, tell the components, diffuse it."""
         results = execute_block(
-            self.components, block, exchange=self.exchange, settlement_ok=self.settlement_ok
+            self.components,
+            block,
+            exchange=self.exchange,
+            settlement_ok=self.settlement_ok,
+            batch_ok=self.batch_ok,
         )
         for market in traded_markets(results):
             self.records.prices.append(

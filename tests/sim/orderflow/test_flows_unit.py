@@ -329,6 +329,60 @@ def test_threshold_shares_decrypt_the_epoch_batch() -> None:
     assert record.status == "executed"
 
 
+def _forging(flow: Threshold, forge: Any) -> None:
+    """Make the proposer's batch derivation return ``forge(orders)`` instead of the truth."""
+    honest = flow._decrypt
+    flow._decrypt = lambda epoch, secret: forge(honest(epoch, secret))  # type: ignore[method-assign]
+
+
+def test_every_replica_refuses_a_batch_with_a_forged_order() -> None:
+    host, flow = _th_host()
+    record = _submit(host, _buy(0, 0))
+    forged = _buy(1, 99)  # an order nobody sealed
+    _forging(flow, lambda orders: (*orders, forged))
+    _slots(host, 34.0)
+    [batch] = [tx for block, _ in host.blocks for tx in block.txs if isinstance(tx, BatchTx)]
+    assert forged in batch.orders
+    assert host.exchange.ledger.position(1, 0, 1) == 0  # the forged order never executed
+    assert host.exchange.ledger.position(0, 0, 1) == 0  # nor, in a refused batch, the real one
+    host.run(until=36.0)
+    for replica in host.replicas.values():
+        assert replica.exchange.state_hash() == host.exchange.state_hash()
+    assert record.status == "pending"
+
+
+def test_every_replica_refuses_a_batch_missing_an_order_or_under_a_wrong_key() -> None:
+    for forge in (lambda orders: orders[1:], lambda orders: tuple(reversed(orders))):
+        host, flow = _th_host()
+        _submit(host, _buy(0, 0))
+        _submit(host, _buy(1, 1))
+        _forging(flow, forge)
+        _slots(host, 34.0)
+        assert host.exchange.ledger.position(0, 0, 1) == 0
+        assert host.exchange.ledger.position(1, 0, 1) == 0
+    host, flow = _th_host()
+    _submit(host, _buy(0, 0))
+    _slots(host, 31.0)  # the key is released, not yet batched
+    [(epoch, secret)] = list(flow.released.items())
+    wrong = BatchTx(epoch, flow._decrypt(epoch, secret), (secret + 1).to_bytes(32, "big"))
+    assert not flow.verifier(wrong, [tx.ciphertext for tx in flow.onchain[epoch]])
+
+
+def test_the_replicas_check_is_metered_once_per_replica() -> None:
+    host, flow = _th_host()
+    _submit(host, _buy(0, 0))
+    _slots(host, 29.0)  # blocks up to t = 30, when the epoch closes
+    host.run(until=31.0)  # the key is assembled and reaches the sequencers
+    before = host.meter.total_ops()
+    host.close_block()  # the batch: the proposer decrypts it, the canonical chain checks it
+    host.run(until=32.0)  # the block reaches every replica, which checks it too
+    [(_, (ok, tally))] = list(flow.verifier.memo.items())
+    assert ok and tally.ops["scalar_mult"] == 2  # the key against G, and one ECDH
+    proposer = tally.total_ops() - 1  # the same decryption, without the key check
+    checks = 1 + len(host.replicas)
+    assert host.meter.total_ops() - before == proposer + checks * tally.total_ops()
+
+
 def test_threshold_below_threshold_shares_do_not_decrypt() -> None:
     # keypers 4, 5, 6, 7, 0 in committee order; the first, 4, aggregates: only its own share
     # and 0's arrive
