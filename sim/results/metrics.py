@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from market.accounts import maker_account
 from market.exchange import Exchange, maker_funding
 from market.types import MICRO
+from sim.chain.blocks import BatchCheck, Block, Replica, SettlementCheck, apply_block
 from sim.results.records import OrderRecord, SettlementRecord
 
 NAN = math.nan
@@ -116,9 +118,46 @@ def settlement_metrics(
     }
 
 
-def divergence(hashes: Sequence[bytes]) -> int:
-    """Replicas whose state hash differs from the most common one."""
-    if not hashes:
-        return 0
-    _, majority = Counter(hashes).most_common(1)[0]
-    return len(hashes) - majority
+@dataclass(frozen=True, slots=True)
+class ReplicaCheck:
+    """How the honest replicas stand against the canonical chain at the horizon.
+
+    Attributes:
+        diverged: replicas whose state differs from the canonical chain's at their *own*
+            height (a replica that is only behind is not diverged).
+        lag_blocks: how many blocks the worst of them is behind.
+    """
+
+    diverged: int
+    lag_blocks: int
+
+
+def check_replicas(
+    replicas: Sequence[Replica],
+    blocks: Sequence[Block],
+    *,
+    start: Exchange,
+    final: Exchange,
+    settlement_ok: SettlementCheck,
+    batch_ok: BatchCheck | None,
+) -> ReplicaCheck:
+    """Compare every replica with the canonical chain replayed to that replica's height.
+
+    The canonical state at a lower height is rebuilt from ``start`` by applying the same
+    blocks with the same checks, only when some replica is behind (with none behind, the final
+    state is the only one needed).
+    """
+    height = len(blocks)
+    wanted = sorted({r.next_height for r in replicas})
+    canonical: dict[int, bytes] = {}
+    if height in wanted:
+        canonical[height] = final.state_hash()
+    state, applied = start.copy(), 0
+    for target in (h for h in wanted if h < height):
+        for block in blocks[applied:target]:
+            apply_block(state, block, settlement_ok=settlement_ok, batch_ok=batch_ok)
+        applied = target
+        canonical[target] = state.state_hash()
+    diverged = sum(r.exchange.state_hash() != canonical[r.next_height] for r in replicas)
+    lag = max((height - r.next_height for r in replicas), default=0)
+    return ReplicaCheck(diverged, lag)

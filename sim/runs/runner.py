@@ -19,7 +19,13 @@ from typing import Any
 import polars as pl
 
 from sim.results import tables
-from sim.results.metrics import account_value, divergence, market_metrics, mean, order_metrics
+from sim.results.metrics import (
+    account_value,
+    check_replicas,
+    market_metrics,
+    mean,
+    order_metrics,
+)
 from sim.runs import assembly, frames
 from sim.runs.simulation import Simulation
 from sim.scenario import RunSpec, resolved_dict
@@ -75,16 +81,17 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
     values["ledger.conservation_error"] = float(
         max(abs(ledger.conservation_error()) for ledger in ledgers)
     )
-    values["ledger.replica_divergence"] = float(
-        divergence(
-            [
-                r.exchange.state_hash()
-                for node, r in sorted(sim.replicas.items())
-                if node not in sim.faulty_replicas
-            ]
-        )
+    values["cost.crypto_ops"] = float(sim.meter.total_ops())  # before the replicas' replay
+    replicas = check_replicas(
+        [r for node, r in sorted(sim.replicas.items()) if node not in sim.faulty_replicas],
+        [block for block, _ in sim.blocks],
+        start=sim.start_state,
+        final=sim.exchange,
+        settlement_ok=sim.settlement_ok,
+        batch_ok=sim.batch_ok,
     )
-    values["cost.crypto_ops"] = float(sim.meter.total_ops())
+    values["ledger.replica_divergence"] = float(replicas.diverged)
+    values["ledger.replica_lag_blocks"] = float(replicas.lag_blocks)
     return values
 
 
