@@ -29,11 +29,20 @@ MEANING: dict[str, str] = {
         "mean number of orders in the batch or block an order cleared in (higher hides more)"
     ),
     "privacy.sender_precision": (
-        "the spies' first-spy estimator: precision of naming an order's origin node"
+        "the spies' first-spy estimator: precision of naming an order's origin node, "
+        "averaged over every honest sender (Fanti et al. 2018)"
     ),
     "privacy.sender_recall": (
-        "the spies' first-spy estimator: recall of naming an order's origin node"
+        "the spies' first-spy estimator: recall of naming an order's origin node, "
+        "averaged over every honest sender (Fanti et al. 2018)"
     ),
+    "privacy.sender_precision_first_stem_spy": (
+        "Dandelion: precision of naming the node the first spy heard an order from on a stem"
+    ),
+    "privacy.sender_recall_first_stem_spy": (
+        "Dandelion: recall of naming the node the first spy heard an order from on a stem"
+    ),
+    "privacy.failed_batch_fraction": "threshold epochs whose key could not be assembled in time",
     "privacy.propagation_delay_s": (
         "mean seconds from an order's submission until it reaches the sequencer"
     ),
@@ -45,6 +54,8 @@ MEANING: dict[str, str] = {
     "mev.victim_loss": "what victims paid above the same fills without the attack",
     "mev.sandwiches": "completed sandwiches",
     "mev.failed_attempts": "front legs that ran after their victim or got no back leg",
+    "adversary.orders_executed": "the adversary's own executed orders (left out of users' metrics)",
+    "adversary.volume": "the money the adversary's own orders moved",
     "traders.informed_pnl": "mean profit per informed trader",
     "traders.noise_pnl": "mean profit per noise trader",
     "traders.forecaster_pnl": "mean profit per forecaster-driven trader",
