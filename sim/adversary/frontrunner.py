@@ -6,6 +6,13 @@ front-runner buys the same outcome ahead of it, paying ``adversary.priority_fee`
 first, and sells once the victim's block reaches its node. It submits through the active order
 flow like any trader, and it respects its own budget.
 
+Against commit-reveal, where reveals execute in commitment order, it cannot get ahead of what it
+reads; it holds options instead: one speculative buy of each open market's each outcome,
+committed and kept on chain (renewed before its deadline). Reading a victim's reveal, it reveals
+the option committed before the victim's commitment (so it executes first) and commits the sell
+that back-runs it. Options it never uses lapse and forfeit their deposits, which
+``mev.extracted`` subtracts.
+
 A sandwich *completes* when the front leg executed ahead of the victim (in an earlier block, or
 earlier in the same block, or in the same uniform-price batch) and its back leg executed. Every
 other front leg that executed is a *failed attempt*: it ran after its victim (a victim that
@@ -40,6 +47,7 @@ from market.types import MICRO, Fill, Order, to_micro
 from sim.chain.blocks import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
 from sim.host.component import Component, Genesis, OrderFlow
 from sim.host.host import Host
+from sim.orderflow.commit_reveal import CommitReveal
 from sim.results.records import ADVERSARY_KIND, OrderRecord
 from sim.world.agents import NOISE_LIMIT, affordable
 
@@ -83,9 +91,15 @@ class FrontRunner(Component):
         account: int,
         priority_fee: float,
         budget: float,
+        speculative_shares: float = 10.0,
     ) -> None:
         super().__init__(sim)
         self.flow = flow
+        self.speculating = isinstance(flow, CommitReveal)
+        """Against commit-reveal it holds speculative commitments (see :meth:`_speculate`)."""
+        self.speculative_shares = speculative_shares
+        self.options: dict[tuple[int, int], list[OrderRecord]] = {}
+        """Its unrevealed speculative buys, by (market, outcome), oldest first."""
         self.account = account
         self.node = node
         self.fee = to_micro(priority_fee)
@@ -110,7 +124,12 @@ class FrontRunner(Component):
         ``order`` is what the adversary decoded from the message it holds; ``victim`` is the
         simulator's record of it, kept to score the attack, never to decide it.
         """
-        if order.trader == self.account or not order.is_buy or not self.flow.can_front_run:
+        if order.trader == self.account or not order.is_buy:
+            return
+        if self.speculating:
+            self._exercise(victim, order)
+            return
+        if not self.flow.can_front_run:
             return
         cash = self.sim.exchange.ledger.cash(self.account) - self.fee
         shares = affordable(order.shares / MICRO, NOISE_LIMIT, cash / MICRO)
@@ -131,6 +150,83 @@ class FrontRunner(Component):
         self.sandwiches.append(sandwich)
         self.by_front[front.key] = sandwich
 
+    def _exercise(self, victim: OrderRecord, order: Order) -> None:
+        """Commit-reveal: reveal a speculative buy committed before ``order``, and back-run it.
+
+        Reveals execute in commitment order, so a buy of the same outcome committed ahead of the
+        victim's commitment executes ahead of it; a sell committed now executes after it.
+        """
+        assert isinstance(self.flow, CommitReveal)
+        flow, mine = self.flow, self.options.get((order.market, order.outcome), [])
+        theirs = flow.position(order.key)
+        earlier = [
+            r
+            for r in mine
+            if (p := flow.position(r.order.key)) is not None and theirs is not None and p < theirs
+        ]
+        if not earlier or not flow.reveal_held(earlier[-1].order.key):
+            return
+        front = earlier[-1]
+        mine.remove(front)
+        back = Order(
+            self.account,
+            len(self.sim.records.orders),
+            order.market,
+            order.outcome,
+            -front.order.shares,
+            0,
+            0,
+        )
+        victim.frontrun = True
+        sandwich = Sandwich(order, victim, front, self._submit(back))
+        self.sandwiches.append(sandwich)
+        self.by_front[front.order.key] = sandwich
+
+    def _speculate(self) -> None:
+        """Keep one live speculative buy of every open market's every outcome.
+
+        Each costs a deposit that is forfeited unless it is revealed: the price of the option.
+        A new one is committed when the last was exercised or is about to lapse (its deadline
+        within two blocks), and only while the deposit and a front leg's cost fit in its cash.
+        """
+        assert isinstance(self.flow, CommitReveal)
+        flow = self.flow
+        deposit = to_micro(flow.privacy.deposit)
+        horizon = self.sim.now + 2 * self.sim.block_interval_s - flow.privacy.reveal_deadline_s
+        exchange = self.sim.exchange
+        for key, records in self.options.items():
+            self.options[key] = [r for r in records if not r.final]  # lapsed or refused
+        pending = sum(
+            1 for rs in self.options.values() for r in rs if flow.committed_at(r.order.key) is None
+        )
+        for market, maker in enumerate(exchange.makers):
+            if market in exchange.closed or exchange.ledger.is_settled(market):
+                continue
+            for outcome in range(len(maker.q)):
+                live = [
+                    r
+                    for r in self.options.get((market, outcome), [])
+                    if (t := flow.committed_at(r.order.key)) is None or t > horizon
+                ]
+                if live:
+                    continue
+                cash = exchange.ledger.cash(self.account) - deposit * (1 + pending)
+                shares = affordable(self.speculative_shares, NOISE_LIMIT, cash / MICRO)
+                if round(shares * MICRO) <= 0:
+                    return
+                option = Order(
+                    self.account,
+                    len(self.sim.records.orders),
+                    market,
+                    outcome,
+                    round(shares * MICRO),
+                    round(NOISE_LIMIT * MICRO),
+                    0,
+                )
+                flow.hold(option)
+                self.options.setdefault((market, outcome), []).append(self._submit(option))
+                pending += 1
+
     def _submit(self, order: Order) -> OrderRecord:
         return self.sim.submit(order, node=self.node, kind=ADVERSARY_KIND)
 
@@ -141,6 +237,8 @@ class FrontRunner(Component):
         if its front leg got ahead of that order; its own front leg's fate it knows as any
         trader knows its own fills.
         """
+        if self.speculating:
+            self._speculate()
         places = positions(block)
         for sandwich in self.sandwiches:
             front = sandwich.front
@@ -243,6 +341,15 @@ class FrontRunner(Component):
             for leg in (s.front, s.back)
             if leg is not None and leg.status == "executed"
         ]
+        if self.speculating:
+            # the options it let lapse: their deposits went to the treasury
+            lapsed = sum(
+                1
+                for r in self.sim.records.orders
+                if r.kind == ADVERSARY_KIND and r.reason in ("forfeited", "late")
+            )
+            assert isinstance(self.flow, CommitReveal)
+            extracted -= lapsed * self.flow.privacy.deposit
         return {
             "mev.extracted": extracted,
             "mev.victim_loss": self.victim_loss,
@@ -283,10 +390,10 @@ def orders_of(tx: Tx) -> tuple[Order, ...]:
 
 
 def _without(tx: Tx, account: int) -> Tx:
-    """``tx`` with the attacker's orders taken out (an order tx of its own becomes empty)."""
+    """``tx`` with the attacker's orders taken out (an order or reveal of its own becomes empty)."""
     if isinstance(tx, BatchTx):
         return BatchTx(tx.batch_id, tuple(o for o in tx.orders if o.trader != account), tx.key)
-    if isinstance(tx, OrderTx) and tx.order.trader == account:
+    if isinstance(tx, OrderTx | RevealTx) and tx.order.trader == account:
         return BatchTx(-1, ())
     return tx
 

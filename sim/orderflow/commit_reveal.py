@@ -4,8 +4,9 @@ A trader diffuses a commitment ``SHA-256(order, salt)`` with a deposit. Once the
 it reaches the trader's node, the trader diffuses the order and its salt. Sequencers include
 reveals in commitment order (height, then position in the block), so nobody who reads a reveal
 can get ahead of it: reading is still possible (reveals are plaintext before they execute), but
-front-running is not. A commitment not revealed within ``privacy.reveal_deadline_s`` of its block
-forfeits its deposit to the treasury.
+front-running by ordering is not. A commitment not revealed within ``privacy.reveal_deadline_s``
+of its block forfeits its deposit to the treasury. A trader may also hold a commitment and reveal
+it when it chooses (:meth:`CommitReveal.hold`): the front-runner's speculative options.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import partial
 
 from market.crypto import commit
 from market.execute import Rejection
-from market.types import Fill, to_micro
+from market.types import Fill, Order, to_micro
 from sim.chain.blocks import Block, CommitTx, ForfeitTx, RevealTx, Tx, TxResult
 from sim.chain.mempool import Mempools
 from sim.host.component import Genesis, OrderFlow
@@ -45,6 +46,10 @@ class CommitReveal(OrderFlow):
         self.listening: set[int] = set()
         self.timing = sim.streams.python("reveal-timing")
         """When traders reveal, and which never do (``reveal_delay_s``, ``reveal_failure``)."""
+        self.commitment_of: dict[tuple[int, int], bytes] = {}
+        self.to_hold: set[tuple[int, int]] = set()
+        self.held: dict[tuple[int, int], RevealTx] = {}
+        """Speculative commitments whose trader reveals them only when it chooses to."""
 
     def genesis(self) -> Genesis:
         """The chain judges every reveal and forfeit against the deadline, on every replica."""
@@ -57,7 +62,13 @@ class CommitReveal(OrderFlow):
         deposit = to_micro(self.privacy.deposit)
         tx = CommitTx(record.order.trader, commitment, deposit)
         self.owner[commitment] = record
-        self.waiting[commitment] = RevealTx(record.order, salt, commitment)
+        self.commitment_of[record.order.key] = commitment
+        reveal = RevealTx(record.order, salt, commitment)
+        if record.order.key in self.to_hold:
+            self.to_hold.discard(record.order.key)
+            self.held[record.order.key] = reveal
+        else:
+            self.waiting[commitment] = reveal
         if record.node not in self.listening:
             self.listening.add(record.node)
             self.sim.on_block(record.node, partial(self._block_at_trader, record.node))
@@ -100,6 +111,37 @@ class CommitReveal(OrderFlow):
                         self.sim.after(delay, partial(self._reveal, record, reveal))
                     else:
                         self._reveal(record, reveal)
+
+    def hold(self, order: Order) -> None:
+        """The next submission of ``order`` commits it without revealing (see :meth:`reveal_held`).
+
+        A speculative commitment: its trader pays the deposit for the option of revealing it
+        later, and forfeits it if it never does.
+        """
+        self.to_hold.add(order.key)
+
+    def position(self, key: tuple[int, int]) -> tuple[int, int] | None:
+        """Where the commitment of order ``key`` stands on chain (height, index), if it is open."""
+        commitment = self.commitment_of.get(key)
+        if commitment is None or commitment not in self.open:
+            return None
+        return self.open[commitment][:2]
+
+    def committed_at(self, key: tuple[int, int]) -> float | None:
+        """The block time of order ``key``'s open commitment (None: not on chain, or closed)."""
+        commitment = self.commitment_of.get(key)
+        if commitment is None or commitment not in self.open:
+            return None
+        return self.open[commitment][2]
+
+    def reveal_held(self, key: tuple[int, int]) -> bool:
+        """Reveal a held commitment now (False when there is none, or it is not on chain)."""
+        reveal = self.held.get(key)
+        if reveal is None or reveal.commitment not in self.open:
+            return False
+        del self.held[key]
+        self._reveal(self.owner[reveal.commitment], reveal)
+        return True
 
     def _reveal(self, record: OrderRecord, reveal: RevealTx) -> None:
         self.sim.spread(record.node, reveal, to=self.receive, listeners=self.listeners())

@@ -86,6 +86,7 @@ def components(host: Host, scenario: Scenario, world: World) -> list[Component]:
                 account=account,
                 priority_fee=scenario.adversary.priority_fee,
                 budget=scenario.traders.budget,
+                speculative_shares=scenario.traders.order_size,
             )
         )
     built.append(

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from market.accounts import frontrunner_account
+from market.accounts import TREASURY, frontrunner_account
 from market.types import MICRO, Order, to_micro
 from sim.adversary.frontrunner import FrontRunner
-from sim.chain.blocks import OrderTx
+from sim.chain.blocks import OrderTx, RevealTx
 from sim.host.component import OrderFlow
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
@@ -29,7 +29,7 @@ TRADER_NODES = (5, 6)
 
 
 def _host(
-    flow: type[OrderFlow] = Transparent, latency: Any = HOP
+    flow: type[OrderFlow] = Transparent, latency: Any = HOP, deposit: float = 5.0
 ) -> tuple[InstantHost, FrontRunner]:
     scenario = Scenario.model_validate(
         {
@@ -41,7 +41,7 @@ def _host(
             "traders": {"informed": 0, "noise": 2, "budget": 100.0},
             "settlement": {"reporters": 4},
             "adversary": {"frontrunner": True, "priority_fee": 0.01},
-            "privacy": {"reveal_deadline_s": 30.0, "order_flow": flow.mode},
+            "privacy": {"reveal_deadline_s": 30.0, "order_flow": flow.mode, "deposit": deposit},
         }
     )
     world = tiny_world(scenario, reporters=(0, 1, 2, 3), spies=(SPY,), trader_nodes=TRADER_NODES)
@@ -221,3 +221,50 @@ def test_it_cannot_front_run_what_commit_reveal_orders_by_commitment() -> None:
     host.run(until=2.0)  # the reveal reached the spy: it reads it, but cannot get ahead
     assert victim.adv_read_t == victim.adv_read_t
     assert runner.sandwiches == []
+
+
+# -- commit-reveal: the free option -------------------------------------------------------------
+
+
+def _commit_reveal_sandwich(deposit: float) -> tuple[InstantHost, FrontRunner, OrderRecord]:
+    host, runner = _host(CommitReveal, deposit=deposit)
+    host.close_block(proposer=0)  # nothing to propose yet: no block
+    _victim(host, 1, shares=1.0)  # another trader's order gives the chain its first block
+    host.run(until=1.0)
+    host.close_block()  # block 0 reaches the front-runner: it commits an option per outcome
+    host.run(until=2.0)
+    host.close_block()  # block 1: the options' commitments (and the first order's reveal)
+    victim = _victim(host, 0, shares=10.0)
+    for t in (3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
+        host.run(until=t)
+        host.close_block()
+    return host, runner, victim
+
+
+def test_against_commit_reveal_it_exercises_an_option_committed_before_the_victim() -> None:
+    host, runner, victim = _commit_reveal_sandwich(deposit=0.01)
+    [sandwich] = [s for s in runner.sandwiches if s.victim is victim]
+    front, back = sandwich.front, sandwich.back
+    assert back is not None and front.order.outcome == victim.order.outcome
+    # reveals execute in commitment order: its option, committed first, ran ahead of the victim
+    assert front.status == victim.status == back.status == "executed"
+    assert front.block == victim.block < back.block
+    block, _ = host.blocks[victim.block]
+    reveals = [tx.order for tx in block.txs if isinstance(tx, RevealTx)]
+    assert reveals.index(front.order) < reveals.index(victim.order)
+    metrics = runner.metrics()
+    assert metrics["mev.sandwiches"] >= 1 and metrics["mev.victim_loss"] > 0
+
+
+def test_the_options_it_lets_lapse_cost_their_deposits() -> None:
+    host, runner, _ = _commit_reveal_sandwich(deposit=2.0)
+    host.run(until=60.0)  # the unused option (the other outcome) lapses after 30 s
+    for t in range(10, 60, 2):
+        host.run(until=float(t))
+        host.close_block()
+    lapsed = [r for r in host.records.orders if r.kind == "frontrunner" and r.reason == "forfeited"]
+    assert lapsed
+    assert host.exchange.ledger.cash(TREASURY) >= 2 * to_micro(2.0)
+    with_lapses = runner.metrics()["mev.extracted"]
+    runner.flow.privacy = runner.flow.privacy.model_copy(update={"deposit": 0.0})
+    assert with_lapses == pytest.approx(runner.metrics()["mev.extracted"] - 2.0 * len(lapsed))
