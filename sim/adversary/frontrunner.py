@@ -38,36 +38,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from market.batch import BatchResult
 from market.exchange import Exchange
-from market.execute import Rejection
-from market.types import MICRO, Fill, Order, to_micro
-from sim.chain.blocks import BatchTx, Block, OrderTx, RevealTx, Tx, TxResult, apply_block
+from market.types import MICRO, Order, to_micro
+from sim.adversary.sandwiches import Sandwich, ahead, fills, orders_of, positions, without
+from sim.chain.blocks import Block, Tx, TxResult, apply_block
 from sim.host.component import Component, Genesis, OrderFlow
 from sim.host.host import Host
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.results.records import ADVERSARY_KIND, OrderRecord
 from sim.world.agents import NOISE_LIMIT, affordable
-
-
-@dataclass(slots=True)
-class Sandwich:
-    """One attack: the order read, its victim, the front leg and (once placed) the back leg.
-
-    ``target`` is the order as the adversary decoded it; ``victim`` is the simulator's record
-    of the same order, for scoring only.
-    """
-
-    target: Order
-    victim: OrderRecord
-    front: OrderRecord
-    back: OrderRecord | None = None
-    ahead: bool = False
-    """The front leg executed ahead of the victim (see the module doc)."""
-    mark: float = math.nan
-    """The outcome's price after the later of the victim's and the front leg's blocks."""
 
 
 class FrontRunner(Component):
@@ -246,7 +226,7 @@ class FrontRunner(Component):
                 sandwich.back is None
                 and front.status == "executed"
                 and sandwich.target.key in places
-                and _ahead(front, sandwich.target, block, places)
+                and ahead(front, sandwich.target, block, places)
             ):
                 back = Order(
                     self.account,
@@ -282,7 +262,7 @@ class FrontRunner(Component):
                 market, outcome = front.order.market, front.order.outcome
                 sandwich.mark = self.sim.exchange.prices(market)[outcome]
             if victim.block == block.height:
-                sandwich.ahead = _ahead(front, sandwich.target, block, places)
+                sandwich.ahead = ahead(front, sandwich.target, block, places)
                 if sandwich.ahead and victim.status == "executed":
                     self.victim_loss += self._loss(sandwich, block, results)
         self._prune()
@@ -309,11 +289,11 @@ class FrontRunner(Component):
                 source.height,
                 source.t,
                 source.proposer,
-                tuple(_without(tx, self.account) for tx in source.txs),
+                tuple(without(tx, self.account) for tx in source.txs),
             )
             replay = apply_block(state, clean, settlement_ok=self.sim.settlement_ok)
         key = sandwich.target.key
-        actual, counterfactual = _fills(results).get(key), _fills(replay).get(key)
+        actual, counterfactual = fills(results).get(key), fills(replay).get(key)
         if actual is None or counterfactual is None:
             return 0.0
         return (actual.cash - counterfactual.cash) / MICRO
@@ -358,53 +338,3 @@ class FrontRunner(Component):
             "adversary.orders_executed": float(len(own)),
             "adversary.volume": math.fsum(abs(leg.cost) for leg in own),
         }
-
-
-def positions(block: Block) -> dict[tuple[int, int], int]:
-    """Each plaintext order's place in ``block``: the index of the transaction carrying it."""
-    return {o.key: i for i, tx in enumerate(block.txs) for o in orders_of(tx)}
-
-
-def _ahead(
-    front: OrderRecord, target: Order, block: Block, places: dict[tuple[int, int], int]
-) -> bool:
-    """Whether ``front`` executed ahead of ``target``, which ``block`` carries.
-
-    Ahead: in an earlier block, earlier in this one, or in the same batch (cleared together at
-    one price, the front leg's demand raising the victim's).
-    """
-    if front.block != block.height:
-        return front.block < block.height
-    mine, theirs = places.get(front.order.key), places.get(target.key)
-    return mine is not None and theirs is not None and mine <= theirs
-
-
-def orders_of(tx: Tx) -> tuple[Order, ...]:
-    """The plaintext orders ``tx`` carries for execution (none in a sealed or settlement tx)."""
-    match tx:
-        case BatchTx(orders=orders):
-            return orders
-        case OrderTx(order=order) | RevealTx(order=order):
-            return (order,)
-    return ()
-
-
-def _without(tx: Tx, account: int) -> Tx:
-    """``tx`` with the attacker's orders taken out (an order or reveal of its own becomes empty)."""
-    if isinstance(tx, BatchTx):
-        return BatchTx(tx.batch_id, tuple(o for o in tx.orders if o.trader != account), tx.key)
-    if isinstance(tx, OrderTx | RevealTx) and tx.order.trader == account:
-        return BatchTx(-1, ())
-    return tx
-
-
-def _fills(results: Sequence[TxResult]) -> dict[tuple[int, int], Fill]:
-    fills: dict[tuple[int, int], Fill] = {}
-    for result in results:
-        if isinstance(result, Fill):
-            fills[result.order.key] = result
-        elif isinstance(result, BatchResult):
-            fills.update((f.order.key, f) for f in result.fills)
-        elif isinstance(result, Rejection):
-            continue
-    return fills
