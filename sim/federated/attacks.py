@@ -36,6 +36,7 @@ __all__ = [
     "membership_inference",
     "reconstruct_record",
     "reconstruction_rate",
+    "recovered_records",
     "thin_roc",
 ]
 
@@ -50,9 +51,14 @@ class UpdateObservation:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SecureSumObservation:
-    """All the server receives under secure aggregation: the sum of the round's payloads."""
+    """All the server receives under secure aggregation: the sum of the round's payloads.
+
+    ``update`` is the model update the server reads off that sum (the weighted mean of the
+    survivors' deltas, or under DP the sum of their clipped deltas): what its attacks invert.
+    """
 
     total: np.ndarray
+    update: np.ndarray
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -84,34 +90,51 @@ def reconstruct_record(delta: np.ndarray, *, min_bias: float = 1e-12) -> np.ndar
     return delta[:-1] / db
 
 
-def reconstruction_rate(
+def recovered_records(
     observed: Sequence[UpdateObservation] | SecureSumObservation,
     records: Mapping[int, np.ndarray],
     *,
     tol: float = 1e-6,
-) -> float:
-    """Share of the observed clients' records that the inversion recovers.
+) -> set[tuple[int, int]]:
+    """The ``(client, row)`` records the inversion recovers from one round's observation.
 
-    A record counts as recovered when ``|x − x̂| ≤ tol·max(1, |x|)`` (L2). The denominator is
-    every record of every client whose update was observed; ``records`` maps client id to its
-    feature rows. Returns 0.0 for a secure sum (no per-client update exists), NaN when nothing
-    was observed (the rate does not apply).
+    Each client's update is inverted and compared with that client's rows. Under secure
+    aggregation the server holds one sum: the same attack runs on it and is compared with
+    every client's rows (the server does not know whose it would be), so it recovers a record
+    only when the sum is in effect one record's update, as when a single survivor trained on one
+    record. A record counts as recovered when ``|x − x̂| ≤ tol·max(1, |x|)`` (L2).
     """
     if isinstance(observed, SecureSumObservation):
-        return 0.0
-    total = 0
-    recovered = 0
-    for obs in observed:
-        x = records[obs.client]
-        total += x.shape[0]
-        guess = reconstruct_record(obs.delta)
+        inversions = [(observed.update, sorted(records))]
+    else:
+        inversions = [(obs.delta, [obs.client]) for obs in observed]
+    found: set[tuple[int, int]] = set()
+    for delta, clients in inversions:
+        guess = reconstruct_record(delta)
         if guess is None:
             continue
-        distance = np.linalg.norm(x - guess, axis=1)
-        recovered += int(
-            np.count_nonzero(distance <= tol * np.maximum(1.0, np.linalg.norm(x, axis=1)))
-        )
-    return recovered / total if total else float("nan")
+        for client in clients:
+            x = records[client]
+            distance = np.linalg.norm(x - guess, axis=1)
+            close = distance <= tol * np.maximum(1.0, np.linalg.norm(x, axis=1))
+            found.update((client, int(row)) for row in np.flatnonzero(close))
+    return found
+
+
+def reconstruction_rate(
+    rounds: Sequence[Sequence[UpdateObservation] | SecureSumObservation],
+    records: Mapping[int, np.ndarray],
+) -> float:
+    """Distinct records recovered in any round, over all clients' records.
+
+    ``rounds`` holds what the server received in each completed round (NaN with none: the
+    rate does not apply). A record recovered in several rounds counts once.
+    """
+    if not rounds:
+        return float("nan")
+    found = set().union(*(recovered_records(r, records) for r in rounds))
+    total = sum(x.shape[0] for x in records.values())
+    return len(found) / total if total else float("nan")
 
 
 def loss_threshold_attack(

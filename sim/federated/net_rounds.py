@@ -31,8 +31,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sim.federated.attacks import SecureSumObservation, UpdateObservation
-from sim.federated.rounds import Observation, client_rng, client_update, plain_sum, visible_delta
+from sim.federated.attacks import UpdateObservation
+from sim.federated.rounds import (
+    Observation,
+    client_rng,
+    client_update,
+    plain_sum,
+    visible_delta,
+    visible_sum,
+)
 from sim.federated.secagg import (
     MIN_PARTICIPANTS,
     ClientRound,
@@ -379,7 +386,9 @@ class SecureRound(NetworkRound):
             self._abort(abort)
             return
         rotate(self.run, result.dropped)
-        self.finish(result.total, result.survivors, "", SecureSumObservation(result.total))
+        self.finish(
+            result.total, result.survivors, "", visible_sum(self.run.strategy, result.total)
+        )
 
     def _abort(self, abort: SecAggAbortError) -> None:
         # once an unmask request went out, the dropped clients' key shares may have been revealed

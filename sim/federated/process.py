@@ -23,8 +23,9 @@ each market's event against its realised outcome, averaged over markets, the bin
 ``(p − o)²`` convention of the other two, half of ``market.brier``'s sum over both outcomes),
 ``fl.dp_epsilon`` (RDP accountant over every round started; inf without DP),
 ``fl.mia_auc`` / ``fl.mia_advantage`` (loss-threshold attack on the final model),
-``fl.reconstruction_rate`` (gradient inversion of what the coordinator received in the last
-completed round; 0 under secure aggregation, NaN if no round completed) and
+``fl.reconstruction_rate`` (gradient inversion of everything the coordinator received, in every
+completed round and every mode: distinct records recovered over all clients' records; NaN if no
+round completed; ``fl_rounds.records_reconstructed`` per round) and
 ``traders.forecaster_pnl``. Tables: ``fl_rounds`` and ``fl_roc`` (the attack's ROC curve).
 """
 
@@ -42,6 +43,7 @@ from sim.federated.attacks import (
     MembershipResult,
     membership_inference,
     reconstruction_rate,
+    recovered_records,
     thin_roc,
 )
 from sim.federated.dp import RdpLedger
@@ -79,6 +81,8 @@ class FlRow:
     loss: float
     brier: float
     epsilon: float
+    records_reconstructed: int | None = None
+    """Records the server's inversion recovered from this round (None: it did not complete)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -134,7 +138,9 @@ class FederatedForecaster(Component):
         self.rows: list[FlRow] = []
         self.outcomes: list[RoundOutcome] = []
         """Who was sampled and who survived, per closed round."""
-        self.observed: Observation | None = None
+        self.received: list[Observation] = []
+        """What the coordinator received in every completed round (what its attacks see)."""
+        self.records = {c.client: c.data.x for c in self.forecast.clients}
         self.open: RoundPlan | None = None
         self.open_since = math.nan
         self.budget = to_micro(traders.budget)
@@ -176,8 +182,10 @@ class FederatedForecaster(Component):
             reason=end.reason,
         )
         self.outcomes.append(outcome)
-        if outcome.status == "completed":
-            self.observed = end.observed
+        recovered = None
+        if outcome.status == "completed" and end.observed is not None:
+            self.received.append(end.observed)
+            recovered = len(recovered_records(end.observed, self.records))
         self.rows.append(
             self._row(
                 plan,
@@ -186,6 +194,7 @@ class FederatedForecaster(Component):
                 t_start=t_start,
                 t_end=self.sim.now,
                 survivors=len(end.survivors),
+                records_reconstructed=recovered,
             )
         )
         self.open = None
@@ -203,6 +212,7 @@ class FederatedForecaster(Component):
         t_start: float,
         t_end: float,
         survivors: int,
+        records_reconstructed: int | None = None,
     ) -> FlRow:
         model, holdout = self.session.model, self.forecast.holdout
         return FlRow(
@@ -216,6 +226,7 @@ class FederatedForecaster(Component):
             loss=model.loss(self.params, holdout.x, holdout.y),
             brier=brier(model, self.params, holdout),
             epsilon=self.ledger.epsilon(plan.number + 1, delta=self.config.dp_delta),
+            records_reconstructed=records_reconstructed,
         )
 
     def _trained(self) -> None:
@@ -260,8 +271,6 @@ class FederatedForecaster(Component):
         )
         events = np.array([float(o == 1) for o in self.sim.world.outcomes])
         market_probs = model.predict_proba(self.params, forecast.market_x)
-        records = {c.client: c.data.x for c in forecast.clients}
-        observed = self.observed
         return {
             "fl.model_brier": brier(model, self.params, forecast.holdout),
             "fl.centralized_brier": brier(model, centralized, forecast.holdout),
@@ -269,9 +278,7 @@ class FederatedForecaster(Component):
             "fl.dp_epsilon": self.ledger.epsilon(started, delta=config.dp_delta),
             "fl.mia_auc": membership.auc,
             "fl.mia_advantage": membership.advantage,
-            "fl.reconstruction_rate": (
-                math.nan if observed is None else reconstruction_rate(observed, records)
-            ),
+            "fl.reconstruction_rate": reconstruction_rate(self.received, self.records),
             "traders.forecaster_pnl": self.trader.pnl(),
         }
 
@@ -295,6 +302,7 @@ class FederatedForecaster(Component):
                 "loss": [r.loss for r in rows],
                 "brier": [r.brier for r in rows],
                 "epsilon": [r.epsilon for r in rows],
+                "records_reconstructed": [r.records_reconstructed for r in rows],
             },
             run_id,
         )

@@ -211,6 +211,15 @@ def close_round(
     return new, RoundOutcome(round_number, "completed", "", tuple(sampled), tuple(survivors))
 
 
+def visible_sum(strategy: FedAvg, total: np.ndarray) -> SecureSumObservation:
+    """What the server holds of a secure sum, and the update it reads off it."""
+    if strategy.dp:
+        return SecureSumObservation(total, total)
+    weight = float(total[-1])
+    update = total[:-1] / weight if weight else np.zeros(total.shape[0] - 1)
+    return SecureSumObservation(total, update)
+
+
 def visible_delta(strategy: FedAvg, result: ClientResult) -> np.ndarray:
     """The update the server can read off a plain payload (clipped under DP)."""
     payload = strategy.payload(result)

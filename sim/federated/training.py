@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from market.crypto import CryptoMeter, RandBytes
-from sim.federated.attacks import SecureSumObservation, UpdateObservation
+from sim.federated.attacks import UpdateObservation
 from sim.federated.dp import ACCOUNTANT, RdpLedger
 from sim.federated.model import LogisticRegression, Model
 from sim.federated.rounds import (
@@ -39,6 +39,7 @@ from sim.federated.rounds import (
     secure_sum,
     start_round,
     visible_delta,
+    visible_sum,
 )
 from sim.federated.secagg import (
     ClientKeys,
@@ -220,7 +221,7 @@ def _aggregate(
             rotate(run, [c for c in sampled if c not in alive])
         return None, tuple(sorted(alive)), abort.reason, None
     rotate(run, secure.dropped)
-    return secure.total, secure.survivors, "", SecureSumObservation(secure.total)
+    return secure.total, secure.survivors, "", visible_sum(strategy, secure.total)
 
 
 def rotate(run: Session, dropped: Sequence[int]) -> None:

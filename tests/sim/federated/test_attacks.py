@@ -52,16 +52,16 @@ def test_reconstruction_rate_per_client_updates_versus_secure_sum() -> None:
         )
         for c in records
     ]
-    assert reconstruction_rate(one_record, records) == pytest.approx(3 / 24)
+    assert reconstruction_rate([one_record], records) == pytest.approx(3 / 24)
     whole_batch = [  # full-batch updates mix eight records: no record comes out
         UpdateObservation(
             c, model.local_sgd(params, records[c], labels, steps=1, lr=0.1, batch=8, rng=rng)
         )
         for c in records
     ]
-    assert reconstruction_rate(whole_batch, records) == 0.0
+    assert reconstruction_rate([whole_batch], records) == 0.0
     total = sum((o.delta for o in one_record), np.zeros(5))
-    assert reconstruction_rate(SecureSumObservation(total), records) == 0.0
+    assert reconstruction_rate([SecureSumObservation(total, total)], records) == 0.0
     assert np.isnan(reconstruction_rate([], records))
 
 

@@ -160,9 +160,13 @@ def test_secure_aggregation_leaves_nothing_to_reconstruct() -> None:
     single = {"batch_size": 1, "local_steps": 1, "dropout": 0.0}
     exposed = sim.run(scenario(secure_aggregation=False, **single))
     hidden = sim.run(scenario(**single))
-    # a one-record step reveals that record exactly (x = Δw/Δb): one of each client's records
-    assert exposed.metric("fl.reconstruction_rate") == pytest.approx(1 / SAMPLES)
-    assert hidden.metric("fl.reconstruction_rate") == 0.0
+    # a one-record step reveals that record exactly (x = Δw/Δb), in every round it is observed:
+    # the rate counts distinct records over all rounds, so it exceeds one round's 1 / SAMPLES
+    rate = exposed.metric("fl.reconstruction_rate")
+    per_round = exposed.tables["fl_rounds"]["records_reconstructed"].drop_nulls()
+    assert rate > 1 / SAMPLES
+    assert per_round.max() >= 1 and round(rate * FORECASTER["clients"] * SAMPLES) <= per_round.sum()
+    assert hidden.metric("fl.reconstruction_rate") == 0.0  # the sums of many clients hide them
 
 
 @pytest.mark.slow
