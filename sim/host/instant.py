@@ -66,6 +66,7 @@ from sim.net.network import (
     Flood,
     Message,
     MessageStats,
+    Outages,
     Receive,
     SimNetwork,
     Topology,
@@ -163,7 +164,7 @@ class InstantClock:
         return len(self._queue)
 
 
-class InstantNet:
+class InstantNet(Outages):
     """The few network calls components still make on ``host.net`` (see the module docstring).
 
     Every message is delivered directly from its source to its destination after the host's
@@ -171,20 +172,13 @@ class InstantNet:
     """
 
     def __init__(self, host: InstantHost, topology: Topology) -> None:
+        super().__init__()
         self.host = host
         self.topology = topology
         self.stats = MessageStats()
-        self.down: set[int] = set()
-        self.cuts: list[frozenset[int]] = []
         self.faults_scheduled = False
         self.sent: list[tuple[float, str, int, int]] = []
         """Every point-to-point message sent: ``(time, kind, src, dst)``."""
-
-    def blocked(self, src: int, dst: int) -> bool:
-        """Whether a message from ``src`` to ``dst`` is stopped now (a crash or a partition)."""
-        if src in self.down or dst in self.down:
-            return True
-        return any((src in cut) != (dst in cut) for cut in self.cuts)
 
     def quorate(self, node: int, peers: Sequence[int]) -> bool:
         """Whether ``node`` runs and is cut off from at most half of the running ``peers``."""
@@ -192,22 +186,6 @@ class InstantNet:
             return False
         running = [p for p in peers if p not in self.down]
         return 2 * sum(1 for p in running if not self.blocked(node, p) or p == node) > len(running)
-
-    def crash(self, node: int) -> None:
-        """``node`` stops until :meth:`restart`."""
-        self.down.add(node)
-
-    def restart(self, node: int) -> None:
-        """``node`` runs again."""
-        self.down.discard(node)
-
-    def cut(self, nodes: frozenset[int]) -> None:
-        """Cut every link between ``nodes`` and the rest, until :meth:`heal`."""
-        self.cuts.append(nodes)
-
-    def heal(self, nodes: frozenset[int]) -> None:
-        """End one partition started by :meth:`cut`."""
-        self.cuts.remove(nodes)
 
     def path_to(self, origin: int, holds: Callable[[int], bool], *, skip: int = 0) -> list[int]:
         """As the simpy network: a shortest path over the topology, around crashed nodes."""

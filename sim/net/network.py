@@ -227,7 +227,44 @@ class Flood:
             self._arrive(node, sender)
 
 
-class SimNetwork:
+class Outages:
+    """What faults hold now: nodes that are down and node sets cut off from the rest.
+
+    The switches :mod:`sim.host.faults` flips, shared by the simpy network and the instant
+    host's. A crashed node neither sends, receives nor relays; a partition cuts every link
+    between its nodes and the rest.
+    """
+
+    __slots__ = ("cuts", "down")
+
+    def __init__(self) -> None:
+        self.down: set[int] = set()
+        self.cuts: list[frozenset[int]] = []
+
+    def blocked(self, src: int, dst: int) -> bool:
+        """Whether a message from ``src`` to ``dst`` is stopped now (a crash or a partition)."""
+        if src in self.down or dst in self.down:
+            return True
+        return any((src in cut) != (dst in cut) for cut in self.cuts)
+
+    def crash(self, node: int) -> None:
+        """``node`` stops: it neither sends, receives nor relays until :meth:`restart`."""
+        self.down.add(node)
+
+    def restart(self, node: int) -> None:
+        """``node`` runs again (what it missed, it must fetch)."""
+        self.down.discard(node)
+
+    def cut(self, nodes: frozenset[int]) -> None:
+        """Cut every link between ``nodes`` and the rest, until :meth:`heal` with the same set."""
+        self.cuts.append(nodes)
+
+    def heal(self, nodes: frozenset[int]) -> None:
+        """End one partition started by :meth:`cut` with ``nodes``."""
+        self.cuts.remove(nodes)
+
+
+class SimNetwork(Outages):
     """Delivers messages over a :class:`Topology` as simpy events.
 
     Args:
@@ -244,8 +281,6 @@ class SimNetwork:
     """
 
     __slots__ = (
-        "cuts",
-        "down",
         "draw",
         "env",
         "faults_scheduled",
@@ -259,14 +294,13 @@ class SimNetwork:
     def __init__(
         self, env: Environment, topology: Topology, *, loss: float, rng: random.Random
     ) -> None:
+        super().__init__()
         self.env = env
         self.topology = topology
         self.loss = loss
         self.draw = rng.random
         self.stats = MessageStats()
         self.floods: list[Flood] = []
-        self.down: set[int] = set()
-        self.cuts: list[frozenset[int]] = []
         self.faults_scheduled = False
         self.routes: dict[tuple[int, int], list[int]] = {}
 
@@ -281,12 +315,6 @@ class SimNetwork:
         if path is None:
             path = self.routes[(src, dst)] = self.path_to(src, dst.__eq__) if src != dst else [src]
         return path
-
-    def blocked(self, src: int, dst: int) -> bool:
-        """Whether a message from ``src`` to ``dst`` is stopped now (a crash or a partition)."""
-        if src in self.down or dst in self.down:
-            return True
-        return any((src in cut) != (dst in cut) for cut in self.cuts)
 
     def quorate(self, node: int, peers: Sequence[int]) -> bool:
         """Whether ``node`` runs and reaches most of the running ``peers`` over uncut links.
@@ -314,22 +342,6 @@ class SimNetwork:
                         nxt.append(v)
             frontier = nxt
         return seen
-
-    def crash(self, node: int) -> None:
-        """``node`` stops: it neither sends, receives nor relays until :meth:`restart`."""
-        self.down.add(node)
-
-    def restart(self, node: int) -> None:
-        """``node`` runs again (what it missed, it must fetch)."""
-        self.down.discard(node)
-
-    def cut(self, nodes: frozenset[int]) -> None:
-        """Cut every link between ``nodes`` and the rest, until :meth:`heal` with the same set."""
-        self.cuts.append(nodes)
-
-    def heal(self, nodes: frozenset[int]) -> None:
-        """End one partition started by :meth:`cut` with ``nodes``."""
-        self.cuts.remove(nodes)
 
     def flood(self, origin: int, msg: Message, *, to: Receive) -> Flood:
         """Start diffusing ``msg`` from ``origin``, message by message; returns its flood.
