@@ -14,6 +14,7 @@ from sim.federated.attacks import (
     membership_inference,
     reconstruct_record,
     reconstruction_rate,
+    recovered_records,
     thin_roc,
 )
 from sim.federated.dp import membership_advantage_bound
@@ -126,3 +127,18 @@ def test_dp_training_keeps_the_measured_advantage_below_the_bound() -> None:
     bound = membership_advantage_bound(result.epsilon, config.dp_delta)
     assert 0.3 < result.epsilon < 1.0  # a meaningful bound, well below 1
     assert attack.advantage < bound
+
+
+def test_a_secure_sum_that_is_one_records_update_gives_that_record_away() -> None:
+    # the same inversion runs on the sum the server holds: with a single survivor that trained
+    # on a single record, the sum is that record's update, and it matches no other client's
+    model = LogisticRegression(4)
+    rng = np.random.default_rng(3)
+    records = {c: rng.normal(size=(8, 4)) for c in range(3)}
+    params = np.zeros(5)
+    alone = model.local_sgd(
+        params, records[1][2:3], np.array([1.0]), steps=1, lr=0.1, batch=1, rng=rng
+    )
+    seen = SecureSumObservation(np.append(alone, 1.0), alone)
+    assert recovered_records(seen, records) == {(1, 2)}
+    assert reconstruction_rate([seen], records) == pytest.approx(1 / 24)
