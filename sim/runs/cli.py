@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.util import find_spec
@@ -125,25 +126,41 @@ def _validate(paths: Sequence[Path], *, allow_large: bool) -> int:
 
 
 @contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM stops ``run`` and ``sweep`` as Ctrl-C does: finished runs kept, ``sweep.json``
-    says ``interrupted``, nothing left half-written. The previous handler is put back after."""
+def _interrupt_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT stop ``run`` and ``sweep``: finished runs kept, ``sweep.json`` says
+    ``interrupted``, nothing left half-written. The previous handlers are put back after.
+
+    Each signal raises ``KeyboardInterrupt`` and sets the yielded event: the sweep checks it at
+    every tick, so a stop still happens when the exception landed where Python ignores it (a
+    ``__del__``), and that swallowed interrupt is not printed as a traceback.
+    """
+    requested = threading.Event()
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        requested.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    def quiet(unraisable: sys.UnraisableHookArgs) -> None:
+        # an interrupt Python swallowed (in a __del__): the request above acts on it instead
+        if unraisable.exc_type is None or not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            hook(unraisable)
+
+    hook = sys.unraisablehook
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    sys.unraisablehook = quiet
     try:
-        yield
+        yield requested
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(args: argparse.Namespace) -> int:
     from sim.runs.sweep import run_sweep
 
     scenario = load_scenario(args.scenario, overrides=args.overrides)
-    with _interrupt_on_sigterm():
+    with _interrupt_on_signals() as stop:
         summary = run_sweep(
             scenario,
             out=args.out,
@@ -154,6 +171,7 @@ def _run(args: argparse.Namespace) -> int:
             address=getattr(args, "address", None),
             allow_large=args.allow_large,
             source=str(args.scenario),
+            stop_requested=stop.is_set,
         )
     failed = summary.failed
     nothing_ran = not summary.complete and not summary.skipped

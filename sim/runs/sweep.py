@@ -378,6 +378,7 @@ def run_sweep(
     console: Console | None = None,
     allow_large: bool = False,
     source: str | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> SweepSummary:
     """Run every run of ``scenario``, write them under ``out`` and a ``sweep.json`` beside them.
 
@@ -395,6 +396,9 @@ def run_sweep(
         allow_large: run even when the work estimate (:mod:`sim.runs.budget`) is beyond its
             limits (the CLI's ``--allow-large``).
         source: what to name in a refusal (the scenario file); default the scenario's name.
+        stop_requested: asked at every tick; True stops the sweep as Ctrl-C does. A signal
+            handler's ``KeyboardInterrupt`` can be swallowed (raised inside a ``__del__``,
+            where Python ignores exceptions); the request it also sets is not.
 
     Raises:
         InputError: ``workers`` below 1, ``address`` without Ray, Ray missing or
@@ -437,6 +441,10 @@ def run_sweep(
             update(tick)
             if tick.outcome is not None:
                 outcomes.append(tick.outcome)
+            if stop_requested():
+                raise KeyboardInterrupt
+        if stop_requested():
+            raise KeyboardInterrupt
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"

@@ -165,6 +165,19 @@ def test_workers_below_one_is_bad_input(
     assert not (tmp_path / "small").exists()
 
 
+def test_a_stop_request_interrupts_the_sweep_even_if_no_exception_arrives(
+    small: dict[str, Any], tmp_path: Path
+) -> None:
+    # a signal handler's KeyboardInterrupt can be swallowed (raised inside a __del__); the
+    # request it also sets must stop the sweep at the next run
+    scenario = parse_scenario(_sweep(small, POINTS, 1))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(scenario, out=tmp_path, workers=1, stop_requested=lambda: True)
+    summary = json.loads((tmp_path / "small" / "sweep.json").read_text())
+    assert summary["state"] == "interrupted"
+    assert len(_complete(tmp_path / "small")) < len(expand(scenario))
+
+
 # --- failures ------------------------------------------------------------------------------------
 
 SPARSE = {"network.degree": [4, 1]}  # erdos_renyi with mean degree 1 on 30 nodes never connects
