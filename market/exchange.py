@@ -37,7 +37,7 @@ from market.accounts import (
     reporter_account,
 )
 from market.batch import BatchResult, clear_batch
-from market.crypto import open_commitment
+from market.crypto import CryptoMeter, open_commitment
 from market.errors import CryptoError
 from market.execute import Rejection, execute_order
 from market.ledger import Ledger
@@ -197,7 +197,15 @@ class Exchange:
         deadline = self.reveal_deadline_s
         return entry is not None and deadline is not None and t > entry[2] + deadline
 
-    def reveal(self, order: Order, salt: bytes, commitment: bytes, *, t: float) -> Fill | Rejection:
+    def reveal(
+        self,
+        order: Order,
+        salt: bytes,
+        commitment: bytes,
+        *,
+        t: float,
+        meter: CryptoMeter | None = None,
+    ) -> Fill | Rejection:
         """Open a commitment at ``t``: refund its deposit and execute the order it hides.
 
         A reveal after the deadline is rejected as ``late`` and the deposit forfeited to the
@@ -209,7 +217,7 @@ class Exchange:
         if entry is None or entry[0] != order.trader:
             return Rejection(order, "invalid")
         try:
-            open_commitment(commitment, order.encode(), salt)
+            open_commitment(commitment, order.encode(), salt, meter=meter)
         except CryptoError:
             return Rejection(order, "invalid")
         if self.expired(commitment, t):

@@ -27,6 +27,13 @@ leave a consistent key and are, correctly, not an error. With the check passed, 
 shares are ``x_j·G`` (``n`` fixed-base multiplications, cheaper than evaluating the committed
 polynomial): per DKG ``n·t + n + 1`` fixed-base and ``t`` short multiplications in all.
 
+**What a deployment performs.** The batched check is the simulator's shortcut, not what keypers
+do. Deployed, dealer ``i`` encrypts ``f_i(j)`` to each other keyper ``j`` (:func:`seal_share`,
+ECIES), and keyper ``j`` decrypts each share it receives and checks it against its dealer's
+commitments on its own (:func:`open_share`); the aggregator evaluates the committed polynomial
+for every public share (:func:`public_share`). :func:`exchange_ops` counts those operations, so
+that a run meters the protocol's cost (it grows as ``n²``), not the shortcut's.
+
 Feldman DKG lets a rushing adversary bias the key's distribution (Gennaro et al., 1999); that
 does not matter for a simulator. Keys here are simulation keys (see :mod:`market.crypto`).
 """
@@ -42,8 +49,12 @@ from Crypto.PublicKey.ECC import EccPoint
 from market.crypto import (
     P256_ORDER,
     CryptoMeter,
+    OpKind,
     RandBytes,
     base_mul,
+    ecies_decrypt,
+    ecies_encrypt,
+    ecies_overhead,
     metering,
     point_bytes,
     point_mul,
@@ -53,7 +64,12 @@ from market.errors import CryptoError
 from market.shamir import eval_poly, shamir_combine
 
 _BATCH_TAG = b"veilcast/dkg/batch/v1|"
+_SHARE_TAG = b"veilcast/dkg/share/v1|"
 _WEIGHT_BYTES = 8
+_SCALAR_BYTES = 32
+
+SEALED_SHARE_BYTES = ecies_overhead(0, _SCALAR_BYTES)
+"""A dealer's share for one recipient, ECIES-encrypted (:func:`seal_share`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,3 +291,86 @@ def combine_secret(
         if len(valid) < key.t:
             raise CryptoError(f"only {len(valid)} valid shares, {key.t} needed")
         return shamir_combine(valid, meter=tally)
+
+
+def _share_aad(epoch: int, dealer: int, recipient: int) -> bytes:
+    """Binds a sealed share to its epoch, dealer and recipient: a share cannot be replayed."""
+    return (
+        _SHARE_TAG
+        + epoch.to_bytes(8, "big")
+        + dealer.to_bytes(4, "big")
+        + recipient.to_bytes(4, "big")
+    )
+
+
+def seal_share(
+    deal: Deal,
+    recipient: int,
+    public: EccPoint,
+    *,
+    epoch: int,
+    randbytes: RandBytes,
+    meter: CryptoMeter | None = None,
+) -> bytes:
+    """The dealer's share for ``recipient``, encrypted to the recipient's key ``public``."""
+    return ecies_encrypt(
+        public,
+        deal.shares[recipient].to_bytes(_SCALAR_BYTES, "big"),
+        randbytes=randbytes,
+        aad=_share_aad(epoch, deal.dealer, recipient),
+        meter=meter,
+    )
+
+
+def open_share(
+    blob: bytes,
+    *,
+    secret: int,
+    epoch: int,
+    dealer: int,
+    recipient: int,
+    commitments: Sequence[EccPoint],
+    meter: CryptoMeter | None = None,
+) -> int | None:
+    """What the recipient does with a sealed share: decrypt it and check it (Feldman).
+
+    Returns the share when ``share·G == Σ_k recipient^k·C_k``; None when it does not decrypt
+    or does not match its dealer's commitments, which is a complaint against the dealer.
+    """
+    with metering(meter) as tally:
+        try:
+            plain = ecies_decrypt(
+                secret, blob, aad=_share_aad(epoch, dealer, recipient), meter=tally
+            )
+        except CryptoError:
+            return None
+        share = int.from_bytes(plain, "big")
+        if len(plain) != _SCALAR_BYTES or share >= P256_ORDER:
+            return None
+        if base_mul(share, meter=tally) != _eval_committed(commitments, recipient, tally):
+            return None
+        return share
+
+
+def public_share(
+    agg: Sequence[EccPoint], keyper: int, *, meter: CryptoMeter | None = None
+) -> EccPoint:
+    """``X_j = Σ_k j^k·A_k`` from the aggregate commitments: what anyone can compute."""
+    with metering(meter) as tally:
+        return _eval_committed(agg, keyper, tally)
+
+
+def exchange_ops(n: int, t: int) -> dict[OpKind, int]:
+    """Operations one DKG's share exchange costs the committee as deployed (dealing apart).
+
+    Every ordered pair of keypers moves one sealed share: the dealer's ECIES encryption (an
+    ephemeral key and an ECDH: two multiplications, a KDF, an AEAD call), the recipient's
+    decryption (one multiplication, a KDF, an AEAD call) and its Feldman check (one fixed-base
+    and ``t-1`` short multiplications). The aggregator then evaluates ``n`` public shares
+    (``t-1`` short multiplications each). Dealing's ``t`` commitments per dealer are counted by
+    :func:`deal`. Tests check these counts against :func:`seal_share`, :func:`open_share` and
+    :func:`public_share` run for real.
+    """
+    _check_committee(n, t)
+    pairs = n * (n - 1)
+    return {"scalar_mult": pairs * (3 + t) + n * (t - 1), "kdf": 2 * pairs, "aead": 2 * pairs}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from market.batch import BatchResult
+from market.crypto import CryptoMeter
 from market.exchange import Exchange
 from market.execute import Rejection
 from market.oracle import Settlement
@@ -196,6 +197,7 @@ def apply_tx(
     settlement_ok: SettlementCheck,
     t: float,
     batch_ok: BatchCheck | None = None,
+    meter: CryptoMeter | None = None,
 ) -> TxResult:
     """Apply one transaction of a block made at ``t`` to ``exchange``; returns what it did.
 
@@ -203,6 +205,7 @@ def apply_tx(
     forfeits are judged by it, on every replica alike. With ``batch_ok`` a decrypted batch is
     executed only if it checks against the epoch's sealed orders on chain (False: refused);
     without it (a counterfactual replay, a chain with no encrypted order flow) it is trusted.
+    ``meter`` counts the node's own checks (a reveal's commitment); a replay passes none.
     """
     match tx:
         case OrderTx(order=order):
@@ -217,7 +220,7 @@ def apply_tx(
         case CommitTx(trader=trader, commitment=commitment, deposit=deposit):
             return exchange.commit(trader, commitment, deposit, t=t)
         case RevealTx(order=order, salt=salt, commitment=commitment):
-            return exchange.reveal(order, salt, commitment, t=t)
+            return exchange.reveal(order, salt, commitment, t=t, meter=meter)
         case ForfeitTx(commitment=commitment):
             return exchange.forfeit(commitment, t=t)
         case CloseTx(market=market):
@@ -237,10 +240,13 @@ def apply_block(
     *,
     settlement_ok: SettlementCheck,
     batch_ok: BatchCheck | None = None,
+    meter: CryptoMeter | None = None,
 ) -> list[TxResult]:
     """Apply every transaction of ``block`` in order (see :func:`apply_tx`)."""
     return [
-        apply_tx(exchange, tx, settlement_ok=settlement_ok, t=block.t, batch_ok=batch_ok)
+        apply_tx(
+            exchange, tx, settlement_ok=settlement_ok, t=block.t, batch_ok=batch_ok, meter=meter
+        )
         for tx in block.txs
     ]
 
@@ -259,6 +265,7 @@ class Replica:
         exchange: its state.
         settlement_ok: how it checks a settlement's evidence before paying out.
         batch_ok: how it checks a decrypted batch before executing it (None: no batches).
+        meter: the run's protocol meter, counting the replica's own checks.
         next_height: the height it needs next.
         pending: blocks received ahead of a gap.
     """
@@ -267,6 +274,7 @@ class Replica:
     exchange: Exchange
     settlement_ok: SettlementCheck
     batch_ok: BatchCheck | None = None
+    meter: CryptoMeter | None = None
     next_height: int = 0
     pending: dict[int, Block] = field(default_factory=dict)
 
@@ -279,7 +287,11 @@ class Replica:
         while self.next_height in self.pending:
             ready = self.pending.pop(self.next_height)
             apply_block(
-                self.exchange, ready, settlement_ok=self.settlement_ok, batch_ok=self.batch_ok
+                self.exchange,
+                ready,
+                settlement_ok=self.settlement_ok,
+                batch_ok=self.batch_ok,
+                meter=self.meter,
             )
             self.next_height += 1
             applied += 1

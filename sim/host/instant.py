@@ -393,7 +393,7 @@ class InstantHost:
         self.batch_ok = opening.batch_check
         self.faulty_replicas |= opening.faulty_replicas
         self.replicas = {
-            node: Replica(node, self.exchange.copy(), self.settlement_ok, self.batch_ok)
+            node: Replica(node, self.exchange.copy(), self.settlement_ok, self.batch_ok, self.meter)
             for node in self.validators
         }
         for component in self.components:
@@ -450,6 +450,7 @@ class InstantHost:
             exchange=self.exchange,
             settlement_ok=self.settlement_ok,
             batch_ok=self.batch_ok,
+            meter=self.meter,
         )
         listeners = sorted(set(self.replicas) | set(self.block_listeners))
         flood = self.broadcast(block.proposer, block, to=self._block_at, listeners=listeners)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from market.crypto import CryptoMeter
 from market.exchange import Exchange
 from market.oracle import Settlement
 from sim.chain.blocks import BatchCheck, Block, CloseTx, Tx, TxResult, apply_block
@@ -39,11 +40,14 @@ def execute_block(
     exchange: Exchange,
     settlement_ok: Callable[[Settlement], bool],
     batch_ok: BatchCheck | None = None,
+    meter: CryptoMeter | None = None,
 ) -> Sequence[TxResult]:
     """Execute ``block`` on the canonical ``exchange``, telling every component before and after."""
     for component in components:
         component.before_commit(block)
-    results = apply_block(exchange, block, settlement_ok=settlement_ok, batch_ok=batch_ok)
+    results = apply_block(
+        exchange, block, settlement_ok=settlement_ok, batch_ok=batch_ok, meter=meter
+    )
     for component in components:
         component.committed(block, results)
     return results

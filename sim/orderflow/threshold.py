@@ -15,7 +15,10 @@ its orders rejected as ``undecryptable``: nothing is ever executed in plaintext 
 
 Host choices, stated once: a DKG runs only for epochs that carry at least one order (an
 empty epoch has nothing to decrypt; a deployment would run it anyway), its messages among the
-keypers are counted (kind ``dkg``) but not routed, and keys come from the run's seed.
+keypers (a sealed share and the dealer's commitments per ordered pair) are counted (kind ``dkg``)
+but not routed, its cryptographic operations are metered as each keyper performs them deployed
+while the simulator verifies all shares with one batched check (:mod:`market.threshold`), and
+keys come from the run's seed.
 """
 
 from __future__ import annotations
@@ -28,9 +31,23 @@ from typing import ClassVar
 from Crypto.PublicKey.ECC import EccPoint
 
 from market.batch import BatchResult
-from market.crypto import CryptoMeter, base_mul, ecies_decrypt, ecies_encrypt, metering
+from market.crypto import (
+    POINT_BYTES,
+    CryptoMeter,
+    base_mul,
+    ecies_decrypt,
+    ecies_encrypt,
+    metering,
+)
 from market.errors import CryptoError
-from market.threshold import EpochKey, combine_secret, deal, run_dkg
+from market.threshold import (
+    SEALED_SHARE_BYTES,
+    EpochKey,
+    combine_secret,
+    deal,
+    exchange_ops,
+    run_dkg,
+)
 from market.types import Order, decode_compact, encode_compact
 from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult
 from sim.chain.mempool import Mempools
@@ -68,8 +85,14 @@ class EpochSecret:
     secret: int
 
 
-DKG_SHARE_BYTES = 4 + 32 + 49
-"""A dealer's encrypted share for one recipient (ECIES overhead included)."""
+DKG_SHARE_BYTES = 4 + 4 + 4 + SEALED_SHARE_BYTES
+"""A dealer's sealed share for one recipient: epoch, dealer, recipient, the ECIES blob."""
+
+
+def dkg_commitment_bytes(t: int) -> int:
+    """A dealer's Feldman commitments as sent to each other keyper: epoch, dealer, t points."""
+    return 4 + 4 + t * POINT_BYTES
+
 
 RELEASE_TIMEOUT_S = 60.0
 """An epoch whose key is not assembled this long after it closed is recorded as failed."""
@@ -208,10 +231,18 @@ class Threshold(OrderFlow):
                 deal(i, n=self.n, t=self.t, randbytes=self.randbytes, meter=self.sim.meter)
                 for i in range(1, self.n + 1)
             ]
-            key = self.keys[epoch] = run_dkg(deals, n=self.n, t=self.t, meter=self.sim.meter)
+            # the simulator checks every recipient's shares at once; the meter counts what the
+            # keypers perform as deployed (market.threshold.exchange_ops), its seconds are ours
+            shortcut = CryptoMeter()
+            key = self.keys[epoch] = run_dkg(deals, n=self.n, t=self.t, meter=shortcut)
+            deployed = CryptoMeter(cpu_s=shortcut.cpu_s)
+            for kind, count in exchange_ops(self.n, self.t).items():
+                deployed.count(kind, count)
+            self.sim.meter.merge(deployed)
             pairs = self.n * (self.n - 1)
+            self.sim.net.stats.add("dkg", sent=pairs, delivered=pairs, lost=0, size=DKG_SHARE_BYTES)
             self.sim.net.stats.add(
-                "dkg", sent=2 * pairs, delivered=2 * pairs, lost=0, size=DKG_SHARE_BYTES
+                "dkg", sent=pairs, delivered=pairs, lost=0, size=dkg_commitment_bytes(self.t)
             )
             if len(self.colluders) >= self.t:
                 shares = {j: key.secret_shares[j] for j in self.colluders}

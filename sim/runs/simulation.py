@@ -110,7 +110,7 @@ class Simulation:
         self.net.faults_scheduled = self.net.faults_scheduled or opening.faults_scheduled
         self.start_state = self.exchange.copy()
         self.replicas = {
-            node: Replica(node, self.exchange.copy(), self.settlement_ok, self.batch_ok)
+            node: Replica(node, self.exchange.copy(), self.settlement_ok, self.batch_ok, self.meter)
             for node in self.validators
         }
         self.env.process(self._traders())
@@ -200,6 +200,7 @@ class Simulation:
             exchange=self.exchange,
             settlement_ok=self.settlement_ok,
             batch_ok=self.batch_ok,
+            meter=self.meter,
         )
         for market in traded_markets(results):
             self.records.prices.append(

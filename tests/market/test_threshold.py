@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from Crypto.PublicKey.ECC import EccPoint
@@ -15,6 +16,7 @@ from market.crypto import (
     base_mul,
     ecies_decrypt,
     ecies_encrypt,
+    keypair,
     point_bytes,
 )
 from market.errors import CryptoError
@@ -25,7 +27,11 @@ from market.threshold import (
     combine_secret,
     corrupt,
     deal,
+    exchange_ops,
+    open_share,
+    public_share,
     run_dkg,
+    seal_share,
     verify_secret_share,
 )
 
@@ -247,3 +253,54 @@ def test_a_cheating_dealer_costs_the_fallback_and_combining_stops_at_t() -> None
     cheat_meter = CryptoMeter()
     assert run_dkg(deals, n=n, t=t, meter=cheat_meter).complaints == ((2, 6),)
     assert cheat_meter.total_ops() > honest_meter.total_ops()  # the per-recipient fallback
+
+
+@pytest.mark.parametrize(("n", "t"), [(4, 2), (7, 5), (9, 1)])
+def test_the_deployed_share_exchange_costs_what_exchange_ops_counts(n: int, t: int) -> None:
+    # run the exchange as keypers would, each its own part, and count what it performed
+    randbytes = random.Random(n * 10 + t).randbytes
+    deals = [deal(i, n=n, t=t, randbytes=randbytes) for i in range(1, n + 1)]
+    keys = {j: keypair(randbytes) for j in range(1, n + 1)}
+    meter = CryptoMeter()
+    for d in deals:
+        for j in range(1, n + 1):
+            if j == d.dealer:
+                continue  # a dealer keeps its own share
+            blob = seal_share(d, j, keys[j][1], epoch=3, randbytes=randbytes, meter=meter)
+            opened = open_share(
+                blob,
+                secret=keys[j][0],
+                epoch=3,
+                dealer=d.dealer,
+                recipient=j,
+                commitments=d.commitments,
+                meter=meter,
+            )
+            assert opened == d.shares[j]
+    key = run_dkg(deals, n=n, t=t)
+    agg = [point_sum([d.commitments[k] for d in deals]) for k in range(t)]
+    for j in range(1, n + 1):
+        assert public_share(agg, j, meter=meter) == key.public_shares[j]
+    assert meter.ops == exchange_ops(n, t)
+
+
+def test_a_sealed_share_opens_only_as_sent_and_only_if_it_matches_its_commitments() -> None:
+    n, t = 5, 3
+    randbytes = random.Random(8).randbytes
+    deals = [deal(i, n=n, t=t, randbytes=randbytes) for i in range(1, n + 1)]
+    secret, public = keypair(randbytes)
+    good: dict[str, Any] = {
+        "secret": secret,
+        "epoch": 1,
+        "dealer": 2,
+        "recipient": 4,
+        "commitments": deals[1].commitments,
+    }
+    blob = seal_share(deals[1], 4, public, epoch=1, randbytes=randbytes)
+    assert open_share(blob, **good) == deals[1].shares[4]
+    for change in ({"epoch": 2}, {"dealer": 3}, {"recipient": 5}, {"secret": secret + 1}):
+        assert open_share(blob, **(good | change)) is None
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    assert open_share(tampered, **good) is None
+    cheat = seal_share(corrupt(deals[1], 4), 4, public, epoch=1, randbytes=randbytes)
+    assert open_share(cheat, **good) is None  # decrypts, but fails the Feldman check

@@ -181,6 +181,19 @@ def test_commit_reveal_commits_then_reveals_then_executes() -> None:
     assert record.first_seen_by >= 0  # the reveal is plaintext
 
 
+def test_every_node_that_applies_a_reveal_checks_its_commitment_and_is_metered() -> None:
+    host, _flow = _cr_host()
+    _submit(host, _buy(0, 0))
+    host.run(until=1.0)
+    host.close_block()
+    host.run(until=2.0)
+    hashes = host.meter.ops.get("hash", 0)
+    host.close_block()  # the reveal: the canonical chain opens the commitment
+    host.run(until=3.0)  # and so does every replica the block reaches
+    assert all(r.next_height == 2 for r in host.replicas.values())
+    assert host.meter.ops.get("hash", 0) - hashes == 1 + len(host.replicas)
+
+
 def test_a_reveal_that_does_not_open_its_commitment_is_rejected() -> None:
     host, flow = _cr_host()
     record = _submit(host, _buy(0, 0))
@@ -381,6 +394,35 @@ def test_the_replicas_check_is_metered_once_per_replica() -> None:
     proposer = tally.total_ops() - 1  # the same decryption, without the key check
     checks = 1 + len(host.replicas)
     assert host.meter.total_ops() - before == proposer + checks * tally.total_ops()
+
+
+def _dkg_ops(keypers: int, threshold: int) -> int:
+    """Operations metered for one epoch's DKG by a committee of ``keypers``."""
+    host, _ = _th_host()
+    privacy = host.orderflow.privacy.model_copy(update={"keypers": keypers, "threshold": threshold})
+    flow = Threshold(
+        host,
+        privacy=privacy,
+        watchers=frozenset(),
+        keypers=tuple(range(keypers)),
+        colluding_keypers=0,
+        reader=7,
+    )
+    before = host.meter.total_ops()
+    flow.epoch_key(5)
+    return host.meter.total_ops() - before
+
+
+def test_threshold_key_generation_costs_grow_as_keypers_squared() -> None:
+    # every ordered pair of keypers moves a sealed share that its recipient opens and checks:
+    # doubling the committee (threshold in proportion) must roughly quadruple the work, or
+    # more (each check also grows with the threshold), where a linear count would double it
+    ops = {n: _dkg_ops(n, (2 * n) // 3) for n in (6, 12, 24)}
+    for small, large in ((6, 12), (12, 24)):
+        assert ops[large] / ops[small] > 3.5, ops
+    # and at 7 keypers, threshold 5, every pair's share is in the count: 42 pairs of at
+    # least 8 multiplications, far above the 55 operations a shortcut's count would give
+    assert _dkg_ops(7, 5) >= 42 * 8
 
 
 def test_threshold_below_threshold_shares_do_not_decrypt() -> None:
