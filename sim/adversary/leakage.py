@@ -2,9 +2,12 @@
 
 Direction inference is evaluated online over every order whose content became public on chain,
 in time order: when it first sees an order (at the latest when it executes) the adversary
-predicts its outcome from what it has seen of it by then (its content where it could read it;
-otherwise its envelope's sender, its size, and the node the first spy heard it from, counting
-only spy reports up to that moment), and learns the truth once the order is public. A
+predicts its outcome from what it has seen of it by then, and learns the truth once the order
+is public. What it has seen (SPEC section 4) is the order's content where it could read it;
+otherwise six observations, each only as far as it was known at that moment (:class:`Observer`):
+its envelope's sender, its size, the node the first spy heard it from (its own estimate of who
+sent it), the tenth of the run it was seen in (timing), how many orders of its batch had been
+seen by then (batch), and the outcome the latest public trade bought (the public history). A
 commit-reveal order whose commitment was forfeited never became public: it is neither predicted
 nor learnt. A naive Bayes classifier over those observations, trained only on orders already
 public, cannot overfit what it predicts. The
@@ -18,8 +21,9 @@ about 0 rather than a positive bias.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -115,21 +119,107 @@ class Inference:
         return self.accuracy() - base
 
 
-def features(record: OrderRecord, spies: np.ndarray, *, until: float) -> tuple[Hashable, ...]:
-    """What the adversary observed of an order by ``until``: sender, size, first-spy node."""
-    sender = record.adv_sender if record.adv_sender >= 0 else None
-    size = record.adv_size if record.adv_size >= 0 else None
-    origin = -1
-    if record.flood is not None and spies.size:
-        _, origin = first_spy(record.flood, spies, until=until)
-    return (sender, size, origin if origin >= 0 else None)
+FEATURES = ("sender", "size", "origin", "timing", "batch", "history")
+"""The observations the estimator uses, in the order :meth:`Observer.observe` returns them."""
+
+TIME_SLICES = 10
+"""Timing: which tenth of the run the adversary first saw an order in."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observer:
+    """What the adversary had observed of an order at a moment: each of :data:`FEATURES`.
+
+    A feature it had not observed is None (never learnt, never scored).
+
+    Attributes:
+        spies: the spy nodes, ascending (for the first-spy origin).
+        horizon_s: the run's end (timing is the tenth of ``[0, horizon_s)``).
+        tape: times and outcomes of the trades executed on chain (anyone's), ascending.
+        batches: per batch, ascending, when the adversary saw each of its orders.
+        use: the features observed (the others are None): all of them in a run.
+    """
+
+    spies: np.ndarray
+    horizon_s: float
+    tape: tuple[tuple[float, ...], tuple[int, ...]] = ((), ())
+    batches: dict[int, list[float]] = field(default_factory=dict)
+    use: frozenset[str] = frozenset(FEATURES)
+
+    @classmethod
+    def of(
+        cls,
+        records: Sequence[OrderRecord],
+        *,
+        spies: frozenset[int],
+        horizon_s: float,
+        use: Iterable[str] = FEATURES,
+    ) -> Observer:
+        """The observer of a run's ``records``: its public tape and batches from them."""
+        public = sorted((r.t_executed, r.order.outcome) for r in records if r.status == "executed")
+        batches: defaultdict[int, list[float]] = defaultdict(list)
+        for r in records:
+            if r.batch_id >= 0 and not math.isnan(r.adv_seen_t):
+                batches[r.batch_id].append(r.adv_seen_t)
+        for times in batches.values():
+            times.sort()
+        return cls(
+            spies=np.array(sorted(spies), dtype=np.int64),
+            horizon_s=horizon_s,
+            tape=(tuple(t for t, _ in public), tuple(o for _, o in public)),
+            batches=dict(batches),
+            use=frozenset(use),
+        )
+
+    def observe(self, record: OrderRecord, *, at: float) -> tuple[Hashable, ...]:
+        """The features of ``record`` as the adversary knew them at ``at``, in FEATURES order."""
+        values: dict[str, Hashable] = {
+            "sender": record.adv_sender if record.adv_sender >= 0 else None,
+            "size": record.adv_size if record.adv_size >= 0 else None,
+            "origin": self._origin(record, at),
+            "timing": self._timing(at),
+            "batch": self._batch(record, at),
+            "history": self._history(at),
+        }
+        return tuple(values[name] if name in self.use else None for name in FEATURES)
+
+    def _origin(self, record: OrderRecord, at: float) -> int | None:
+        if record.flood is None or not self.spies.size:
+            return None
+        _, origin = first_spy(record.flood, self.spies, until=at)
+        return origin if origin >= 0 else None
+
+    def _timing(self, at: float) -> int | None:
+        if not self.horizon_s > 0 or math.isinf(at):
+            return None
+        return min(TIME_SLICES - 1, max(0, int(TIME_SLICES * at / self.horizon_s)))
+
+    def _batch(self, record: OrderRecord, at: float) -> int | None:
+        """How many of the batch's orders it had seen by ``at``, in powers of two (1, 2, 4...)."""
+        seen = bisect.bisect_right(self.batches.get(record.batch_id, ()), at)
+        return seen.bit_length() if record.batch_id >= 0 and seen else None
+
+    def _history(self, at: float) -> int | None:
+        """The outcome the latest public trade executed strictly before ``at`` bought."""
+        times, outcomes = self.tape
+        last = bisect.bisect_left(times, at) - 1
+        return outcomes[last] if last >= 0 else None
 
 
 def infer_directions(
-    records: Sequence[OrderRecord], *, outcomes: int, spies: frozenset[int], until: float
+    records: Sequence[OrderRecord],
+    *,
+    outcomes: int,
+    spies: frozenset[int],
+    until: float,
+    use: Iterable[str] = FEATURES,
 ) -> Inference:
-    """Predict each public order's outcome online, learning each truth once it is public."""
+    """Predict each public order's outcome online, learning each truth once it is public.
+
+    ``use`` names the observations the adversary draws on (all of :data:`FEATURES` in a run).
+    """
     public = [r for r in records if r.block >= 0 and r.honest and r.reason != "forfeited"]
+    observer = Observer.of(records, spies=spies, horizon_s=until, use=use)
     events: list[tuple[float, int, int]] = []
     predict_at: list[float] = []
     for i, r in enumerate(public):
@@ -139,11 +229,10 @@ def infer_directions(
         events.append((r.t_executed, 1, i))
     model = NaiveBayes(outcomes)
     predictions: dict[int, int] = {}
-    spy_nodes = np.array(sorted(spies), dtype=np.int64)
     for _, kind, i in sorted(events):
         record = public[i]
-        # what it had observed when it predicted: no spy report from after that moment
-        observed = features(record, spy_nodes, until=predict_at[i])
+        # what it had observed when it predicted: nothing known only after that moment
+        observed = observer.observe(record, at=predict_at[i])
         if kind == 1:
             model.learn(observed, record.order.outcome)
         elif record.adv_read_t < record.t_executed:

@@ -51,8 +51,11 @@ def test_every_mode_conserves_money_and_replicas_agree(small: dict[str, Any], mo
 def test_privacy_costs_crypto_in_the_expected_order(small: dict[str, Any]) -> None:
     ops = [_run(small, privacy={"order_flow": mode})["cost.crypto_ops"] for mode in MODES]
     transparent, operator, commit_reveal, threshold = ops
-    # hashes only < one ECDH each way per order < that plus a key generation per epoch
-    assert transparent < commit_reveal < operator < threshold
+    # one ECDH each way per order < that plus a key generation per epoch; commit-reveal adds
+    # hashes only, but one on every node that applies a reveal, so it need not stay below the
+    # operator's count (its per-node count is tested on the instant host)
+    assert transparent < operator < threshold
+    assert transparent < commit_reveal < threshold
 
 
 def test_the_same_world_in_every_mode(small: dict[str, Any]) -> None:
