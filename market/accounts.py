@@ -46,3 +46,39 @@ def reporter_account(node: int) -> int:
 def maker_account(market: int) -> int:
     """The ledger account of market ``market``'s market maker."""
     return MAKER_BASE + market
+
+
+ONE_TIME_BASE = 1 << 31
+"""One-time addresses (``privacy.unlinkable_senders``) are ``ONE_TIME_BASE + order id``: above
+every trader id, below every maker account, and within an order's 32-bit trader field."""
+
+
+class ShieldedPool:
+    """Which account stands behind each one-time address: what a shielded pool would prove.
+
+    With unlinkable senders every public byte of an order (its envelope, commitment, plaintext,
+    ciphertext and its place in a batch) names a fresh address, never the trader's account. A
+    deployed shielded pool would hold notes and have the spender prove in zero knowledge that it
+    owns what the address spends; the simulator keeps the mapping instead. The exchange consults
+    it to book trades against the right account, every replica consults the same pool (it is the
+    proofs' stand-in, not replicated state, so it is not in the state hash), and none of the
+    adversary's estimators reads it.
+    """
+
+    __slots__ = ("_owners",)
+
+    def __init__(self) -> None:
+        self._owners: dict[int, int] = {}
+
+    def mint(self, account: int, order_id: int) -> int:
+        """A fresh address for ``account``'s order ``order_id`` (the same one if asked again)."""
+        address = ONE_TIME_BASE + order_id
+        if not ONE_TIME_BASE <= address < MAKER_BASE or account >= ONE_TIME_BASE:
+            raise ValueError(f"no one-time address for order {order_id} of account {account}")
+        if self._owners.setdefault(address, account) != account:
+            raise ValueError(f"address {address} already belongs to another account")
+        return address
+
+    def owner(self, address: int) -> int:
+        """The account behind ``address``; an account that is no one-time address is its own."""
+        return self._owners.get(address, address)

@@ -33,6 +33,7 @@ from market.accounts import (
     BOND_ESCROW,
     ESCROW,
     TREASURY,
+    ShieldedPool,
     maker_account,
     reporter_account,
 )
@@ -86,6 +87,7 @@ class Exchange:
         "fee_per_share",
         "ledger",
         "makers",
+        "pool",
         "requests",
         "reveal_deadline_s",
         "sealed",
@@ -112,6 +114,8 @@ class Exchange:
         self.applied: list[Settlement] = []
         """Every settlement step that changed the state, in order: an audit trail derived from
         the blocks (so not part of the state hash)."""
+        self.pool = ShieldedPool()
+        """The accounts behind one-time addresses, shared by every copy (not in the state)."""
 
     def copy(self) -> Exchange:
         """An independent replica of this state."""
@@ -123,10 +127,25 @@ class Exchange:
         other.terms = self.terms
         other.requests = dict(self.requests)
         other.applied = list(self.applied)
+        other.pool = self.pool
         return other
 
+    def _own(self, order: Order) -> Order:
+        """``order`` as booked: its one-time address (if any) replaced by the account behind it."""
+        account = self.pool.owner(order.trader)
+        return order if account == order.trader else replace(order, trader=account)
+
     def execute(self, order: Order) -> Fill | Rejection:
-        """Execute one order; a rejection changes nothing."""
+        """Execute one order; a rejection changes nothing.
+
+        The trade is booked against the account behind the order's address; the result names
+        the order as it was sent.
+        """
+        own = self._own(order)
+        result = self._execute(own)
+        return result if own is order else replace(result, order=order)
+
+    def _execute(self, order: Order) -> Fill | Rejection:
         if not 0 <= order.market < len(self.makers):
             return Rejection(order, "invalid")
         if order.market in self.closed or self.ledger.is_settled(order.market):
@@ -150,8 +169,23 @@ class Exchange:
     def execute_batch(self, orders: Sequence[Order]) -> BatchResult:
         """Clear a batch at one uniform price per outcome (order-independent, budgets kept).
 
-        Orders for closed or settled markets are rejected as ``closed`` before clearing.
+        Orders for closed or settled markets are rejected as ``closed`` before clearing. Budgets
+        and positions are the accounts' behind the orders' addresses; the result names the
+        orders as they were sent.
         """
+        sent = {own.key: order for order in orders if (own := self._own(order)) is not order}
+        result = self._execute_batch([self._own(o) for o in orders])
+        if not sent:
+            return result
+        fills = [replace(f, order=sent.get(f.order.key, f.order)) for f in result.fills]
+        rejections = [replace(r, order=sent.get(r.order.key, r.order)) for r in result.rejections]
+        return replace(
+            result,
+            fills=tuple(sorted(fills, key=lambda f: f.order.key)),
+            rejections=tuple(sorted(rejections, key=lambda r: r.order.key)),
+        )
+
+    def _execute_batch(self, orders: Sequence[Order]) -> BatchResult:
         open_orders = [
             o
             for o in orders
@@ -184,10 +218,14 @@ class Exchange:
         return replace(result, rejections=rejections)
 
     def commit(self, trader: int, commitment: bytes, deposit: int, *, t: float) -> bool:
-        """Record a commitment made at ``t`` and escrow its deposit; False if unpaid."""
-        if commitment in self.commitments or self.ledger.cash(trader) < deposit:
+        """Record a commitment made at ``t`` and escrow its deposit; False if unpaid.
+
+        ``trader`` is the sender as sent (a one-time address pays from the account behind it).
+        """
+        account = self.pool.owner(trader)
+        if commitment in self.commitments or self.ledger.cash(account) < deposit:
             return False
-        self.ledger.transfer(trader, ESCROW, deposit)
+        self.ledger.transfer(account, ESCROW, deposit)
         self.commitments[commitment] = (trader, deposit, t)
         return True
 
@@ -224,7 +262,7 @@ class Exchange:
             self.forfeit(commitment, t=t)
             return Rejection(order, "late")
         del self.commitments[commitment]
-        self.ledger.transfer(ESCROW, order.trader, entry[1])
+        self.ledger.transfer(ESCROW, self.pool.owner(order.trader), entry[1])
         return self.execute(order)
 
     def forfeit(self, commitment: bytes, *, t: float) -> bool:

@@ -86,6 +86,8 @@ class FrontRunner(Component):
         self.budget = to_micro(budget)
         self.sandwiches: list[Sandwich] = []
         self.by_front: dict[tuple[int, int], Sandwich] = {}
+        self.own: set[int] = set()
+        """Its own orders' nonces, known before they are sent and the same under any address."""
         self.snapshots: dict[int, Exchange] = {}
         """The state before each block that held a front leg, kept for the victims' replays."""
         self.blocks: dict[int, Block] = {}
@@ -104,7 +106,7 @@ class FrontRunner(Component):
         ``order`` is what the adversary decoded from the message it holds; ``victim`` is the
         simulator's record of it, kept to score the attack, never to decide it.
         """
-        if order.trader == self.account or not order.is_buy:
+        if order.nonce in self.own or not order.is_buy:
             return
         if self.speculating:
             self._exercise(victim, order)
@@ -128,7 +130,7 @@ class FrontRunner(Component):
         victim.frontrun = True
         sandwich = Sandwich(order, victim, record)
         self.sandwiches.append(sandwich)
-        self.by_front[front.key] = sandwich
+        self.by_front[record.public.key] = sandwich
 
     def _exercise(self, victim: OrderRecord, order: Order) -> None:
         """Commit-reveal: reveal a speculative buy committed before ``order``, and back-run it.
@@ -142,9 +144,9 @@ class FrontRunner(Component):
         earlier = [
             r
             for r in mine
-            if (p := flow.position(r.order.key)) is not None and theirs is not None and p < theirs
+            if (p := flow.position(r.public.key)) is not None and theirs is not None and p < theirs
         ]
-        if not earlier or not flow.reveal_held(earlier[-1].order.key):
+        if not earlier or not flow.reveal_held(earlier[-1].public.key):
             return
         front = earlier[-1]
         mine.remove(front)
@@ -160,7 +162,7 @@ class FrontRunner(Component):
         victim.frontrun = True
         sandwich = Sandwich(order, victim, front, self._submit(back))
         self.sandwiches.append(sandwich)
-        self.by_front[front.order.key] = sandwich
+        self.by_front[front.public.key] = sandwich
 
     def _speculate(self) -> None:
         """Keep one live speculative buy of every open market's every outcome.
@@ -177,7 +179,7 @@ class FrontRunner(Component):
         for key, records in self.options.items():
             self.options[key] = [r for r in records if not r.final]  # lapsed or refused
         pending = sum(
-            1 for rs in self.options.values() for r in rs if flow.committed_at(r.order.key) is None
+            1 for rs in self.options.values() for r in rs if flow.committed_at(r.public.key) is None
         )
         for market, maker in enumerate(exchange.makers):
             if market in exchange.closed or exchange.ledger.is_settled(market):
@@ -186,7 +188,7 @@ class FrontRunner(Component):
                 live = [
                     r
                     for r in self.options.get((market, outcome), [])
-                    if (t := flow.committed_at(r.order.key)) is None or t > horizon
+                    if (t := flow.committed_at(r.public.key)) is None or t > horizon
                 ]
                 if live:
                     continue
@@ -208,6 +210,7 @@ class FrontRunner(Component):
                 pending += 1
 
     def _submit(self, order: Order) -> OrderRecord:
+        self.own.add(order.nonce)
         return self.sim.submit(order, node=self.node, kind=ADVERSARY_KIND)
 
     def _block_here(self, block: Block) -> None:
@@ -289,7 +292,7 @@ class FrontRunner(Component):
                 source.height,
                 source.t,
                 source.proposer,
-                tuple(without(tx, self.account) for tx in source.txs),
+                tuple(without(tx, self.own) for tx in source.txs),
             )
             replay = apply_block(state, clean, settlement_ok=self.sim.settlement_ok)
         key = sandwich.target.key

@@ -5,7 +5,7 @@ the attacker. Pure functions of blocks and results, apart from the front-runner 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from market.batch import BatchResult
@@ -48,7 +48,7 @@ def ahead(
     """
     if front.block != block.height:
         return front.block < block.height
-    mine, theirs = places.get(front.order.key), places.get(target.key)
+    mine, theirs = places.get(front.public.key), places.get(target.key)
     return mine is not None and theirs is not None and mine <= theirs
 
 
@@ -62,11 +62,14 @@ def orders_of(tx: Tx) -> tuple[Order, ...]:
     return ()
 
 
-def without(tx: Tx, account: int) -> Tx:
-    """``tx`` with the attacker's orders taken out (an order or reveal of its own becomes empty)."""
+def without(tx: Tx, mine: Collection[int]) -> Tx:
+    """``tx`` with the attacker's orders (nonces ``mine``) taken out.
+
+    An order or reveal of its own becomes an empty batch.
+    """
     if isinstance(tx, BatchTx):
-        return BatchTx(tx.batch_id, tuple(o for o in tx.orders if o.trader != account), tx.key)
-    if isinstance(tx, OrderTx | RevealTx) and tx.order.trader == account:
+        return BatchTx(tx.batch_id, tuple(o for o in tx.orders if o.nonce not in mine), tx.key)
+    if isinstance(tx, OrderTx | RevealTx) and tx.order.nonce in mine:
         return BatchTx(-1, ())
     return tx
 

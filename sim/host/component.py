@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -130,10 +130,6 @@ class Component:
         return {}
 
 
-PSEUDONYM_BASE = 1 << 32
-"""One-time sender addresses (``privacy.unlinkable_senders``) are numbered from here."""
-
-
 class OrderFlow(Component):
     """How an order travels from its trader to execution (one subclass per privacy mode).
 
@@ -187,11 +183,22 @@ class OrderFlow(Component):
         """Note that ``node`` (not the sender) now sees the order's content."""
         record.saw(node, self.sim.now)
 
+    def public_order(self, record: OrderRecord) -> Order:
+        """The order as it goes on the wire and on chain (``record.public``).
+
+        With ``privacy.unlinkable_senders`` its trader is a one-time address minted in the
+        exchange's shielded pool, so no public byte names the account; the order's record is
+        found by this order too.
+        """
+        if self.privacy.unlinkable_senders and record.public is record.order:
+            address = self.sim.exchange.pool.mint(record.order.trader, record.order_id)
+            record.public = replace(record.order, trader=address)
+            self.sim.by_key[record.public.key] = record
+        return record.public
+
     def public_sender(self, record: OrderRecord) -> int:
         """The sender address on the order's envelope: its trader, or a one-time address."""
-        if self.privacy.unlinkable_senders:
-            return PSEUDONYM_BASE + record.order_id
-        return record.order.trader
+        return self.public_order(record).trader
 
     def overheard(self, record: OrderRecord, msg: Message, *, read: Order | None) -> None:
         """The adversary holds ``msg``, a message of ``record``, now.

@@ -58,15 +58,16 @@ class CommitReveal(OrderFlow):
     def submit(self, record: OrderRecord) -> None:
         """Diffuse a commitment (and escrow the deposit once it is on chain)."""
         salt = self.randbytes(SALT_BYTES)
-        commitment = commit(record.order.encode(), salt, meter=self.sim.meter)
+        order = self.public_order(record)
+        commitment = commit(order.encode(), salt, meter=self.sim.meter)
         deposit = to_micro(self.privacy.deposit)
-        tx = CommitTx(record.order.trader, commitment, deposit)
+        tx = CommitTx(order.trader, commitment, deposit)
         self.owner[commitment] = record
-        self.commitment_of[record.order.key] = commitment
-        reveal = RevealTx(record.order, salt, commitment)
+        self.commitment_of[order.key] = commitment
+        reveal = RevealTx(order, salt, commitment)
         if record.order.key in self.to_hold:
             self.to_hold.discard(record.order.key)
-            self.held[record.order.key] = reveal
+            self.held[order.key] = reveal
         else:
             self.waiting[commitment] = reveal
         if record.node not in self.listening:
@@ -121,7 +122,7 @@ class CommitReveal(OrderFlow):
         self.to_hold.add(order.key)
 
     def position(self, key: tuple[int, int]) -> tuple[int, int] | None:
-        """Where the commitment of order ``key`` stands on chain (height, index), if it is open."""
+        """Where order ``key``'s commitment (key as sent) is on chain (height, index), if open."""
         commitment = self.commitment_of.get(key)
         if commitment is None or commitment not in self.open:
             return None

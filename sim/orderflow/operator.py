@@ -73,12 +73,14 @@ class Operator(OrderFlow):
         if record.node == self.operator:
             # the trader is the operator: its order never leaves the node, in plaintext
             self._deliver(
-                record, ToOperator(record.order.encode(), (record.node,)), encrypted=False
+                record,
+                ToOperator(self.public_order(record).encode(), (record.node,)),
+                encrypted=False,
             )
             return
         blob = ecies_encrypt(
             self.public,
-            encode_compact(record.order),
+            encode_compact(self.public_order(record)),
             randbytes=self.randbytes,
             pad_to=self.privacy.pad_to_bytes,
             meter=self.sim.meter,

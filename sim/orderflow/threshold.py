@@ -258,7 +258,7 @@ class Threshold(OrderFlow):
         key = self.epoch_key(epoch)
         ciphertext = ecies_encrypt(
             key.public_key,
-            encode_compact(record.order),
+            encode_compact(self.public_order(record)),
             randbytes=self.randbytes,
             pad_to=self.privacy.pad_to_bytes,
             aad=_epoch_aad(epoch),

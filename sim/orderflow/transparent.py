@@ -31,7 +31,10 @@ class Transparent(OrderFlow):
     def submit(self, record: OrderRecord) -> None:
         """Diffuse the order's 32 plaintext bytes from the trader's node."""
         record.flood = self.sim.spread(
-            record.node, OrderTx(record.order), to=self.receive, listeners=self.listeners()
+            record.node,
+            OrderTx(self.public_order(record)),
+            to=self.receive,
+            listeners=self.listeners(),
         )
 
     def receive(self, node: int, _sender: int, msg: Message) -> None:

@@ -62,6 +62,12 @@ class OrderRecord:
     """The sender id the adversary saw on its envelope (-1: it saw no envelope)."""
     adv_size: int = -1
     """The size in bytes of the message the adversary saw (-1: none)."""
+    public: Order = field(init=False)
+    """The order as every public byte carries it: ``order`` itself, or under a one-time address
+    (``privacy.unlinkable_senders``). Blocks, results and the adversary see this one."""
+
+    def __post_init__(self) -> None:
+        self.public = self.order
 
     @property
     def honest(self) -> bool:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from market.accounts import ESCROW, TREASURY
-from market.types import MICRO, Order, to_micro
+import pytest
+
+from market.accounts import ESCROW, ONE_TIME_BASE, TREASURY
+from market.crypto import CryptoMeter, ecies_decrypt
+from market.types import MICRO, Order, decode_compact, to_micro
 from sim.chain.blocks import BatchTx, CommitTx, OrderTx, RevealTx, SealedTx
 from sim.host.component import OrderFlow
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.operator import Operator
-from sim.orderflow.threshold import RELEASE_TIMEOUT_S, Threshold
+from sim.orderflow.threshold import RELEASE_TIMEOUT_S, Threshold, decrypt_epoch
 from sim.orderflow.transparent import Transparent
 from sim.results.records import OrderRecord
 from sim.runs import assembly
@@ -473,3 +476,53 @@ def test_threshold_colluding_keypers_at_the_threshold_read_orders_early() -> Non
     _slots(host, 4.0)
     assert 0 in flow.adversary_secret
     assert record.adv_read_t < flow.close_time(0)
+
+
+# -- unlinkable senders ----------------------------------------------------------------------
+
+
+def _public_traders(host: InstantHost, flow: OrderFlow) -> list[int]:
+    """Every trader id a public byte of the run carries: envelopes, chain, and decrypted bytes."""
+    ids: list[int] = []
+    for block, _ in host.blocks:
+        for tx in block.txs:
+            match tx:
+                case OrderTx(order=order) | RevealTx(order=order):
+                    ids.append(order.trader)
+                case CommitTx(trader=trader):
+                    ids.append(trader)
+                case SealedTx(sender=sender, epoch=epoch, ciphertext=blob):
+                    ids.append(sender)
+                    assert isinstance(flow, Threshold)
+                    secret = flow.released[epoch]
+                    [order], _ = decrypt_epoch(secret, epoch, [blob], meter=CryptoMeter())
+                    ids.append(order.trader)  # what the ciphertext hides
+                case BatchTx(orders=orders):
+                    ids.extend(o.trader for o in orders)
+    if isinstance(flow, Operator):
+        ids.extend(decode_compact(ecies_decrypt(flow.secret, blob)).trader for blob in flow.owner)
+    return ids
+
+
+@pytest.mark.parametrize("flow_type", [Transparent, Operator, CommitReveal, Threshold])
+def test_unlinkable_senders_put_a_one_time_address_on_every_public_byte(
+    flow_type: type[OrderFlow],
+) -> None:
+    privacy: dict[str, Any] = {"unlinkable_senders": True, "pad_to_bytes": 0}
+    if flow_type is Threshold:
+        privacy |= {"keypers": 5, "threshold": 3, "batch_interval_s": 30.0}
+    host = _host(flow_type, privacy=privacy)
+    flow = host.orderflow
+    records = [_submit(host, _buy(trader, trader)) for trader in (0, 1)]
+    _slots(host, 40.0)
+    assert [r.status for r in records] == ["executed", "executed"]
+    carried = _public_traders(host, flow)
+    addresses = {r.public.trader for r in records}
+    assert len(addresses) == 2 and min(addresses) >= ONE_TIME_BASE
+    assert addresses <= set(carried)
+    assert not {0, 1} & set(carried)  # no public byte names either account
+    for r in records:  # the trades were booked to the accounts behind the addresses
+        assert host.exchange.ledger.position(r.order.trader, 0, 1) == r.order.shares
+        assert host.exchange.ledger.position(r.public.trader, 0, 1) == 0
+    for replica in host.replicas.values():
+        assert replica.exchange.state_hash() == host.exchange.state_hash()
