@@ -295,9 +295,14 @@ def ecies_encrypt(
     randbytes: RandBytes,
     pad_to: int = 0,
     aad: bytes = b"",
+    ephemeral: int | None = None,
     meter: CryptoMeter | None = None,
 ) -> bytes:
     """Encrypt to ``public``: ephemeral key, ECDH, HKDF-SHA256, AES-256-GCM.
+
+    ``ephemeral`` is the ephemeral secret when the caller needs it (to prove knowledge of it,
+    :mod:`market.proofs`); by default a fresh one comes from ``randbytes``. Never pass the same
+    one twice.
 
     Layout (:func:`ecies_overhead` gives the size)::
 
@@ -310,8 +315,9 @@ def ecies_encrypt(
     """
     body = pad(plaintext, pad_to or len(plaintext) + 1)  # ValueError before any randomness
     with metering(meter) as tally:
-        ephemeral, e_point = keypair(randbytes, meter=tally)
-        e_bytes = point_bytes(e_point)
+        if ephemeral is None:
+            ephemeral = random_scalar(randbytes)
+        e_bytes = point_bytes(base_mul(ephemeral, meter=tally))
         key = ecdh_key(ephemeral, public, info=_ECIES_INFO + e_bytes, meter=tally)
         sealed = aead_encrypt(key, body, nonce=_ECIES_NONCE, aad=aad, meter=tally)
         return e_bytes + sealed[AEAD_NONCE_BYTES:]
