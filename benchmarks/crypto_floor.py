@@ -16,6 +16,9 @@ of ``repeats`` timed calls, in seconds per operation.
   multiplications and ``n²(t-1)`` small ones), to show what batching saves.
 * ``sign`` / ``verify``: ECDSA P-256, RFC 6979; the floor reuses one key object.
 * ``ecies_encrypt`` / ``ecies_decrypt`` (ours only): a 32-byte order padded to 64 bytes.
+* ``sender_prove`` / ``sender_verify``: a sealed order's Schnorr proof (:mod:`market.proofs`)
+  against the multiplications it needs and nothing else: ``k·G`` to prove; ``z·G`` and the
+  public-scalar ``c·E`` to verify (ours also decodes ``E`` from the ciphertext and hashes).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from Crypto.Protocol.DH import key_agreement
 from Crypto.PublicKey import ECC
 from Crypto.Signature import DSS
 
-from market import crypto, threshold
+from market import crypto, proofs, threshold
 
 N, T = 10, 7
 MESSAGE = bytes(range(256))
@@ -101,6 +104,12 @@ def measure(repeats: int = 200) -> dict[str, float]:
     signature = crypto.sign(a, MESSAGE)
     sealed = crypto.ecies_encrypt(point_b, MESSAGE[:32], randbytes=r.randbytes, pad_to=64)
     dkg_repeats, naive_repeats = max(3, repeats // 10), max(2, repeats // 40)
+    ephemeral = r.randrange(1, order)
+    order_blob = crypto.ecies_encrypt(
+        point_b, MESSAGE[:32], randbytes=r.randbytes, pad_to=64, ephemeral=ephemeral
+    )
+    proof = proofs.prove_sender(ephemeral, order_blob, sender=7, epoch=3, randbytes=r.randbytes)
+    e_point, c = crypto.base_mul(ephemeral), r.randrange(1, order)
     gcm = AES.MODE_GCM
     cases: dict[str, tuple[Call | None, Call | None, int]] = {
         "ecdh": (
@@ -140,6 +149,18 @@ def measure(repeats: int = 200) -> dict[str, float]:
             repeats,
         ),
         "ecies_decrypt": (None, lambda: crypto.ecies_decrypt(b, sealed), repeats),
+        "sender_prove": (
+            lambda: generator * k,
+            lambda: proofs.prove_sender(
+                ephemeral, order_blob, sender=7, epoch=3, randbytes=r.randbytes
+            ),
+            repeats,
+        ),
+        "sender_verify": (
+            lambda: generator * k + e_point * Integer(c, public=True),  # type: ignore[operator]
+            lambda: proofs.verify_sender(order_blob, proof, sender=7, epoch=3),
+            repeats,
+        ),
         "dkg": (lambda: _dkg_floor(r, generator), lambda: _dkg_ours(r), dkg_repeats),
         "dkg_naive": (lambda: _dkg_naive_floor(r, generator), None, naive_repeats),
     }

@@ -17,6 +17,7 @@ KIND_COLORS = {
     "noise": "#9e9e9e",
     "forecaster": "#2ca02c",
     "frontrunner": "#d62728",
+    "copycat": "#ff7f0e",
 }
 FATE_COLORS = {"delivered": "#4c78a8", "lost": "#e45756"}
 # One colour per order-flow mode on every page: red for plaintext order flow, cooler hues as

@@ -54,6 +54,8 @@ MEANING: dict[str, str] = {
     "mev.victim_loss": "what victims paid above the same fills without the attack",
     "mev.sandwiches": "completed sandwiches",
     "mev.failed_attempts": "front legs that ran after their victim or got no back leg",
+    "mev.copycat_pnl": "the copycat's profit from resending informed traders' sealed orders",
+    "mev.copied_orders": "sealed orders the copycat resent under its own address",
     "adversary.orders_executed": "the adversary's own executed orders (left out of users' metrics)",
     "adversary.volume": "the money the adversary's own orders moved",
     "traders.informed_pnl": "mean profit per informed trader",

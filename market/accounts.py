@@ -38,6 +38,11 @@ def forecaster_account(traders: int) -> int:
     return traders + 1
 
 
+def copycat_account(traders: int) -> int:
+    """The copycat's trading account: after the forecaster's (see :func:`frontrunner_account`)."""
+    return traders + 2
+
+
 def reporter_account(node: int) -> int:
     """The ledger account of the reporter at ``node`` (its endowment, its bonds)."""
     return REPORTER_BASE + node

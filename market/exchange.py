@@ -105,8 +105,8 @@ class Exchange:
         """Open commitments: trader, escrowed deposit, and the time of the block that made it."""
         self.reveal_deadline_s: float | None = None
         """How long after its block a commitment may be revealed; None: no deadline."""
-        self.sealed: dict[int, list[bytes]] = {}
-        """The sealed (encrypted) orders on chain, by epoch, in chain order."""
+        self.sealed: dict[int, list[tuple[int, bytes]]] = {}
+        """The sealed (encrypted) orders on chain by epoch, in chain order: sender, ciphertext."""
         self.terms: OracleTerms | None = None
         """The optimistic oracle's terms; None: no proposal is accepted (BFT settlement)."""
         self.requests: dict[int, tuple[Request, ...]] = {}
@@ -376,10 +376,10 @@ class Exchange:
         digest.update(struct.pack(f">{len(self.closed)}I", *sorted(self.closed)))
         for commitment, (trader, deposit, t) in sorted(self.commitments.items()):
             digest.update(commitment + struct.pack(">qqd", trader, deposit, t))
-        for epoch, blobs in sorted(self.sealed.items()):
-            digest.update(struct.pack(">qq", epoch, len(blobs)))
-            for blob in blobs:
-                digest.update(hashlib.sha256(blob).digest())
+        for epoch, sealed in sorted(self.sealed.items()):
+            digest.update(struct.pack(">qq", epoch, len(sealed)))
+            for sender, blob in sealed:
+                digest.update(struct.pack(">q", sender) + hashlib.sha256(blob).digest())
         for market, requests in sorted(self.requests.items()):
             for r in requests:
                 digest.update(struct.pack(">qqqqdq", market, r.proposer, r.outcome, r.bond, r.t,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from market.batch import BatchResult
 from market.crypto import CryptoMeter
@@ -48,7 +48,12 @@ class OrderTx:
 
 @dataclass(frozen=True, slots=True)
 class SealedTx:
-    """An encrypted order on chain: its sender and size are public, its content is not yet."""
+    """An encrypted order on chain: its sender and size are public, its content is not yet.
+
+    The sender is the account that pays: the order it hides executes for the sender, whatever
+    its plaintext says. ``proof`` (``privacy.sender_proofs``) is a Schnorr proof binding the
+    ciphertext to the sender and the epoch (:mod:`market.proofs`); empty without it.
+    """
 
     kind: ClassVar[str] = "sealed"
     """Gossiped as it is: a transaction is its own network message."""
@@ -56,6 +61,7 @@ class SealedTx:
     sender: int
     epoch: int
     ciphertext: bytes
+    proof: bytes = b""
 
     @property
     def size(self) -> int:
@@ -148,8 +154,8 @@ def tx_size(tx: Tx) -> int:
     match tx:
         case OrderTx():
             return ORDER_WIRE_BYTES
-        case SealedTx(ciphertext=ciphertext):
-            return 4 + 4 + len(ciphertext)
+        case SealedTx(ciphertext=ciphertext, proof=proof):
+            return 4 + 4 + len(ciphertext) + len(proof)
         case BatchTx(orders=orders, key=key):
             return 8 + len(key) + ORDER_WIRE_BYTES * len(orders)
         case CommitTx():
@@ -186,8 +192,17 @@ class Block:
 SettlementCheck = Callable[[Settlement], bool]
 """Whether a replica accepts a settlement's evidence (quorum, signatures, certificate)."""
 
-BatchCheck = Callable[[BatchTx, Sequence[bytes]], bool]
-"""Whether a replica accepts a decrypted batch, given the epoch's sealed orders on chain."""
+
+class BatchCheck(Protocol):
+    """How every replica checks the encrypted order flow's transactions."""
+
+    def sealed_ok(self, tx: SealedTx) -> bool:
+        """Whether a sealed order may join its epoch (its sender's proof, where one is due)."""
+        ...
+
+    def __call__(self, tx: BatchTx, sealed: Sequence[tuple[int, bytes]]) -> bool:
+        """Whether a decrypted batch is the one the epoch's ``(sender, ciphertext)`` give."""
+        ...
 
 
 def apply_tx(
@@ -203,15 +218,18 @@ def apply_tx(
 
     The block's time is the chain's clock: commitments record it, and reveal deadlines and
     forfeits are judged by it, on every replica alike. With ``batch_ok`` a decrypted batch is
-    executed only if it checks against the epoch's sealed orders on chain (False: refused);
-    without it (a counterfactual replay, a chain with no encrypted order flow) it is trusted.
+    executed only if it checks against the epoch's sealed orders on chain (False: refused), and
+    a sealed order joins its epoch only if its proof checks (False: refused); without it (a
+    counterfactual replay, a chain with no encrypted order flow) both are trusted.
     ``meter`` counts the node's own checks (a reveal's commitment); a replay passes none.
     """
     match tx:
         case OrderTx(order=order):
             return exchange.execute(order)
-        case SealedTx(epoch=epoch, ciphertext=ciphertext):
-            exchange.sealed.setdefault(epoch, []).append(ciphertext)
+        case SealedTx(sender=sender, epoch=epoch, ciphertext=ciphertext):
+            if batch_ok is not None and not batch_ok.sealed_ok(tx):
+                return False
+            exchange.sealed.setdefault(epoch, []).append((sender, ciphertext))
             return None
         case BatchTx(batch_id=epoch, orders=orders):
             if batch_ok is not None and not batch_ok(tx, exchange.sealed.get(epoch, ())):

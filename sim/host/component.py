@@ -143,6 +143,8 @@ class OrderFlow(Component):
         readers: callbacks run when the adversary first reads an order's content before it
             executes, with the order as the adversary decoded it from the message it holds
             (the front-runner acts on these).
+        sightings: callbacks run when the adversary first holds any message of an order, with
+            the message (the copycat acts on these; the record is for the spies' reports).
     """
 
     mode: str = "abstract"
@@ -154,6 +156,7 @@ class OrderFlow(Component):
         self.privacy = privacy
         self.watchers = watchers
         self.readers: list[Callable[[OrderRecord, Order], None]] = []
+        self.sightings: list[Callable[[OrderRecord, Message], None]] = []
         self._listeners: tuple[int, ...] | None = None
 
     def listeners(self) -> tuple[int, ...]:
@@ -211,6 +214,8 @@ class OrderFlow(Component):
         if math.isnan(record.adv_seen_t):
             record.adv_seen_t, record.adv_size = now, msg.size
             record.adv_sender = self.public_sender(record)
+            for sighting in self.sightings:
+                sighting(record, msg)
         if read is not None and math.isnan(record.adv_read_t) and not record.final:
             record.adv_read_t = now
             for reader in self.readers:

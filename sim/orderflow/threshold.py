@@ -24,8 +24,8 @@ keys come from the run's seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from Crypto.PublicKey.ECC import EccPoint
@@ -38,8 +38,10 @@ from market.crypto import (
     ecies_decrypt,
     ecies_encrypt,
     metering,
+    random_scalar,
 )
 from market.errors import CryptoError
+from market.proofs import prove_sender, verify_sender
 from market.threshold import (
     SEALED_SHARE_BYTES,
     EpochKey,
@@ -54,7 +56,7 @@ from sim.chain.mempool import Mempools
 from sim.host.component import Genesis, OrderFlow
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
-from sim.results.records import OrderRecord
+from sim.results.records import COPYCAT_KIND, OrderRecord
 from sim.scenario import Privacy
 
 SHARE_BYTES = 4 + 4 + 32
@@ -98,65 +100,93 @@ RELEASE_TIMEOUT_S = 60.0
 """An epoch whose key is not assembled this long after it closed is recorded as failed."""
 
 
-def _epoch_aad(epoch: int) -> bytes:
+def epoch_aad(epoch: int) -> bytes:
+    """What a sealed order's AEAD binds: its epoch (a ciphertext cannot move to another)."""
     return b"veilcast/epoch/" + epoch.to_bytes(8, "big")
 
 
 def decrypt_epoch(
-    secret: int, epoch: int, sealed: Sequence[bytes], *, meter: CryptoMeter
+    secret: int, epoch: int, sealed: Sequence[tuple[int, bytes]], *, meter: CryptoMeter
 ) -> tuple[tuple[Order, ...], list[int]]:
-    """The orders ``sealed`` hides under epoch ``epoch``'s ``secret``, in chain order.
+    """The orders the epoch's ``(sender, ciphertext)`` hide under its ``secret``, in chain order.
 
-    Returns them with the indices of the ciphertexts that do not decrypt to an order (a
-    tampered or malformed one), which are left out: the proposer and every replica derive a
-    batch by this one function.
+    Each order executes for the sender that put it on chain (the account that pays), whatever
+    its plaintext names: so a copy of someone's ciphertext sent under another address executes
+    for the copier. Returns the orders with the indices of the ciphertexts that do not decrypt
+    to an order (a tampered or malformed one), which are left out: the proposer and every
+    replica derive a batch by this one function.
     """
     orders, invalid = [], []
-    for index, blob in enumerate(sealed):
+    for index, (sender, blob) in enumerate(sealed):
         try:
-            orders.append(
-                decode_compact(ecies_decrypt(secret, blob, aad=_epoch_aad(epoch), meter=meter))
-            )
+            plain = decode_compact(ecies_decrypt(secret, blob, aad=epoch_aad(epoch), meter=meter))
         except (CryptoError, ValueError):
             invalid.append(index)
+            continue
+        orders.append(plain if plain.trader == sender else replace(plain, trader=sender))
     return tuple(orders), invalid
 
 
 class BatchVerifier:
-    """How every replica checks a decrypted batch before executing it.
+    """How every replica checks the sealed orders and the decrypted batches before applying them.
 
-    The batch's key must be the epoch's secret (``key·G`` is the public key of the epoch's DKG),
-    and the epoch's sealed orders on chain must decrypt under it to exactly the batch's orders,
-    in chain order (:func:`decrypt_epoch`). So a proposer cannot slip in, drop or alter an order.
-    Every replica runs the same pure computation on the same bytes: it is computed once per
-    batch and its operations are metered once for each caller (the canonical chain and every
-    replica), its seconds once.
+    A sealed order joins its epoch only with a valid sender proof, when ``privacy.sender_proofs``
+    requires one (:func:`market.proofs.verify_sender`). A batch's key must be the epoch's secret
+    (``key·G`` is the public key of the epoch's DKG), and the epoch's sealed orders on chain must
+    decrypt under it to exactly the batch's orders, in chain order (:func:`decrypt_epoch`). So a
+    proposer cannot slip in, drop or alter an order, nor let a copied ciphertext in. Every
+    replica runs the same pure computation on the same bytes: it is computed once and its
+    operations are metered once for each caller (the canonical chain and every replica), its
+    seconds once.
 
     Args:
         public_key: the epoch's public key (None: no DKG ran for it).
         meter: the run's protocol meter.
+        sender_proofs: whether every sealed order must carry a valid sender proof.
     """
 
-    def __init__(self, public_key: Callable[[int], EccPoint | None], meter: CryptoMeter) -> None:
+    def __init__(
+        self,
+        public_key: Callable[[int], EccPoint | None],
+        meter: CryptoMeter,
+        *,
+        sender_proofs: bool = False,
+    ) -> None:
         self.public_key = public_key
         self.meter = meter
-        self.memo: dict[
-            tuple[int, bytes, tuple[Order, ...], tuple[bytes, ...]], tuple[bool, CryptoMeter]
-        ] = {}
+        self.sender_proofs = sender_proofs
+        self.memo: dict[Hashable, tuple[bool, CryptoMeter]] = {}
 
-    def __call__(self, tx: BatchTx, sealed: Sequence[bytes]) -> bool:
+    def sealed_ok(self, tx: SealedTx) -> bool:
+        """Whether ``tx`` may join its epoch: its proof binds it to its sender and epoch."""
+        if not self.sender_proofs:
+            return True
+        return self._once(
+            ("sealed", tx),
+            lambda tally: verify_sender(
+                tx.ciphertext, tx.proof, sender=tx.sender, epoch=tx.epoch, meter=tally
+            ),
+        )
+
+    def __call__(self, tx: BatchTx, sealed: Sequence[tuple[int, bytes]]) -> bool:
         """Whether ``tx`` is the batch the epoch's ``sealed`` orders and its key give."""
-        key = (tx.batch_id, tx.key, tx.orders, tuple(sealed))
+        return self._once(
+            (tx.batch_id, tx.key, tx.orders, tuple(sealed)),
+            lambda tally: self._check(tx, sealed, tally),
+        )
+
+    def _once(self, key: Hashable, check: Callable[[CryptoMeter], bool]) -> bool:
+        """``check``'s answer, computed the first time; every caller's run of it is metered."""
         done = self.memo.get(key)
         if done is None:
             tally = CryptoMeter()
-            done = self.memo[key] = (self._check(tx, sealed, tally), tally)
+            done = self.memo[key] = (check(tally), tally)
             self.meter.merge(tally)  # its operations, and the seconds it took, once
         else:
             self.meter.merge(CryptoMeter(ops=dict(done[1].ops)))  # another node's run of it
         return done[0]
 
-    def _check(self, tx: BatchTx, sealed: Sequence[bytes], tally: CryptoMeter) -> bool:
+    def _check(self, tx: BatchTx, sealed: Sequence[tuple[int, bytes]], tally: CryptoMeter) -> bool:
         public = self.public_key(tx.batch_id)
         if public is None or len(tx.key) != 32:
             return False
@@ -203,13 +233,15 @@ class Threshold(OrderFlow):
         self.colluders = tuple(range(1, colluding_keypers + 1))
         self.sealed: Mempools[SealedTx] = Mempools(sim.validators)
         self.onchain: dict[int, list[SealedTx]] = {}
-        self.owner: dict[bytes, OrderRecord] = {}
+        self.owner: dict[SealedTx, OrderRecord] = {}
         self.key_at: dict[int, dict[int, int]] = {node: {} for node in sim.validators}
         self.batched: set[int] = set()
         self.failed: set[int] = set()
         self.shares: dict[int, dict[int, int]] = {}
         self.released: dict[int, int] = {}
-        self.verifier = BatchVerifier(self._public_key, sim.meter)
+        self.verifier = BatchVerifier(
+            self._public_key, sim.meter, sender_proofs=privacy.sender_proofs
+        )
 
     def _public_key(self, epoch: int) -> EccPoint | None:
         key = self.keys.get(epoch)
@@ -256,27 +288,42 @@ class Threshold(OrderFlow):
         """Encrypt to the epoch key and diffuse the sealed transaction."""
         epoch = self.epoch_for(self.sim.now)
         key = self.epoch_key(epoch)
+        sender = self.public_sender(record)
+        # the ephemeral secret is drawn here only when it must be proven, so runs without
+        # proofs draw exactly what they drew before proofs existed
+        ephemeral = random_scalar(self.randbytes) if self.privacy.sender_proofs else None
         ciphertext = ecies_encrypt(
             key.public_key,
             encode_compact(self.public_order(record)),
             randbytes=self.randbytes,
             pad_to=self.privacy.pad_to_bytes,
-            aad=_epoch_aad(epoch),
+            aad=epoch_aad(epoch),
+            ephemeral=ephemeral,
             meter=self.sim.meter,
         )
-        tx = SealedTx(self.public_sender(record), epoch, ciphertext)
-        self.owner[ciphertext] = record
-        record.wire_bytes, record.batch_id = len(ciphertext), epoch
+        proof = b""
+        if ephemeral is not None:
+            proof = prove_sender(
+                ephemeral,
+                ciphertext,
+                sender=sender,
+                epoch=epoch,
+                randbytes=self.randbytes,
+                meter=self.sim.meter,
+            )
+        tx = SealedTx(sender, epoch, ciphertext, proof)
+        self.owner[tx] = record
+        record.wire_bytes, record.batch_id = len(ciphertext) + len(proof), epoch
 
         record.flood = self.sim.spread(record.node, tx, to=self.receive, listeners=self.listeners())
 
     def receive(self, node: int, _sender: int, msg: Message) -> None:
         """Sealed orders reach sequencers and watchers; shares the aggregator; keys proposers."""
         match msg:
-            case SealedTx(ciphertext=ciphertext):
+            case SealedTx():
                 if node in self.watchers:
-                    self._adversary_sees(self.owner[ciphertext], msg)
-                self.sealed.add(node, ciphertext, msg, self.sim.now)
+                    self._adversary_sees(self.owner[msg], msg)
+                self.sealed.add(node, msg, msg, self.sim.now)
             case KeyShare(epoch=epoch, index=index, share=share):
                 self._share_in(epoch, index, share)
             case EpochSecret(epoch=epoch, secret=secret):
@@ -296,12 +343,33 @@ class Threshold(OrderFlow):
         read = None
         if secret is not None:
             plain = ecies_decrypt(
-                secret, tx.ciphertext, aad=_epoch_aad(tx.epoch), meter=self.adversary_meter
+                secret, tx.ciphertext, aad=epoch_aad(tx.epoch), meter=self.adversary_meter
             )
             read = decode_compact(plain)
             if self.sim.now < self.close_time(tx.epoch):
                 self.seen_plaintext(record, self.reader)
         self.overheard(record, tx, read=read)
+
+    def copy(self, tx: SealedTx, *, account: int, node: int) -> OrderRecord:
+        """``account`` at ``node`` resends the sealed order ``tx`` under its own address.
+
+        The copy keeps the ciphertext and the proof (its sender cannot make a proof of its own
+        without the ciphertext's ephemeral secret). Nobody can read what it copies: the batch
+        will decrypt the original's plaintext and execute it for the copy's sender. Its record
+        (the adversary's, not a user's) is built from the original's, for scoring only.
+        """
+        original = self.owner[tx]
+        records = self.sim.records
+        order = replace(original.order, trader=account, nonce=len(records.orders))
+        record = records.submitted(order, kind=COPYCAT_KIND, node=node, t=self.sim.now)
+        sender = self.public_sender(record)
+        record.public = replace(original.public, trader=sender)  # what the batch will execute
+        self.sim.by_key[record.public.key] = record
+        copy = SealedTx(sender, tx.epoch, tx.ciphertext, tx.proof)
+        self.owner[copy] = record
+        record.wire_bytes, record.batch_id = len(tx.ciphertext) + len(tx.proof), tx.epoch
+        record.flood = self.sim.spread(node, copy, to=self.receive, listeners=self.listeners())
+        return record
 
     def propose(self, proposer: int) -> list[Tx]:
         """Sealed transactions of open epochs, then every batch whose key the proposer holds."""
@@ -309,7 +377,7 @@ class Threshold(OrderFlow):
         taken = self.sealed.take(proposer, order=lambda _tx, t: t)
         txs: list[Tx] = []
         for tx, arrival in taken:
-            record = self.owner[tx.ciphertext]
+            record = self.owner[tx]
             if now < self.close_time(tx.epoch) and tx.epoch not in self.failed:
                 record.sequenced(arrival)
                 txs.append(tx)
@@ -326,10 +394,10 @@ class Threshold(OrderFlow):
     def _decrypt(self, epoch: int, secret: int) -> tuple[Order, ...]:
         """Decrypt every sealed transaction of ``epoch`` on chain (a tampered one is rejected)."""
         onchain = self.onchain.get(epoch, [])
-        blobs = [tx.ciphertext for tx in onchain]
-        orders, invalid = decrypt_epoch(secret, epoch, blobs, meter=self.sim.meter)
+        sealed = [(tx.sender, tx.ciphertext) for tx in onchain]
+        orders, invalid = decrypt_epoch(secret, epoch, sealed, meter=self.sim.meter)
         for index in invalid:
-            self.owner[onchain[index].ciphertext].reject("invalid")
+            self.owner[onchain[index]].reject("invalid")
         return orders
 
     def genesis(self) -> Genesis:
@@ -339,9 +407,11 @@ class Threshold(OrderFlow):
     def committed(self, block: Block, results: Sequence[TxResult]) -> None:
         """Sealed transactions join their epoch; batches record fills and rejections."""
         for tx, result in zip(block.txs, results, strict=True):
-            if isinstance(tx, SealedTx):
+            if isinstance(tx, SealedTx) and result is False:
+                self.owner[tx].reject("proof")  # refused on chain: it never joins a batch
+            elif isinstance(tx, SealedTx):
                 self.onchain.setdefault(tx.epoch, []).append(tx)
-                self._adversary_sees(self.owner[tx.ciphertext], tx)
+                self._adversary_sees(self.owner[tx], tx)
             elif isinstance(tx, BatchTx) and isinstance(result, BatchResult):
                 for fill in result.fills:
                     self.sim.by_key[fill.order.key].finish(fill, height=block.height, t=block.t)
@@ -377,7 +447,7 @@ class Threshold(OrderFlow):
             return  # too few valid shares so far: wait for more
         self.released[epoch] = secret
         for tx in self.onchain.get(epoch, []):
-            self.seen_plaintext(self.owner[tx.ciphertext], self.keypers[0])
+            self.seen_plaintext(self.owner[tx], self.keypers[0])
         self.sim.broadcast(
             self.keypers[0],
             EpochSecret(epoch, secret),
@@ -391,7 +461,7 @@ class Threshold(OrderFlow):
             return
         self.failed.add(epoch)
         for tx in self.onchain.get(epoch, []):
-            record = self.owner[tx.ciphertext]
+            record = self.owner[tx]
             if not record.final:
                 record.reject("undecryptable")
 

@@ -24,7 +24,13 @@ from sim.net.network import Flood
 NAN = math.nan
 
 ADVERSARY_KIND = "frontrunner"
-"""The ``kind`` of the adversary's own orders. User-facing metrics leave them out."""
+"""The ``kind`` of the front-runner's own orders."""
+
+COPYCAT_KIND = "copycat"
+"""The ``kind`` of the copycat's copies."""
+
+ADVERSARY_KINDS = frozenset({ADVERSARY_KIND, COPYCAT_KIND})
+"""The kinds of the adversary's own orders. User-facing metrics leave them out."""
 
 
 class IllegalTransition(RuntimeError):
@@ -72,7 +78,7 @@ class OrderRecord:
     @property
     def honest(self) -> bool:
         """A user's order (a trader's or the forecaster's), not the adversary's own."""
-        return self.kind != ADVERSARY_KIND
+        return self.kind not in ADVERSARY_KINDS
 
     @property
     def final(self) -> bool:

@@ -9,8 +9,9 @@ after their protocol, so that the certificates they offer follow the protocol's 
 
 from __future__ import annotations
 
-from market.accounts import forecaster_account, frontrunner_account
+from market.accounts import copycat_account, forecaster_account, frontrunner_account
 from sim.adversary.byzantine import ByzantineReporters
+from sim.adversary.copycat import Copycat
 from sim.adversary.frontrunner import FrontRunner
 from sim.adversary.leakage import Leakage
 from sim.adversary.spies import Spies
@@ -41,9 +42,9 @@ def frontrunner_node(scenario: Scenario, world: World) -> int:
 
 
 def watchers(scenario: Scenario, world: World) -> frozenset[int]:
-    """The adversary's nodes: its spies, and where its front-runner trades from."""
+    """The adversary's nodes: its spies, and where its front-runner and copycat trade from."""
     nodes = set(world.spies)
-    if scenario.adversary.frontrunner:
+    if scenario.adversary.frontrunner or scenario.adversary.copycat:
         nodes.add(world.adversary_node)
     if has_frontrunner(scenario):
         nodes.add(frontrunner_node(scenario, world))
@@ -87,6 +88,17 @@ def components(host: Host, scenario: Scenario, world: World) -> list[Component]:
                 priority_fee=scenario.adversary.priority_fee,
                 budget=scenario.traders.budget,
                 speculative_shares=scenario.traders.order_size,
+            )
+        )
+    if scenario.adversary.copycat and isinstance(flow, Threshold):
+        built.append(
+            Copycat(
+                host,
+                flow,
+                node=world.adversary_node,
+                account=copycat_account(len(world.traders)),
+                budget=scenario.traders.budget,
+                spies=world.spies,
             )
         )
     built.append(

@@ -125,6 +125,7 @@ class Privacy(Section):
     reveal_failure: UnitInterval = 0.0  # chance that a trader never reveals a commitment
     deposit: float = Field(default=5.0, ge=0.0)
     unlinkable_senders: bool = False
+    sender_proofs: bool = False  # threshold: sealed orders carry a proof bound to their sender
 
 
 class Adversary(Section):
@@ -134,6 +135,7 @@ class Adversary(Section):
     frontrunner: bool = False
     colluding_keypers: Count = Field(default=0, ge=0)
     operator_frontruns: bool = False
+    copycat: bool = False  # threshold: copy sealed orders of senders linked to informed traders
     priority_fee: float = Field(default=0.01, ge=0.0)
 
 

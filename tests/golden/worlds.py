@@ -47,11 +47,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "commit-reveal": {"privacy": {"order_flow": "commit_reveal"}},
     "threshold-colluders": {
         "privacy": {"order_flow": "threshold"},
-        "adversary": {"frontrunner": True, "colluding_keypers": 3},
+        "adversary": {"frontrunner": True, "colluding_keypers": 3, "copycat": True},
     },
     "threshold-unlinkable-dandelion": {
-        "privacy": {"order_flow": "threshold", "unlinkable_senders": True},
+        "privacy": {"order_flow": "threshold", "unlinkable_senders": True, "sender_proofs": True},
         "network": {"propagation": "dandelion"},
+        "adversary": {"copycat": True},
     },
     "optimistic-byzantine": {
         "settlement": {"protocol": "optimistic", "byzantine_fraction": 0.3, "bond": 50.0},

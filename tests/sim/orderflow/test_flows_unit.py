@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from market.accounts import ESCROW, ONE_TIME_BASE, TREASURY
-from market.crypto import CryptoMeter, ecies_decrypt
+from market.crypto import ecies_decrypt
 from market.types import MICRO, Order, decode_compact, to_micro
 from sim.chain.blocks import BatchTx, CommitTx, OrderTx, RevealTx, SealedTx
 from sim.host.component import OrderFlow
 from sim.host.instant import InstantHost, tiny_world
 from sim.orderflow.commit_reveal import CommitReveal
 from sim.orderflow.operator import Operator
-from sim.orderflow.threshold import RELEASE_TIMEOUT_S, Threshold, decrypt_epoch
+from sim.orderflow.threshold import RELEASE_TIMEOUT_S, Threshold, epoch_aad
 from sim.orderflow.transparent import Transparent
 from sim.results.records import OrderRecord
 from sim.runs import assembly
@@ -381,7 +381,7 @@ def test_every_replica_refuses_a_batch_missing_an_order_or_under_a_wrong_key() -
     _slots(host, 31.0)  # the key is released, not yet batched
     [(epoch, secret)] = list(flow.released.items())
     wrong = BatchTx(epoch, flow._decrypt(epoch, secret), (secret + 1).to_bytes(32, "big"))
-    assert not flow.verifier(wrong, [tx.ciphertext for tx in flow.onchain[epoch]])
+    assert not flow.verifier(wrong, [(tx.sender, tx.ciphertext) for tx in flow.onchain[epoch]])
 
 
 def test_the_replicas_check_is_metered_once_per_replica() -> None:
@@ -495,8 +495,8 @@ def _public_traders(host: InstantHost, flow: OrderFlow) -> list[int]:
                     ids.append(sender)
                     assert isinstance(flow, Threshold)
                     secret = flow.released[epoch]
-                    [order], _ = decrypt_epoch(secret, epoch, [blob], meter=CryptoMeter())
-                    ids.append(order.trader)  # what the ciphertext hides
+                    plain = decode_compact(ecies_decrypt(secret, blob, aad=epoch_aad(epoch)))
+                    ids.append(plain.trader)  # what the ciphertext hides
                 case BatchTx(orders=orders):
                     ids.extend(o.trader for o in orders)
     if isinstance(flow, Operator):
