@@ -19,6 +19,9 @@ of ``repeats`` timed calls, in seconds per operation.
 * ``sender_prove`` / ``sender_verify``: a sealed order's Schnorr proof (:mod:`market.proofs`)
   against the multiplications it needs and nothing else: ``k·G`` to prove; ``z·G`` and the
   public-scalar ``c·E`` to verify (ours also decodes ``E`` from the ciphertext and hashes).
+* ``decryption_share`` / ``share_verify``: a keyper's TDH2 share ``x_j·E`` with its
+  Chaum–Pedersen proof, against its multiplications: ``x_j·E``, ``k·G``, ``k·E`` to make;
+  ``z·G``, ``c·X_j``, ``z·E``, ``c·d_j`` to check.
 """
 
 from __future__ import annotations
@@ -110,6 +113,15 @@ def measure(repeats: int = 200) -> dict[str, float]:
     )
     proof = proofs.prove_sender(ephemeral, order_blob, sender=7, epoch=3, randbytes=r.randbytes)
     e_point, c = crypto.base_mul(ephemeral), r.randrange(1, order)
+    committee = threshold.run_dkg(
+        [threshold.deal(i, n=N, t=T, randbytes=r.randbytes) for i in range(1, N + 1)], n=N, t=T
+    )
+    x_1, x_pub = committee.secret_shares[1], committee.public_shares[1]
+    share = threshold.decryption_share(committee, 1, order_blob, randbytes=r.randbytes)
+
+    def public_mul(point: ECC.EccPoint) -> object:
+        return point * Integer(c, public=True)  # type: ignore[operator]
+
     gcm = AES.MODE_GCM
     cases: dict[str, tuple[Call | None, Call | None, int]] = {
         "ecdh": (
@@ -159,6 +171,21 @@ def measure(repeats: int = 200) -> dict[str, float]:
         "sender_verify": (
             lambda: generator * k + e_point * Integer(c, public=True),  # type: ignore[operator]
             lambda: proofs.verify_sender(order_blob, proof, sender=7, epoch=3),
+            repeats,
+        ),
+        "decryption_share": (
+            lambda: (e_point * x_1, generator * k, public_mul(e_point)),
+            lambda: threshold.decryption_share(committee, 1, order_blob, randbytes=r.randbytes),
+            repeats,
+        ),
+        "share_verify": (
+            lambda: (
+                generator * k,
+                public_mul(x_pub),
+                public_mul(e_point),
+                public_mul(share.point),
+            ),
+            lambda: threshold.verify_decryption_share(committee, order_blob, share),
             repeats,
         ),
         "dkg": (lambda: _dkg_floor(r, generator), lambda: _dkg_ours(r), dkg_repeats),

@@ -329,9 +329,26 @@ def ecies_decrypt(
     """Decrypt :func:`ecies_encrypt`'s blob; ``CryptoError`` on any tamper or wrong key."""
     if len(blob) < POINT_BYTES + 1 + AEAD_TAG_BYTES:
         raise CryptoError("ECIES blob too short")
+    if not 0 < secret < P256_ORDER:
+        raise ValueError("secret scalar out of range")
+    with metering(meter) as tally:
+        shared = point_mul(point_from_bytes(blob[:POINT_BYTES]), secret, meter=tally)
+        return ecies_open(shared, blob, aad=aad, meter=tally)
+
+
+def ecies_open(
+    shared: EccPoint, blob: bytes, *, aad: bytes = b"", meter: CryptoMeter | None = None
+) -> bytes:
+    """Decrypt :func:`ecies_encrypt`'s blob given the shared point ``secret·E`` itself.
+
+    What threshold decryption needs: the keypers' decryption shares combine into ``secret·E``
+    without anyone holding ``secret``. ``CryptoError`` on any tamper or wrong point.
+    """
+    if len(blob) < POINT_BYTES + 1 + AEAD_TAG_BYTES:
+        raise CryptoError("ECIES blob too short")
     with metering(meter) as tally:
         e_bytes = blob[:POINT_BYTES]
-        key = ecdh_key(secret, point_from_bytes(e_bytes), info=_ECIES_INFO + e_bytes, meter=tally)
+        key = hkdf(shared.xy[0].to_bytes(32, "big"), info=_ECIES_INFO + e_bytes, meter=tally)
         body = aead_decrypt(key, _ECIES_NONCE + blob[POINT_BYTES:], aad=aad, meter=tally)
         try:
             return unpad(body)

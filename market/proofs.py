@@ -1,4 +1,4 @@
-"""Zero-knowledge proofs on P-256: a Schnorr proof that binds a sealed order to its sender.
+"""Zero-knowledge proofs on P-256: sender-bound ciphertexts and verifiable decryption shares.
 
 **Sender-bound ciphertexts.** An ECIES ciphertext (:func:`market.crypto.ecies_encrypt`) starts
 with its ephemeral point ``E = e·G``. Only whoever encrypted it knows ``e``. A sealed order
@@ -14,6 +14,14 @@ Proof: pick ``k``, ``A = k·G``, ``c = H(E, A, ciphertext, sender, epoch) mod q`
 Proving a sealed order costs one fixed-base multiplication (``E`` is already in the ciphertext)
 and two hashes (nonce and challenge); verifying, one fixed-base and one variable-base
 multiplication and a hash: 64 bytes on the wire.
+
+**Verifiable decryption shares.** A keyper holding the key share ``s`` with public share
+``Y = s·G`` publishes ``D = s·R`` for a ciphertext's ephemeral point ``R`` and proves, without
+revealing ``s``, that ``log_G Y = log_R D``: a Chaum–Pedersen proof of equal discrete logs
+(Chaum and Pedersen, 1992), non-interactive by Fiat–Shamir, as TDH2's decryption shares are
+(Shoup and Gennaro, 1998). ``k`` random, ``A1 = k·G``, ``A2 = k·R``,
+``c = H(Y, R, D, A1, A2, context)``, ``z = k + c·s``; the verifier recomputes
+``A1 = z·G − c·Y`` and ``A2 = z·R − c·D``. Proving costs two multiplications, verifying four.
 
 The nonce ``k`` is hedged: a hash of the secret, the statement and fresh random bytes, so it
 never repeats for two statements even if the random source does (a repeated ``k`` for two
@@ -45,6 +53,8 @@ SCHNORR_PROOF_BYTES = 64
 _CHALLENGE_TAG = b"veilcast/schnorr/challenge/v1|"
 _NONCE_TAG = b"veilcast/schnorr/nonce/v1|"
 _SENDER_TAG = b"veilcast/sealed-order/v1|"
+_DLEQ_TAG = b"veilcast/chaum-pedersen/challenge/v1|"
+_DLEQ_NONCE_TAG = b"veilcast/chaum-pedersen/nonce/v1|"
 _SCALAR = 32
 
 
@@ -150,3 +160,66 @@ def verify_sender(
         return False
     context = sender_context(ciphertext, sender, epoch)
     return schnorr_verify(ephemeral_point, context, proof, encoded=encoded, meter=meter)
+
+
+def dleq_prove(
+    secret: int,
+    base: EccPoint,
+    *,
+    public: EccPoint,
+    context: bytes,
+    randbytes: RandBytes,
+    meter: CryptoMeter | None = None,
+) -> tuple[EccPoint, bytes]:
+    """``D = secret·base`` and a proof that ``log_G public = log_base D`` (``public = secret·G``).
+
+    ``public`` is the prover's known public point (a keyper's public share): the proof will
+    not verify unless it is ``secret·G``.
+    """
+    if not 0 < secret < P256_ORDER:
+        raise ValueError("secret scalar out of range")
+    with metering(meter) as tally:  # counted in bulk: the multiplications run unmetered
+        shared = point_mul(base, secret)
+        seed = hashlib.sha512(
+            _DLEQ_NONCE_TAG + secret.to_bytes(_SCALAR, "big") + point_bytes(base) + context
+            + randbytes(32)
+        ).digest()  # fmt: skip
+        k = int.from_bytes(seed, "big") % (P256_ORDER - 1) + 1
+        c = _dleq_challenge((public, base, shared, base_mul(k), point_mul(base, k)), context)
+        tally.count("scalar_mult", 3)
+        tally.count("hash", 2)
+        z = (k + c * secret) % P256_ORDER
+        return shared, c.to_bytes(_SCALAR, "big") + z.to_bytes(_SCALAR, "big")
+
+
+def dleq_verify(
+    public: EccPoint,
+    base: EccPoint,
+    shared: EccPoint,
+    proof: bytes,
+    *,
+    context: bytes,
+    meter: CryptoMeter | None = None,
+) -> bool:
+    """Whether ``proof`` shows ``log_G public = log_base shared``, for ``context``."""
+    if len(proof) != SCHNORR_PROOF_BYTES:
+        return False
+    c, z = int.from_bytes(proof[:_SCALAR], "big"), int.from_bytes(proof[_SCALAR:], "big")
+    if not (0 <= c < P256_ORDER and 0 <= z < P256_ORDER):
+        return False
+    with metering(meter) as tally:
+        first = base_mul(z) + (-point_mul(public, c))
+        second = point_mul(base, z) + (-point_mul(shared, c))
+        tally.count("scalar_mult", 4)
+        tally.count("hash")
+        try:
+            return _dleq_challenge((public, base, shared, first, second), context) == c
+        except ValueError:  # a commitment at infinity: no valid proof gives one
+            return False
+
+
+def _dleq_challenge(points: tuple[EccPoint, ...], context: bytes) -> int:
+    """``H(Y, R, D, A1, A2, context) mod q`` over the points' compressed encodings."""
+    encoded = b"".join(point_bytes(p) for p in points)
+    digest = hashlib.sha256(_DLEQ_TAG + encoded + context).digest()
+    return int.from_bytes(digest, "big") % P256_ORDER

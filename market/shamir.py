@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from market.crypto import P256_ORDER, CryptoMeter, RandBytes, metering
 
-__all__ = ["eval_poly", "shamir_combine", "shamir_split"]
+__all__ = ["eval_poly", "lagrange_at_zero", "shamir_combine", "shamir_split"]
 
 
 def _uniform_mod(randbytes: RandBytes, modulus: int) -> int:
@@ -61,17 +61,28 @@ def shamir_combine(
 
     ``ValueError`` on no shares, a duplicate x or an x that is 0 mod ``modulus``.
     """
-    xs = [x % modulus for x, _ in shares]
-    if not xs or len(set(xs)) != len(xs) or 0 in xs:
-        raise ValueError("shares need distinct, non-zero x-coordinates")
+    weights = lagrange_at_zero([x for x, _ in shares], modulus=modulus)
     with metering(meter) as tally:
         tally.count("shamir")
-        total = 0
-        for i, (xi, (_, yi)) in enumerate(zip(xs, shares, strict=True)):
-            num = den = 1
-            for j, xj in enumerate(xs):
-                if j != i:
-                    num = num * xj % modulus
-                    den = den * (xj - xi) % modulus
-            total += yi * num * pow(den, -1, modulus)
-        return total % modulus
+        return sum(w * y for w, (_, y) in zip(weights, shares, strict=True)) % modulus
+
+
+def lagrange_at_zero(xs: Sequence[int], *, modulus: int = P256_ORDER) -> list[int]:
+    """The Lagrange coefficients ``λ_i = Π_{j≠i} x_j / (x_j − x_i)`` that interpolate at 0.
+
+    ``Σ λ_i·f(x_i) = f(0)`` for any polynomial of degree below ``len(xs)``: on scalars (Shamir)
+    as on points in the exponent (threshold decryption). ``ValueError`` on no x, a duplicate x
+    or an x that is 0 mod ``modulus``.
+    """
+    xs = [x % modulus for x in xs]
+    if not xs or len(set(xs)) != len(xs) or 0 in xs:
+        raise ValueError("shares need distinct, non-zero x-coordinates")
+    weights = []
+    for i, xi in enumerate(xs):
+        num = den = 1
+        for j, xj in enumerate(xs):
+            if j != i:
+                num = num * xj % modulus
+                den = den * (xj - xi) % modulus
+        weights.append(num * pow(den, -1, modulus) % modulus)
+    return weights

@@ -34,6 +34,15 @@ commitments on its own (:func:`open_share`); the aggregator evaluates the commit
 for every public share (:func:`public_share`). :func:`exchange_ops` counts those operations, so
 that a run meters the protocol's cost (it grows as ``n²``), not the shortcut's.
 
+**Decryption shares** (TDH2, Shoup and Gennaro, 1998). Revealing ``x_j`` spends the key share:
+after one batch anyone could decrypt everything sent to that key. Instead keyper ``j`` can
+publish, for a ciphertext with ephemeral point ``E``, ``d_j = x_j·E`` with a Chaum–Pedersen
+proof that ``log_G X_j = log_E d_j`` (:func:`decryption_share`, :mod:`market.proofs`). Anyone
+checks each share against ``X_j`` (:func:`verify_decryption_share`), so a wrong one is named,
+not merely skipped, and ``t`` valid ones combine by Lagrange interpolation in the exponent into
+``x·E``, the ECIES shared point, which opens that ciphertext and no other
+(:func:`threshold_decrypt`). The key share stays secret and serves any number of epochs.
+
 Feldman DKG lets a rushing adversary bias the key's distribution (Gennaro et al., 1999); that
 does not matter for a simulator. Keys here are simulation keys (see :mod:`market.crypto`).
 """
@@ -47,24 +56,30 @@ from dataclasses import dataclass, replace
 from Crypto.PublicKey.ECC import EccPoint
 
 from market.crypto import (
+    GENERATOR,
     P256_ORDER,
+    POINT_BYTES,
     CryptoMeter,
     OpKind,
     RandBytes,
     base_mul,
     ecies_decrypt,
     ecies_encrypt,
+    ecies_open,
     ecies_overhead,
     metering,
     point_bytes,
+    point_from_bytes,
     point_mul,
     random_scalar,
 )
 from market.errors import CryptoError
-from market.shamir import eval_poly, shamir_combine
+from market.proofs import SCHNORR_PROOF_BYTES, dleq_prove, dleq_verify
+from market.shamir import eval_poly, lagrange_at_zero, shamir_combine
 
 _BATCH_TAG = b"veilcast/dkg/batch/v1|"
 _SHARE_TAG = b"veilcast/dkg/share/v1|"
+_DECRYPTION_TAG = b"veilcast/decryption-share/v1|"
 _WEIGHT_BYTES = 8
 _SCALAR_BYTES = 32
 
@@ -374,3 +389,121 @@ def exchange_ops(n: int, t: int) -> dict[OpKind, int]:
     _check_committee(n, t)
     pairs = n * (n - 1)
     return {"scalar_mult": pairs * (3 + t) + n * (t - 1), "kdf": 2 * pairs, "aead": 2 * pairs}
+
+
+DECRYPTION_SHARE_BYTES = 4 + POINT_BYTES + SCHNORR_PROOF_BYTES
+"""A decryption share on the wire: keyper, the point ``x_j·E``, its Chaum–Pedersen proof."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptionShare:
+    """Keyper ``keyper``'s share ``x_j·E`` of one ciphertext's decryption, and its proof."""
+
+    keyper: int
+    point: EccPoint
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decryption:
+    """A ciphertext opened by ``t`` valid decryption shares.
+
+    Attributes:
+        plaintext: what it hid.
+        used: the keypers whose shares were combined, ascending.
+        invalid: the keypers whose shares failed their proof (named, not merely skipped).
+    """
+
+    plaintext: bytes
+    used: tuple[int, ...]
+    invalid: tuple[int, ...]
+
+
+def _decryption_context(keyper: int, ciphertext: bytes) -> bytes:
+    """Binds a share's proof to its keyper and its ciphertext, not just to ``E``."""
+    return _DECRYPTION_TAG + keyper.to_bytes(4, "big") + hashlib.sha256(ciphertext).digest()
+
+
+def decryption_share(
+    key: EpochKey,
+    keyper: int,
+    ciphertext: bytes,
+    *,
+    randbytes: RandBytes,
+    meter: CryptoMeter | None = None,
+) -> DecryptionShare:
+    """Keyper ``keyper``'s share of ``ciphertext``'s decryption; its key share stays secret.
+
+    ``CryptoError`` if the ciphertext's ephemeral point is not on the curve.
+    """
+    ephemeral = point_from_bytes(ciphertext[:POINT_BYTES])
+    point, proof = dleq_prove(
+        key.secret_shares[keyper],
+        ephemeral,
+        public=key.public_shares[keyper],
+        context=_decryption_context(keyper, ciphertext),
+        randbytes=randbytes,
+        meter=meter,
+    )
+    return DecryptionShare(keyper, point, proof)
+
+
+def forged_share(share: DecryptionShare) -> DecryptionShare:
+    """A cheating keyper's share: its point moved by ``G``, its proof unchanged (so it fails)."""
+    return replace(share, point=share.point + GENERATOR)
+
+
+def verify_decryption_share(
+    key: EpochKey, ciphertext: bytes, share: DecryptionShare, *, meter: CryptoMeter | None = None
+) -> bool:
+    """Whether ``share`` is ``x_j·E`` for keyper ``j``'s public share ``X_j``: anyone can check."""
+    public = key.public_shares.get(share.keyper)
+    if public is None:
+        return False
+    try:
+        ephemeral = point_from_bytes(ciphertext[:POINT_BYTES])
+    except CryptoError:
+        return False
+    return dleq_verify(
+        public,
+        ephemeral,
+        share.point,
+        share.proof,
+        context=_decryption_context(share.keyper, ciphertext),
+        meter=meter,
+    )
+
+
+def threshold_decrypt(
+    key: EpochKey,
+    ciphertext: bytes,
+    shares: Sequence[DecryptionShare],
+    *,
+    aad: bytes = b"",
+    meter: CryptoMeter | None = None,
+) -> Decryption:
+    """Open ``ciphertext`` from ``t`` valid decryption shares: ``x·E = Σ λ_j·d_j``.
+
+    Shares are checked in keyper order until ``t`` are valid; each one that fails is named in
+    ``invalid``. ``CryptoError`` if fewer than ``t`` are valid (or the ciphertext does not open).
+    """
+    valid: list[DecryptionShare] = []
+    invalid: list[int] = []
+    with metering(meter) as tally:
+        for share in sorted(shares, key=lambda s: s.keyper):
+            if len(valid) == key.t:
+                break
+            if any(v.keyper == share.keyper for v in valid):
+                continue  # a keyper's second share counts once
+            if verify_decryption_share(key, ciphertext, share, meter=tally):
+                valid.append(share)
+            else:
+                invalid.append(share.keyper)
+        if len(valid) < key.t:
+            raise CryptoError(f"only {len(valid)} valid decryption shares, {key.t} needed")
+        weights = lagrange_at_zero([s.keyper for s in valid])
+        shared = point_mul(valid[0].point, weights[0], meter=tally)
+        for share, weight in zip(valid[1:], weights[1:], strict=True):
+            shared = shared + point_mul(share.point, weight, meter=tally)
+        plaintext = ecies_open(shared, ciphertext, aad=aad, meter=tally)
+    return Decryption(plaintext, tuple(s.keyper for s in valid), tuple(invalid))

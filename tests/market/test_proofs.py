@@ -1,10 +1,11 @@
-"""market.proofs: Schnorr proofs that bind a sealed order to its sender and epoch."""
+"""market.proofs: Schnorr proofs binding sealed orders to senders; Chaum–Pedersen proofs."""
 
 from __future__ import annotations
 
 import hashlib
 import random
 
+from Crypto.PublicKey.ECC import EccPoint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,8 @@ from market.crypto import (
 )
 from market.proofs import (
     SCHNORR_PROOF_BYTES,
+    dleq_prove,
+    dleq_verify,
     prove_sender,
     schnorr_prove,
     schnorr_verify,
@@ -148,3 +151,59 @@ def test_proofs_verify_for_their_key_and_context_only(
     assert not schnorr_verify(base_mul(secret), context + b"!", proof)
     if other != secret:
         assert not schnorr_verify(base_mul(other), context, proof)
+
+
+# -- Chaum–Pedersen: equal discrete logs ----------------------------------------------------
+
+
+def _dleq(seed: int) -> tuple[int, EccPoint, EccPoint, EccPoint, bytes]:
+    """A secret, its public point, a base R, D = secret·R and the proof."""
+    r = random.Random(seed)
+    secret = r.randrange(1, P256_ORDER)
+    base = base_mul(r.randrange(1, P256_ORDER))
+    public = base_mul(secret)
+    shared, proof = dleq_prove(secret, base, public=public, context=b"ctx", randbytes=r.randbytes)
+    return secret, public, base, shared, proof
+
+
+def test_a_chaum_pedersen_proof_verifies_and_its_point_is_secret_times_base() -> None:
+    secret, public, base, shared, proof = _dleq(1)
+    assert shared == base * secret  # pycryptodome's own multiplication
+    assert dleq_verify(public, base, shared, proof, context=b"ctx")
+    meter = CryptoMeter()
+    assert dleq_verify(public, base, shared, proof, context=b"ctx", meter=meter)
+    assert meter.ops == {"scalar_mult": 4, "hash": 1}
+
+
+def test_a_chaum_pedersen_proof_fails_for_any_other_statement() -> None:
+    secret, public, base, shared, proof = _dleq(2)
+    _, other_public, other_base, other_shared, _ = _dleq(3)
+    assert not dleq_verify(public, base, shared + GENERATOR, proof, context=b"ctx")  # wrong D
+    assert not dleq_verify(other_public, base, shared, proof, context=b"ctx")  # another key
+    assert not dleq_verify(public, other_base, shared, proof, context=b"ctx")  # another R
+    assert not dleq_verify(public, base, shared, proof, context=b"ctx2")  # another context
+    for i in range(0, 64, 5):
+        flipped = proof[:i] + bytes([proof[i] ^ 4]) + proof[i + 1 :]
+        assert not dleq_verify(public, base, shared, flipped, context=b"ctx")
+    # a prover who does not know log_G Y cannot prove D = log·R even with D right for its own
+    liar, liar_proof = dleq_prove(
+        secret + 1, base, public=public, context=b"ctx", randbytes=random.Random(4).randbytes
+    )
+    assert not dleq_verify(public, base, liar, liar_proof, context=b"ctx")
+    assert other_shared != shared
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    secret=st.integers(min_value=1, max_value=P256_ORDER - 1),
+    base_log=st.integers(min_value=1, max_value=P256_ORDER - 1),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_chaum_pedersen_proofs_verify_for_their_statement(
+    secret: int, base_log: int, seed: int
+) -> None:
+    base, public = base_mul(base_log), base_mul(secret)
+    randbytes = random.Random(seed).randbytes
+    shared, proof = dleq_prove(secret, base, public=public, context=b"p", randbytes=randbytes)
+    assert dleq_verify(public, base, shared, proof, context=b"p")
+    assert not dleq_verify(public, base, shared + GENERATOR, proof, context=b"p")

@@ -18,20 +18,26 @@ from market.crypto import (
     ecies_encrypt,
     keypair,
     point_bytes,
+    point_from_bytes,
 )
 from market.errors import CryptoError
 from market.shamir import shamir_combine
 from market.threshold import (
     Deal,
+    DecryptionShare,
     EpochKey,
     combine_secret,
     corrupt,
     deal,
+    decryption_share,
     exchange_ops,
+    forged_share,
     open_share,
     public_share,
     run_dkg,
     seal_share,
+    threshold_decrypt,
+    verify_decryption_share,
     verify_secret_share,
 )
 
@@ -304,3 +310,76 @@ def test_a_sealed_share_opens_only_as_sent_and_only_if_it_matches_its_commitment
     assert open_share(tampered, **good) is None
     cheat = seal_share(corrupt(deals[1], 4), 4, public, epoch=1, randbytes=randbytes)
     assert open_share(cheat, **good) is None  # decrypts, but fails the Feldman check
+
+
+# -- decryption shares (TDH2) ---------------------------------------------------------------
+
+
+def _sealed_to(key: EpochKey, message: bytes, seed: int) -> bytes:
+    return ecies_encrypt(key.public_key, message, randbytes=random.Random(seed).randbytes)
+
+
+def _shares(key: EpochKey, blob: bytes, keypers: list[int]) -> list[DecryptionShare]:
+    randbytes = random.Random(99).randbytes
+    return [decryption_share(key, j, blob, randbytes=randbytes) for j in keypers]
+
+
+def test_any_t_decryption_shares_open_the_ciphertext_and_the_shared_point_is_x_times_e() -> None:
+    n, t = 5, 3
+    key = run_dkg(deals_for(n, t, seed=21), n=n, t=t)
+    blob = _sealed_to(key, b"buy 10 of outcome 1", 1)
+    x = combine_secret(key, key.secret_shares)  # an independent route: the secret itself
+    for subset in itertools.combinations(range(1, n + 1), t):
+        shares = _shares(key, blob, list(subset))
+        for share in shares:  # each is x_j·E, checkable by anyone against X_j
+            assert share.point == point_from_bytes(blob[:33]) * key.secret_shares[share.keyper]
+        opened = threshold_decrypt(key, blob, shares)
+        assert opened.plaintext == b"buy 10 of outcome 1" == ecies_decrypt(x, blob)
+        assert opened.used == subset and opened.invalid == ()
+
+
+def test_t_minus_one_shares_do_not_open_it_and_a_forged_share_is_named() -> None:
+    n, t = 5, 3
+    key = run_dkg(deals_for(n, t, seed=22), n=n, t=t)
+    blob = _sealed_to(key, b"an order", 2)
+    with pytest.raises(CryptoError):
+        threshold_decrypt(key, blob, _shares(key, blob, [1, 2]))
+    shares = _shares(key, blob, [1, 2, 3, 4])
+    cheating = [forged_share(shares[0]), *shares[1:]]
+    opened = threshold_decrypt(key, blob, cheating)
+    assert opened.invalid == (1,) and opened.used == (2, 3, 4)
+    assert opened.plaintext == b"an order"
+    with pytest.raises(CryptoError):  # two cheaters of four leave too few valid shares
+        threshold_decrypt(
+            key, blob, [forged_share(shares[0]), forged_share(shares[1]), *shares[2:]]
+        )
+
+
+def test_a_share_opens_only_its_own_ciphertext_so_a_key_share_serves_many_epochs() -> None:
+    n, t = 4, 2
+    key = run_dkg(deals_for(n, t, seed=23), n=n, t=t)
+    first, second = _sealed_to(key, b"first", 3), _sealed_to(key, b"second", 4)
+    shares = _shares(key, first, [1, 2])
+    assert threshold_decrypt(key, first, shares).plaintext == b"first"
+    # the same keypers' shares of the first ciphertext prove nothing about the second
+    assert not any(verify_decryption_share(key, second, s) for s in shares)
+    assert threshold_decrypt(key, second, _shares(key, second, [3, 4])).plaintext == b"second"
+    # a share claimed by another keyper fails (the proof binds the keyper)
+    [share] = _shares(key, first, [1])
+    assert not verify_decryption_share(key, first, replace(share, keyper=2))
+
+
+def test_decryption_shares_are_metered() -> None:
+    n, t = 4, 3
+    key = run_dkg(deals_for(n, t, seed=24), n=n, t=t)
+    blob = _sealed_to(key, b"x", 5)
+    prover = CryptoMeter()
+    shares = [
+        decryption_share(key, j, blob, randbytes=random.Random(j).randbytes, meter=prover)
+        for j in (1, 2, 3)
+    ]
+    assert prover.ops == {"scalar_mult": 3 * 3, "hash": 3 * 2}
+    opener = CryptoMeter()
+    threshold_decrypt(key, blob, shares, meter=opener)
+    # three proofs of four multiplications, three multiplications by λ_j, one KDF, one AEAD
+    assert opener.ops == {"scalar_mult": 3 * 4 + 3, "hash": 3, "kdf": 1, "aead": 1}
