@@ -42,7 +42,8 @@ MEANING: dict[str, str] = {
     "privacy.sender_recall_first_stem_spy": (
         "Dandelion: recall of naming the node the first spy heard an order from on a stem"
     ),
-    "privacy.failed_batch_fraction": "threshold epochs whose key could not be assembled in time",
+    "privacy.failed_batch_fraction": "threshold epochs that could not get enough valid shares",
+    "privacy.cheating_shares_detected": "invalid keyper shares caught and attributed by proofs",
     "privacy.propagation_delay_s": (
         "mean seconds from an order's submission until it reaches the sequencer"
     ),

@@ -397,10 +397,13 @@ DECRYPTION_SHARE_BYTES = 4 + POINT_BYTES + SCHNORR_PROOF_BYTES
 
 @dataclass(frozen=True, slots=True)
 class DecryptionShare:
-    """Keyper ``keyper``'s share ``x_j·E`` of one ciphertext's decryption, and its proof."""
+    """Keyper ``keyper``'s share ``x_j·E`` of one ciphertext's decryption, and its proof.
+
+    ``point`` is compressed (33 bytes), as it travels.
+    """
 
     keyper: int
-    point: EccPoint
+    point: bytes
     proof: bytes
 
 
@@ -445,12 +448,12 @@ def decryption_share(
         randbytes=randbytes,
         meter=meter,
     )
-    return DecryptionShare(keyper, point, proof)
+    return DecryptionShare(keyper, point_bytes(point), proof)
 
 
 def forged_share(share: DecryptionShare) -> DecryptionShare:
     """A cheating keyper's share: its point moved by ``G``, its proof unchanged (so it fails)."""
-    return replace(share, point=share.point + GENERATOR)
+    return replace(share, point=point_bytes(point_from_bytes(share.point) + GENERATOR))
 
 
 def verify_decryption_share(
@@ -462,12 +465,13 @@ def verify_decryption_share(
         return False
     try:
         ephemeral = point_from_bytes(ciphertext[:POINT_BYTES])
+        shared = point_from_bytes(share.point)
     except CryptoError:
         return False
     return dleq_verify(
         public,
         ephemeral,
-        share.point,
+        shared,
         share.proof,
         context=_decryption_context(share.keyper, ciphertext),
         meter=meter,
@@ -501,9 +505,22 @@ def threshold_decrypt(
                 invalid.append(share.keyper)
         if len(valid) < key.t:
             raise CryptoError(f"only {len(valid)} valid decryption shares, {key.t} needed")
-        weights = lagrange_at_zero([s.keyper for s in valid])
-        shared = point_mul(valid[0].point, weights[0], meter=tally)
-        for share, weight in zip(valid[1:], weights[1:], strict=True):
-            shared = shared + point_mul(share.point, weight, meter=tally)
-        plaintext = ecies_open(shared, ciphertext, aad=aad, meter=tally)
+        plaintext = ecies_open(combine_shares(valid, meter=tally), ciphertext, aad=aad, meter=tally)
     return Decryption(plaintext, tuple(s.keyper for s in valid), tuple(invalid))
+
+
+def combine_shares(
+    shares: Sequence[DecryptionShare], *, meter: CryptoMeter | None = None
+) -> EccPoint:
+    """``x·E = Σ λ_j·d_j`` over shares of distinct keypers (checked ones: this checks nothing).
+
+    ``ValueError`` for no share or a keyper twice;
+    ``CryptoError`` for a share whose point is not on the curve.
+    """
+    weights = lagrange_at_zero([s.keyper for s in shares])
+    points = [point_from_bytes(s.point) for s in shares]
+    with metering(meter) as tally:
+        shared = point_mul(points[0], weights[0], meter=tally)
+        for point, weight in zip(points[1:], weights[1:], strict=True):
+            shared = shared + point_mul(point, weight, meter=tally)
+        return shared

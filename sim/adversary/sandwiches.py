@@ -68,7 +68,7 @@ def without(tx: Tx, mine: Collection[int]) -> Tx:
     An order or reveal of its own becomes an empty batch.
     """
     if isinstance(tx, BatchTx):
-        return BatchTx(tx.batch_id, tuple(o for o in tx.orders if o.nonce not in mine), tx.key)
+        return BatchTx(tx.batch_id, tuple(o for o in tx.orders if o.nonce not in mine), tx.shares)
     if isinstance(tx, OrderTx | RevealTx) and tx.order.nonce in mine:
         return BatchTx(-1, ())
     return tx

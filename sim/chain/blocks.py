@@ -25,6 +25,7 @@ from market.crypto import CryptoMeter
 from market.exchange import Exchange
 from market.execute import Rejection
 from market.oracle import Settlement
+from market.threshold import DECRYPTION_SHARE_BYTES, DecryptionShare
 from market.types import ORDER_WIRE_BYTES, Fill, Order
 
 BLOCK_HEADER_BYTES = 96
@@ -73,13 +74,14 @@ class SealedTx:
 class BatchTx:
     """A decrypted batch of orders, cleared together at one price per outcome.
 
-    ``key`` is the batch's revealed decryption key (32 bytes; empty when none), published with
-    the batch so that anyone can check the decryption of the sealed transactions.
+    ``shares`` are the keypers' decryption shares that open each of the epoch's sealed orders,
+    in chain order (:class:`~market.threshold.DecryptionShare`, each with its proof), published
+    with the batch so that anyone can check its decryption; empty for a batch with none.
     """
 
     batch_id: int
     orders: tuple[Order, ...]
-    key: bytes = b""
+    shares: tuple[tuple[DecryptionShare, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,9 @@ def tx_size(tx: Tx) -> int:
             return ORDER_WIRE_BYTES
         case SealedTx(ciphertext=ciphertext, proof=proof):
             return 4 + 4 + len(ciphertext) + len(proof)
-        case BatchTx(orders=orders, key=key):
-            return 8 + len(key) + ORDER_WIRE_BYTES * len(orders)
+        case BatchTx(orders=orders, shares=shares):
+            opened = sum(2 + DECRYPTION_SHARE_BYTES * len(s) for s in shares)
+            return 8 + opened + ORDER_WIRE_BYTES * len(orders)
         case CommitTx():
             return 4 + 32 + 8
         case RevealTx():

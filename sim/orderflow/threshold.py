@@ -1,24 +1,27 @@
 """``threshold``: a Shutter-style encrypted mempool, decrypted by a keyper committee in batches.
 
-For every batch epoch the ``privacy.keypers`` keypers run a distributed key generation (Feldman
-VSS over P-256, :mod:`market.threshold`): nobody ever holds the epoch secret. A trader encrypts
-its order (ECIES, padded to ``privacy.pad_to_bytes``) to the epoch that closes at least a few
-blocks ahead and diffuses the sealed transaction; sequencers put sealed transactions on chain,
-where their sender and size are public. When the epoch closes, the keypers send their shares to
-an aggregating keyper, which verifies ``threshold`` of them against the DKG's commitments,
-combines them by Lagrange interpolation and diffuses the epoch key. The next proposer that holds
-the key decrypts the epoch's sealed transactions and clears them as one batch at a uniform price.
+The ``privacy.keypers`` keypers run one distributed key generation (Feldman VSS over P-256,
+:mod:`market.threshold`) when the first order needs the key: nobody ever holds its secret, and
+each keyper's key share serves every epoch, since it is never revealed. A trader encrypts its
+order (ECIES, padded to ``privacy.pad_to_bytes``, bound to the epoch that closes at least a few
+blocks ahead) and diffuses the sealed transaction; sequencers put sealed transactions on chain,
+where their sender and size are public. When the epoch closes, each keyper sends the aggregating
+keyper a decryption share of each of the epoch's sealed orders with a Chaum–Pedersen proof
+(TDH2); the aggregator checks every share, names the keypers of invalid ones, and once each
+sealed order has ``threshold`` valid shares diffuses them. The next proposer that holds them
+opens the epoch's sealed orders and clears them as one batch at a uniform price; the batch
+carries the shares, and every replica checks each one before it executes the batch.
 
 A sealed transaction that reaches the chain after its epoch closed is rejected as ``late``; an
-epoch whose key cannot be assembled in time (too few shares arrived) is recorded as failed and
-its orders rejected as ``undecryptable``: nothing is ever executed in plaintext silently.
+epoch that cannot get enough valid shares in time (lost, or forged by cheating keypers) is
+recorded as failed and its orders rejected as ``undecryptable``: nothing is ever executed in
+plaintext silently.
 
-Host choices, stated once: a DKG runs only for epochs that carry at least one order (an
-empty epoch has nothing to decrypt; a deployment would run it anyway), its messages among the
-keypers (a sealed share and the dealer's commitments per ordered pair) are counted (kind ``dkg``)
-but not routed, its cryptographic operations are metered as each keyper performs them deployed
-while the simulator verifies all shares with one batched check (:mod:`market.threshold`), and
-keys come from the run's seed.
+Host choices, stated once: the DKG's messages among the keypers (a sealed share and the
+dealer's commitments per ordered pair) are counted (kind ``dkg``) but not routed, its
+cryptographic operations are metered as each keyper performs them deployed while the simulator
+verifies all DKG shares with one batched check (:mod:`market.threshold`), and keys come from the
+run's seed.
 """
 
 from __future__ import annotations
@@ -26,29 +29,34 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
-
-from Crypto.PublicKey.ECC import EccPoint
+from typing import ClassVar, TypeVar, cast
 
 from market.batch import BatchResult
 from market.crypto import (
     POINT_BYTES,
     CryptoMeter,
-    base_mul,
     ecies_decrypt,
     ecies_encrypt,
-    metering,
+    ecies_open,
+    point_from_bytes,
     random_scalar,
 )
 from market.errors import CryptoError
 from market.proofs import prove_sender, verify_sender
 from market.threshold import (
+    DECRYPTION_SHARE_BYTES,
     SEALED_SHARE_BYTES,
+    DecryptionShare,
     EpochKey,
     combine_secret,
+    combine_shares,
+    corrupt,
     deal,
+    decryption_share,
     exchange_ops,
+    forged_share,
     run_dkg,
+    verify_decryption_share,
 )
 from market.types import Order, decode_compact, encode_compact
 from sim.chain.blocks import BatchTx, Block, SealedTx, Tx, TxResult
@@ -59,32 +67,41 @@ from sim.net.network import Message, unexpected
 from sim.results.records import COPYCAT_KIND, OrderRecord
 from sim.scenario import Privacy
 
-SHARE_BYTES = 4 + 4 + 32
-"""A revealed share on the wire: epoch, keyper index, the 32-byte scalar."""
-
-KEY_BYTES = 4 + 32
-"""A released epoch key on the wire: epoch and secret."""
-
 
 @dataclass(frozen=True, slots=True)
-class KeyShare:
-    """Keyper ``index``'s share of the epoch secret, sent to the aggregating keyper."""
+class ShareSet:
+    """Keyper ``keyper``'s decryption shares of its epoch's sealed orders, in chain order.
+
+    ``None`` stands for a sealed order it cannot share (its ephemeral point is off the curve).
+    Sent to the aggregating keyper when the epoch closes; the key share itself never leaves.
+    """
 
     kind: ClassVar[str] = "share"
-    size: ClassVar[int] = SHARE_BYTES
     epoch: int
-    index: int
-    share: int
+    keyper: int
+    shares: tuple[DecryptionShare | None, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: epoch, keyper, and one share per sealed order."""
+        return 4 + 4 + DECRYPTION_SHARE_BYTES * len(self.shares)
 
 
 @dataclass(frozen=True, slots=True)
-class EpochSecret:
-    """The assembled secret of an epoch, diffused so that proposers can decrypt its batch."""
+class Opening:
+    """``threshold`` valid shares of each of an epoch's sealed orders, diffused to proposers.
 
-    kind: ClassVar[str] = "key"
-    size: ClassVar[int] = KEY_BYTES
+    An empty tuple stands for a sealed order nobody could share (it will not decrypt).
+    """
+
+    kind: ClassVar[str] = "opening"
     epoch: int
-    secret: int
+    shares: tuple[tuple[DecryptionShare, ...], ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: epoch, a count per sealed order, and the shares."""
+        return 4 + sum(2 + DECRYPTION_SHARE_BYTES * len(s) for s in self.shares)
 
 
 DKG_SHARE_BYTES = 4 + 4 + 4 + SEALED_SHARE_BYTES
@@ -96,6 +113,8 @@ def dkg_commitment_bytes(t: int) -> int:
     return 4 + 4 + t * POINT_BYTES
 
 
+T = TypeVar("T")
+
 RELEASE_TIMEOUT_S = 60.0
 """An epoch whose key is not assembled this long after it closed is recorded as failed."""
 
@@ -105,21 +124,31 @@ def epoch_aad(epoch: int) -> bytes:
     return b"veilcast/epoch/" + epoch.to_bytes(8, "big")
 
 
-def decrypt_epoch(
-    secret: int, epoch: int, sealed: Sequence[tuple[int, bytes]], *, meter: CryptoMeter
+def open_epoch(
+    key: EpochKey,
+    epoch: int,
+    sealed: Sequence[tuple[int, bytes]],
+    shares: Sequence[Sequence[DecryptionShare]],
+    *,
+    meter: CryptoMeter,
 ) -> tuple[tuple[Order, ...], list[int]]:
-    """The orders the epoch's ``(sender, ciphertext)`` hide under its ``secret``, in chain order.
+    """The orders the epoch's ``(sender, ciphertext)`` hide, opened by their decryption shares.
 
-    Each order executes for the sender that put it on chain (the account that pays), whatever
-    its plaintext names: so a copy of someone's ciphertext sent under another address executes
-    for the copier. Returns the orders with the indices of the ciphertexts that do not decrypt
-    to an order (a tampered or malformed one), which are left out: the proposer and every
-    replica derive a batch by this one function.
+    Each ciphertext's shares combine into the ECIES shared point (nobody holds the secret key);
+    the shares are taken as given, checked or not (:class:`BatchVerifier` checks them). Each
+    order executes for the sender that put it on chain (the account that pays), whatever its
+    plaintext names: so a copy of someone's ciphertext sent under another address executes for
+    the copier. Returns the orders in chain order with the indices of the ciphertexts that do
+    not open to an order (no shares, a tampered or malformed one), which are left out: the
+    proposer and every replica derive a batch by this one function.
     """
     orders, invalid = [], []
-    for index, (sender, blob) in enumerate(sealed):
+    for index, ((sender, blob), opening) in enumerate(zip(sealed, shares, strict=True)):
         try:
-            plain = decode_compact(ecies_decrypt(secret, blob, aad=epoch_aad(epoch), meter=meter))
+            if len(opening) < key.t:
+                raise CryptoError("not enough shares")
+            shared = combine_shares(opening, meter=meter)
+            plain = decode_compact(ecies_open(shared, blob, aad=epoch_aad(epoch), meter=meter))
         except (CryptoError, ValueError):
             invalid.append(index)
             continue
@@ -127,35 +156,45 @@ def decrypt_epoch(
     return tuple(orders), invalid
 
 
+def shareable(ciphertext: bytes) -> bool:
+    """Whether keypers can make decryption shares of ``ciphertext`` (its ``E`` is on the curve)."""
+    try:
+        point_from_bytes(ciphertext[:POINT_BYTES])
+    except CryptoError:
+        return False
+    return True
+
+
 class BatchVerifier:
     """How every replica checks the sealed orders and the decrypted batches before applying them.
 
     A sealed order joins its epoch only with a valid sender proof, when ``privacy.sender_proofs``
-    requires one (:func:`market.proofs.verify_sender`). A batch's key must be the epoch's secret
-    (``key·G`` is the public key of the epoch's DKG), and the epoch's sealed orders on chain must
-    decrypt under it to exactly the batch's orders, in chain order (:func:`decrypt_epoch`). So a
-    proposer cannot slip in, drop or alter an order, nor let a copied ciphertext in. Every
-    replica runs the same pure computation on the same bytes: it is computed once and its
-    operations are metered once for each caller (the canonical chain and every replica), its
-    seconds once.
+    requires one (:func:`market.proofs.verify_sender`). A batch must carry, for each of the
+    epoch's sealed orders on chain, ``threshold`` decryption shares of distinct keypers, each
+    with a valid Chaum–Pedersen proof against its keyper's public share (none only for a
+    ciphertext nobody can share), and the shares must open the sealed orders to exactly the
+    batch's orders, in chain order (:func:`open_epoch`). So a proposer cannot slip in, drop or
+    alter an order, nor let a copied ciphertext in, nor pass off a forged share. Every replica
+    runs the same pure computation on the same bytes: it is computed once and its operations
+    are metered once for each caller (the canonical chain and every replica), its seconds once.
 
     Args:
-        public_key: the epoch's public key (None: no DKG ran for it).
+        key: the committee's key (None: no DKG has run).
         meter: the run's protocol meter.
         sender_proofs: whether every sealed order must carry a valid sender proof.
     """
 
     def __init__(
         self,
-        public_key: Callable[[int], EccPoint | None],
+        key: Callable[[], EpochKey | None],
         meter: CryptoMeter,
         *,
         sender_proofs: bool = False,
     ) -> None:
-        self.public_key = public_key
+        self.key = key
         self.meter = meter
         self.sender_proofs = sender_proofs
-        self.memo: dict[Hashable, tuple[bool, CryptoMeter]] = {}
+        self.memo: dict[Hashable, tuple[object, CryptoMeter]] = {}
 
     def sealed_ok(self, tx: SealedTx) -> bool:
         """Whether ``tx`` may join its epoch: its proof binds it to its sender and epoch."""
@@ -169,42 +208,65 @@ class BatchVerifier:
         )
 
     def __call__(self, tx: BatchTx, sealed: Sequence[tuple[int, bytes]]) -> bool:
-        """Whether ``tx`` is the batch the epoch's ``sealed`` orders and its key give."""
+        """Whether ``tx`` is the batch the epoch's ``sealed`` orders and its shares give."""
         return self._once(
-            (tx.batch_id, tx.key, tx.orders, tuple(sealed)),
+            ("batch", tx.batch_id, tx.orders, tx.shares, tuple(sealed)),
             lambda tally: self._check(tx, sealed, tally),
         )
 
-    def _once(self, key: Hashable, check: Callable[[CryptoMeter], bool]) -> bool:
-        """``check``'s answer, computed the first time; every caller's run of it is metered."""
+    def open(
+        self,
+        epoch: int,
+        sealed: Sequence[tuple[int, bytes]],
+        shares: tuple[tuple[DecryptionShare, ...], ...],
+    ) -> tuple[tuple[Order, ...], list[int]]:
+        """:func:`open_epoch` as a proposer runs it (computed once, metered per caller)."""
+        key = self.key()
+        assert key is not None, "no batch is opened before the committee's key exists"
+        return self._once(
+            ("open", epoch, tuple(sealed), shares),
+            lambda tally: open_epoch(key, epoch, sealed, shares, meter=tally),
+        )
+
+    def _once(self, key: Hashable, compute: Callable[[CryptoMeter], T]) -> T:
+        """``compute``'s answer, computed the first time; every caller's run of it is metered."""
         done = self.memo.get(key)
         if done is None:
             tally = CryptoMeter()
-            done = self.memo[key] = (check(tally), tally)
+            done = self.memo[key] = (compute(tally), tally)
             self.meter.merge(tally)  # its operations, and the seconds it took, once
         else:
             self.meter.merge(CryptoMeter(ops=dict(done[1].ops)))  # another node's run of it
-        return done[0]
+        return cast(T, done[0])
 
     def _check(self, tx: BatchTx, sealed: Sequence[tuple[int, bytes]], tally: CryptoMeter) -> bool:
-        public = self.public_key(tx.batch_id)
-        if public is None or len(tx.key) != 32:
+        key = self.key()
+        if key is None or len(tx.shares) != len(sealed):
             return False
-        secret = int.from_bytes(tx.key, "big")
-        with metering(tally) as inner:
-            if base_mul(secret, meter=inner) != public:
+        for (_, blob), shares in zip(sealed, tx.shares, strict=True):
+            if not shares and shareable(blob):
+                return False  # withholding an order's shares would drop it
+            if shares and len({s.keyper for s in shares}) != len(shares):
                 return False
-            orders, _ = decrypt_epoch(secret, tx.batch_id, sealed, meter=inner)
+            if not all(verify_decryption_share(key, blob, s, meter=tally) for s in shares):
+                return False
+        orders, _ = open_epoch(key, tx.batch_id, sealed, tx.shares, meter=tally)
         return orders == tx.orders
 
 
 class Threshold(OrderFlow):
     """Encrypted orders, sealed on chain, decrypted per epoch by a t-of-n keyper committee.
 
+    One DKG gives the committee its key for the whole run: keypers never reveal their key
+    shares, only decryption shares of the sealed orders of each closed epoch, so a key share
+    serves every epoch.
+
     Args (beyond the order flow's):
         keypers: the committee's nodes; the first aggregates the shares.
-        colluding_keypers: how many keypers (the first ones) pool their shares with the
-            adversary, who can decrypt an epoch early once they reach the threshold.
+        colluding_keypers: how many keypers (the first ones) pool their key shares with the
+            adversary, who can decrypt any sealed order at once when they reach the threshold.
+        cheating_keypers: how many keypers (the last ones) cheat: each deals a bad DKG share to
+            one keyper and sends forged decryption shares.
         reader: the adversary's node, where it reads what it decrypts.
     """
 
@@ -219,6 +281,7 @@ class Threshold(OrderFlow):
         keypers: tuple[int, ...],
         colluding_keypers: int,
         reader: int,
+        cheating_keypers: int = 0,
     ) -> None:
         super().__init__(sim, privacy=privacy, watchers=watchers)
         self.keypers = keypers
@@ -227,25 +290,29 @@ class Threshold(OrderFlow):
         self.interval = privacy.batch_interval_s
         self.margin = 3 * sim.block_interval_s
         self.randbytes = sim.streams.randbytes("threshold")
-        self.keys: dict[int, EpochKey] = {}
-        self.adversary_secret: dict[int, int] = {}
+        self.share_randbytes = sim.streams.randbytes("decryption-shares")
+        self.key: EpochKey | None = None
+        self.adversary_secret: int | None = None
         self.adversary_meter = CryptoMeter()
         self.colluders = tuple(range(1, colluding_keypers + 1))
+        self.cheaters = frozenset(range(self.n - cheating_keypers + 1, self.n + 1))
+        self.cheating_detected = 0
+        """Invalid shares caught and attributed: bad DKG deals, forged decryption shares."""
         self.sealed: Mempools[SealedTx] = Mempools(sim.validators)
         self.onchain: dict[int, list[SealedTx]] = {}
         self.owner: dict[SealedTx, OrderRecord] = {}
-        self.key_at: dict[int, dict[int, int]] = {node: {} for node in sim.validators}
+        self.opening_at: dict[int, dict[int, Opening]] = {node: {} for node in sim.validators}
+        self.scheduled: set[int] = set()
         self.batched: set[int] = set()
         self.failed: set[int] = set()
-        self.shares: dict[int, dict[int, int]] = {}
-        self.released: dict[int, int] = {}
+        self.shares: dict[int, dict[int, ShareSet]] = {}
+        """Per epoch, the share sets that reached the aggregator, by keyper."""
+        self.valid: dict[int, list[list[DecryptionShare]]] = {}
+        """Per epoch and sealed order, the shares the aggregator found valid so far."""
+        self.released: dict[int, Opening] = {}
         self.verifier = BatchVerifier(
-            self._public_key, sim.meter, sender_proofs=privacy.sender_proofs
+            lambda: self.key, sim.meter, sender_proofs=privacy.sender_proofs
         )
-
-    def _public_key(self, epoch: int) -> EccPoint | None:
-        key = self.keys.get(epoch)
-        return key.public_key if key is not None else None
 
     def close_time(self, epoch: int) -> float:
         """When epoch ``epoch``'s batch closes."""
@@ -255,18 +322,24 @@ class Threshold(OrderFlow):
         """The epoch an order made at ``t`` is encrypted to: one closing a few blocks later."""
         return math.floor((t + self.margin) / self.interval)
 
-    def epoch_key(self, epoch: int) -> EpochKey:
-        """The epoch's key, from a DKG run once (on first use) among the keypers."""
-        key = self.keys.get(epoch)
-        if key is None:
+    def committee_key(self) -> EpochKey:
+        """The committee's key, from a DKG run once (on first use) among the keypers.
+
+        Cheating keypers deal a bad share to the next keyper; its complaint excludes them as
+        dealers (they keep their own key shares), and the key forms from the other deals.
+        """
+        if self.key is None:
             deals = [
                 deal(i, n=self.n, t=self.t, randbytes=self.randbytes, meter=self.sim.meter)
                 for i in range(1, self.n + 1)
             ]
+            for i in self.cheaters:
+                deals[i - 1] = corrupt(deals[i - 1], i % self.n + 1)
             # the simulator checks every recipient's shares at once; the meter counts what the
             # keypers perform as deployed (market.threshold.exchange_ops), its seconds are ours
             shortcut = CryptoMeter()
-            key = self.keys[epoch] = run_dkg(deals, n=self.n, t=self.t, meter=shortcut)
+            key = self.key = run_dkg(deals, n=self.n, t=self.t, meter=shortcut)
+            self.cheating_detected += len(key.complaints)
             deployed = CryptoMeter(cpu_s=shortcut.cpu_s)
             for kind, count in exchange_ops(self.n, self.t).items():
                 deployed.count(kind, count)
@@ -278,9 +351,14 @@ class Threshold(OrderFlow):
             )
             if len(self.colluders) >= self.t:
                 shares = {j: key.secret_shares[j] for j in self.colluders}
-                self.adversary_secret[epoch] = combine_secret(
-                    key, shares, meter=self.adversary_meter
-                )
+                self.adversary_secret = combine_secret(key, shares, meter=self.adversary_meter)
+        return self.key
+
+    def epoch_key(self, epoch: int) -> EpochKey:
+        """The key orders of ``epoch`` are sealed to; the epoch's release is scheduled once."""
+        key = self.committee_key()
+        if epoch not in self.scheduled:
+            self.scheduled.add(epoch)
             self.sim.after(self.close_time(epoch) - self.sim.now, lambda: self._release(epoch))
         return key
 
@@ -324,22 +402,22 @@ class Threshold(OrderFlow):
                 if node in self.watchers:
                     self._adversary_sees(self.owner[msg], msg)
                 self.sealed.add(node, msg, msg, self.sim.now)
-            case KeyShare(epoch=epoch, index=index, share=share):
-                self._share_in(epoch, index, share)
-            case EpochSecret(epoch=epoch, secret=secret):
-                pool = self.key_at.get(node)
+            case ShareSet():
+                self._shares_in(msg)
+            case Opening(epoch=epoch):
+                pool = self.opening_at.get(node)
                 if pool is not None and epoch not in self.batched:
-                    pool[epoch] = secret
+                    pool[epoch] = msg
             case _:
                 unexpected(msg)
 
     def _adversary_sees(self, record: OrderRecord, tx: SealedTx) -> None:
         """The adversary holds a sealed order; it reads it only if it holds the epoch's secret.
 
-        Colluding keypers at or above the threshold assembled it when the epoch's DKG ran, so
-        the adversary decrypts the ciphertext it holds and acts on the order it decoded.
+        Colluding keypers at or above the threshold assembled it when the DKG ran, so the
+        adversary decrypts the ciphertext it holds and acts on the order it decoded.
         """
-        secret = self.adversary_secret.get(tx.epoch)
+        secret = self.adversary_secret
         read = None
         if secret is not None:
             plain = ecies_decrypt(
@@ -383,21 +461,22 @@ class Threshold(OrderFlow):
                 txs.append(tx)
             elif not record.final:
                 record.reject("late")
-        for epoch, secret in sorted(self.key_at[proposer].items()):
-            for pool in self.key_at.values():
+        for epoch, opening in sorted(self.opening_at[proposer].items()):
+            for pool in self.opening_at.values():
                 pool.pop(epoch, None)
             self.batched.add(epoch)
-            key = secret.to_bytes(32, "big")
-            txs.append(BatchTx(epoch, self._decrypt(epoch, secret), key))
+            txs.append(BatchTx(epoch, self._open(epoch, opening), opening.shares))
         return txs
 
-    def _decrypt(self, epoch: int, secret: int) -> tuple[Order, ...]:
-        """Decrypt every sealed transaction of ``epoch`` on chain (a tampered one is rejected)."""
+    def _open(self, epoch: int, opening: Opening) -> tuple[Order, ...]:
+        """Open every sealed order of ``epoch`` on chain (one that does not open is rejected)."""
         onchain = self.onchain.get(epoch, [])
         sealed = [(tx.sender, tx.ciphertext) for tx in onchain]
-        orders, invalid = decrypt_epoch(secret, epoch, sealed, meter=self.sim.meter)
+        orders, invalid = self.verifier.open(epoch, sealed, opening.shares)
         for index in invalid:
-            self.owner[onchain[index]].reject("invalid")
+            record = self.owner[onchain[index]]
+            if not record.final:
+                record.reject("invalid")
         return orders
 
     def genesis(self) -> Genesis:
@@ -423,37 +502,60 @@ class Threshold(OrderFlow):
     # -- key release ---------------------------------------------------------------------
 
     def _release(self, epoch: int) -> None:
-        """The epoch closed: keypers send their shares to the aggregator (the first keyper)."""
-        if not self.onchain.get(epoch):
+        """The epoch closed: each keyper sends its decryption shares to the aggregator."""
+        onchain = self.onchain.get(epoch)
+        if not onchain:
             return
-        key = self.keys[epoch]
+        key = self.committee_key()
         aggregator = self.keypers[0]
         self.shares[epoch] = {}
+        self.valid[epoch] = [[] for _ in onchain]
         for index, node in enumerate(self.keypers, start=1):
-            share = key.secret_shares[index]
+            shares = tuple(self._decryption_share(key, index, tx) for tx in onchain)
             path = self.sim.net.route(node, aggregator)
-            self.sim.net.relay(path, KeyShare(epoch, index, share), to=self.receive)
+            self.sim.net.relay(path, ShareSet(epoch, index, shares), to=self.receive)
         self.sim.after(RELEASE_TIMEOUT_S, lambda: self._give_up(epoch))
 
-    def _share_in(self, epoch: int, index: int, share: int) -> None:
-        """A share reached the aggregator; with enough valid ones it releases the key."""
-        shares = self.shares[epoch]
-        shares[index] = share
-        if epoch in self.released or len(shares) < self.t:
-            return
+    def _decryption_share(self, key: EpochKey, index: int, tx: SealedTx) -> DecryptionShare | None:
+        """Keyper ``index``'s share of ``tx`` (None if it can make none; forged if it cheats)."""
         try:
-            secret = combine_secret(self.keys[epoch], shares, meter=self.sim.meter)
+            share = decryption_share(
+                key, index, tx.ciphertext, randbytes=self.share_randbytes, meter=self.sim.meter
+            )
         except CryptoError:
-            return  # too few valid shares so far: wait for more
-        self.released[epoch] = secret
-        for tx in self.onchain.get(epoch, []):
-            self.seen_plaintext(self.owner[tx], self.keypers[0])
-        self.sim.broadcast(
-            self.keypers[0],
-            EpochSecret(epoch, secret),
-            to=self.receive,
-            listeners=self.sim.sequencers,
+            return None
+        return forged_share(share) if index in self.cheaters else share
+
+    def _shares_in(self, arrived: ShareSet) -> None:
+        """A keyper's shares reached the aggregator, which checks every one of them.
+
+        A share that fails its proof is attributed to its keyper, also after the release (so
+        every cheater is named). Once each sealed order of the epoch has ``threshold`` valid
+        shares (or none can be made), the aggregator diffuses them.
+        """
+        epoch = arrived.epoch
+        if epoch in self.failed or arrived.keyper in self.shares[epoch]:
+            return
+        key, onchain = self.committee_key(), self.onchain[epoch]
+        self.shares[epoch][arrived.keyper] = arrived
+        for valid, tx, share in zip(self.valid[epoch], onchain, arrived.shares, strict=True):
+            if share is None:
+                continue
+            if verify_decryption_share(key, tx.ciphertext, share, meter=self.sim.meter):
+                valid.append(share)
+            else:
+                self.cheating_detected += 1
+        ready = all(
+            len(valid) >= self.t or not shareable(tx.ciphertext)
+            for valid, tx in zip(self.valid[epoch], onchain, strict=True)
         )
+        if epoch in self.released or not ready:
+            return
+        opening = Opening(epoch, tuple(tuple(valid[: self.t]) for valid in self.valid[epoch]))
+        self.released[epoch] = opening
+        for tx in onchain:
+            self.seen_plaintext(self.owner[tx], self.keypers[0])
+        self.sim.broadcast(self.keypers[0], opening, to=self.receive, listeners=self.sim.sequencers)
 
     def _give_up(self, epoch: int) -> None:
         """No key in time: the epoch's orders are rejected, never executed in plaintext."""
@@ -466,8 +568,9 @@ class Threshold(OrderFlow):
                 record.reject("undecryptable")
 
     def metrics(self) -> dict[str, float]:
-        """Batch failures of this mode."""
-        epochs = [e for e in self.keys if self.onchain.get(e)]
+        """Batch failures, and the cheating keypers' shares caught."""
+        epochs = [e for e in self.scheduled if self.onchain.get(e)]
         return {
-            "privacy.failed_batch_fraction": len(self.failed) / len(epochs) if epochs else math.nan
+            "privacy.failed_batch_fraction": len(self.failed) / len(epochs) if epochs else math.nan,
+            "privacy.cheating_shares_detected": float(self.cheating_detected),
         }

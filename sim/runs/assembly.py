@@ -68,6 +68,7 @@ def order_flow(host: Host, scenario: Scenario, world: World) -> OrderFlow:
                 watchers=seen_by,
                 keypers=world.keypers,
                 colluding_keypers=scenario.adversary.colluding_keypers,
+                cheating_keypers=scenario.adversary.cheating_keypers,
                 reader=world.adversary_node,
             )
     raise AssertionError(privacy.order_flow)

@@ -80,6 +80,9 @@ def cross_field_rules(s: Sections) -> list[tuple[str, str]]:
          _at_most("privacy.keypers", p.keypers, p.threshold)),
         (colluding > p.keypers, "adversary.colluding_keypers",
          _at_most("privacy.keypers", p.keypers, colluding)),
+        (s.adversary.cheating_keypers >= p.keypers, "adversary.cheating_keypers",
+         f"must be below privacy.keypers ({p.keypers}): the DKG needs an honest dealer, got "
+         f"{s.adversary.cheating_keypers}"),
         (0 < p.pad_to_bytes < MIN_PAD_BYTES, "privacy.pad_to_bytes",
          f"must be 0 (no padding) or at least {MIN_PAD_BYTES} (the longest encoded order and "
          f"a padding marker), got {p.pad_to_bytes}"),

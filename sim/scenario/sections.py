@@ -134,6 +134,7 @@ class Adversary(Section):
     spy_fraction: UnitInterval = 0.1
     frontrunner: bool = False
     colluding_keypers: Count = Field(default=0, ge=0)
+    cheating_keypers: Count = Field(default=0, ge=0)  # threshold: forge DKG and decryption shares
     operator_frontruns: bool = False
     copycat: bool = False  # threshold: copy sealed orders of senders linked to informed traders
     priority_fee: float = Field(default=0.01, ge=0.0)

@@ -47,7 +47,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "commit-reveal": {"privacy": {"order_flow": "commit_reveal"}},
     "threshold-colluders": {
         "privacy": {"order_flow": "threshold"},
-        "adversary": {"frontrunner": True, "colluding_keypers": 3, "copycat": True},
+        "adversary": {
+            "frontrunner": True,
+            "colluding_keypers": 3,
+            "copycat": True,
+            "cheating_keypers": 1,
+        },
     },
     "threshold-unlinkable-dandelion": {
         "privacy": {"order_flow": "threshold", "unlinkable_senders": True, "sender_proofs": True},

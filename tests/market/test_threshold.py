@@ -332,7 +332,8 @@ def test_any_t_decryption_shares_open_the_ciphertext_and_the_shared_point_is_x_t
     for subset in itertools.combinations(range(1, n + 1), t):
         shares = _shares(key, blob, list(subset))
         for share in shares:  # each is x_j·E, checkable by anyone against X_j
-            assert share.point == point_from_bytes(blob[:33]) * key.secret_shares[share.keyper]
+            expected = point_from_bytes(blob[:33]) * key.secret_shares[share.keyper]
+            assert share.point == point_bytes(expected)
         opened = threshold_decrypt(key, blob, shares)
         assert opened.plaintext == b"buy 10 of outcome 1" == ecies_decrypt(x, blob)
         assert opened.used == subset and opened.invalid == ()

@@ -6,12 +6,14 @@ spy. Every message takes :data:`HOP` seconds unless a test gives it another dela
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from market.accounts import ESCROW, ONE_TIME_BASE, TREASURY
 from market.crypto import ecies_decrypt
+from market.threshold import combine_secret, forged_share
 from market.types import MICRO, Order, decode_compact, to_micro
 from sim.chain.blocks import BatchTx, CommitTx, OrderTx, RevealTx, SealedTx
 from sim.host.component import OrderFlow
@@ -309,7 +311,7 @@ def test_reveal_delay_and_failure_follow_their_settings() -> None:
 
 
 def _th_host(
-    *, lost_shares_from: frozenset[int] = frozenset(), colluding: int = 0
+    *, lost_shares_from: frozenset[int] = frozenset(), colluding: int = 0, cheating: int = 0
 ) -> tuple[InstantHost, Threshold]:
     def latency(kind: str, src: int, _dst: int) -> float | None:
         return None if kind == "share" and src in lost_shares_from else HOP
@@ -318,7 +320,11 @@ def _th_host(
         Threshold,
         latency=latency,
         privacy={"keypers": 5, "threshold": 3, "batch_interval_s": 30.0, "pad_to_bytes": 0},
-        adversary={"colluding_keypers": colluding, "spy_fraction": 0.0},
+        adversary={
+            "colluding_keypers": colluding,
+            "cheating_keypers": cheating,
+            "spy_fraction": 0.0,
+        },
     )
     flow = host.orderflow
     assert isinstance(flow, Threshold)
@@ -347,8 +353,8 @@ def test_threshold_shares_decrypt_the_epoch_batch() -> None:
 
 def _forging(flow: Threshold, forge: Any) -> None:
     """Make the proposer's batch derivation return ``forge(orders)`` instead of the truth."""
-    honest = flow._decrypt
-    flow._decrypt = lambda epoch, secret: forge(honest(epoch, secret))  # type: ignore[method-assign]
+    honest = flow._open
+    flow._open = lambda epoch, opening: forge(honest(epoch, opening))  # type: ignore[method-assign]
 
 
 def test_every_replica_refuses_a_batch_with_a_forged_order() -> None:
@@ -367,7 +373,7 @@ def test_every_replica_refuses_a_batch_with_a_forged_order() -> None:
     assert record.status == "pending"
 
 
-def test_every_replica_refuses_a_batch_missing_an_order_or_under_a_wrong_key() -> None:
+def test_every_replica_refuses_a_batch_missing_an_order_or_with_a_forged_share() -> None:
     for forge in (lambda orders: orders[1:], lambda orders: tuple(reversed(orders))):
         host, flow = _th_host()
         _submit(host, _buy(0, 0))
@@ -378,25 +384,38 @@ def test_every_replica_refuses_a_batch_missing_an_order_or_under_a_wrong_key() -
         assert host.exchange.ledger.position(1, 0, 1) == 0
     host, flow = _th_host()
     _submit(host, _buy(0, 0))
-    _slots(host, 31.0)  # the key is released, not yet batched
-    [(epoch, secret)] = list(flow.released.items())
-    wrong = BatchTx(epoch, flow._decrypt(epoch, secret), (secret + 1).to_bytes(32, "big"))
-    assert not flow.verifier(wrong, [(tx.sender, tx.ciphertext) for tx in flow.onchain[epoch]])
+    _slots(host, 31.0)  # the shares are released, not yet batched
+    [(epoch, opening)] = list(flow.released.items())
+    sealed = [(tx.sender, tx.ciphertext) for tx in flow.onchain[epoch]]
+    orders = flow._open(epoch, opening)
+    assert flow.verifier(BatchTx(epoch, orders, opening.shares), sealed)
+    [shares] = opening.shares
+    forged = ((forged_share(shares[0]), *shares[1:]),)
+    assert not flow.verifier(BatchTx(epoch, orders, forged), sealed)  # a share that fails
+    # the right point with a broken proof still opens the order, and is still refused
+    unproven = replace(shares[0], proof=bytes(64))
+    assert not flow.verifier(BatchTx(epoch, orders, ((unproven, *shares[1:]),)), sealed)
+    fewer = (shares[1:],)
+    assert not flow.verifier(BatchTx(epoch, orders, fewer), sealed)  # too few to open it
+    assert not flow.verifier(BatchTx(epoch, (), ((),)), sealed)  # withheld: the order dropped
 
 
 def test_the_replicas_check_is_metered_once_per_replica() -> None:
     host, flow = _th_host()
     _submit(host, _buy(0, 0))
     _slots(host, 29.0)  # blocks up to t = 30, when the epoch closes
-    host.run(until=31.0)  # the key is assembled and reaches the sequencers
+    host.run(until=31.0)  # the shares are checked, and reach the sequencers
     before = host.meter.total_ops()
-    host.close_block()  # the batch: the proposer decrypts it, the canonical chain checks it
+    host.close_block()  # the batch: the proposer opens it, the canonical chain checks it
     host.run(until=32.0)  # the block reaches every replica, which checks it too
-    [(_, (ok, tally))] = list(flow.verifier.memo.items())
-    assert ok and tally.ops["scalar_mult"] == 2  # the key against G, and one ECDH
-    proposer = tally.total_ops() - 1  # the same decryption, without the key check
+    opened = [tally for key, (_, tally) in flow.verifier.memo.items() if key[0] == "open"]
+    checked = [(ok, tally) for key, (ok, tally) in flow.verifier.memo.items() if key[0] == "batch"]
+    [proposer], [(ok, check)] = opened, checked
+    # opening: 3 multiplications by λ_j, a KDF and an AEAD call; checking adds 3 proofs of 4
+    assert proposer.ops == {"scalar_mult": 3, "kdf": 1, "aead": 1}
+    assert ok and check.ops == {"scalar_mult": 3 * 4 + 3, "hash": 3, "kdf": 1, "aead": 1}
     checks = 1 + len(host.replicas)
-    assert host.meter.total_ops() - before == proposer + checks * tally.total_ops()
+    assert host.meter.total_ops() - before == proposer.total_ops() + checks * check.total_ops()
 
 
 def _dkg_ops(keypers: int, threshold: int) -> int:
@@ -461,11 +480,37 @@ def test_threshold_a_sealed_order_on_chain_after_its_epoch_closed_is_late() -> N
     assert not any(isinstance(tx, SealedTx) for block, _ in host.blocks for tx in block.txs)
 
 
+def test_a_cheating_keyper_is_named_and_the_batch_still_opens() -> None:
+    # keyper 5 of 5 cheats: its DKG deal to keyper 1 is bad, and its decryption shares forged
+    host, flow = _th_host(cheating=1)
+    records = [_submit(host, _buy(0, 0)), _submit(host, _buy(1, 1))]
+    _slots(host, 34.0)
+    assert flow.key is not None and flow.key.complaints == ((1, 5),)
+    assert 5 not in flow.key.qualified  # excluded as a dealer, the key formed without it
+    assert [r.status for r in records] == ["executed", "executed"]
+    # the aggregator checked all five share sets: keyper 5's two shares failed their proofs
+    assert len(flow.shares[0]) == 5
+    assert all(s.keyper != 5 for shares in flow.released[0].shares for s in shares)
+    assert flow.metrics()["privacy.cheating_shares_detected"] == 1 + 2
+    assert flow.metrics()["privacy.failed_batch_fraction"] == 0.0
+
+
+def test_too_many_cheating_keypers_fail_the_batch_visibly() -> None:
+    # 3 of 5 cheat: 2 honest shares, threshold 3
+    host, flow = _th_host(cheating=3)
+    record = _submit(host, _buy(0, 0))
+    _slots(host, 30.0 + RELEASE_TIMEOUT_S + 4.0)
+    assert record.status == "rejected" and record.reason == "undecryptable"
+    assert flow.metrics()["privacy.failed_batch_fraction"] == 1.0
+    assert flow.metrics()["privacy.cheating_shares_detected"] == 3 + 3
+    assert not any(isinstance(tx, BatchTx) for block, _ in host.blocks for tx in block.txs)
+
+
 def test_threshold_fewer_colluding_keypers_than_the_threshold_read_nothing() -> None:
     host, flow = _th_host(colluding=2)
     record = _submit(host, _buy(0, 0))
     _slots(host, 4.0)
-    assert flow.adversary_secret == {}
+    assert flow.adversary_secret is None
     assert record.adv_seen_t == record.adv_seen_t  # it saw the envelope on chain
     assert record.adv_read_t != record.adv_read_t  # never its content
 
@@ -474,7 +519,7 @@ def test_threshold_colluding_keypers_at_the_threshold_read_orders_early() -> Non
     host, flow = _th_host(colluding=3)
     record = _submit(host, _buy(0, 0))
     _slots(host, 4.0)
-    assert 0 in flow.adversary_secret
+    assert flow.adversary_secret is not None
     assert record.adv_read_t < flow.close_time(0)
 
 
@@ -494,7 +539,8 @@ def _public_traders(host: InstantHost, flow: OrderFlow) -> list[int]:
                 case SealedTx(sender=sender, epoch=epoch, ciphertext=blob):
                     ids.append(sender)
                     assert isinstance(flow, Threshold)
-                    secret = flow.released[epoch]
+                    assert flow.key is not None
+                    secret = combine_secret(flow.key, flow.key.secret_shares)
                     plain = decode_compact(ecies_decrypt(secret, blob, aad=epoch_aad(epoch)))
                     ids.append(plain.trader)  # what the ciphertext hides
                 case BatchTx(orders=orders):
