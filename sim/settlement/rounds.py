@@ -9,10 +9,11 @@ not seen settle, and floods its votes together in one message (a *bundle*: one b
 reporter and round, each vote still signed on its own). Every honest sequencer node counts the
 votes it receives, each against the market it is bundled for: :func:`.rules.check_vote` rejects,
 and the round's record counts by reason, votes from non-reporters, for another market, from
-another round and with bad signatures. Once a node holds ``2f + 1`` votes for one outcome it holds
-a certificate and puts it in the next block it closes; replicas verify it before paying out. A
-market without a quorum (a Byzantine or crashed leader, lost votes, a partition) goes on to the
-next round, until the chain and every running honest reporter have it settled.
+another round and with bad signatures. Once a node holds a quorum (``⌊2n/3⌋ + 1``) of votes for
+one outcome it holds a certificate and puts it in the next block it closes; replicas verify it
+before paying out. A market without a quorum (a Byzantine or crashed leader, lost votes, a
+partition) goes on to the next round, until the chain and every running honest reporter have it
+settled.
 
 :class:`Voting` runs the honest reporters only, and the checks every node makes. Byzantine
 reporters are an adversary component of their own, which acts through the same calls an honest
