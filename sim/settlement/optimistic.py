@@ -32,6 +32,7 @@ from sim.chain.blocks import Block, SettleTx, Tx
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
+from sim.results.audit import BondRecord
 from sim.scenario import MarketConfig
 from sim.scenario import Settlement as SettlementConfig
 from sim.settlement.protocol import SettlementProtocol
@@ -224,11 +225,20 @@ class Optimistic(SettlementProtocol):
 
     def _disputed(self, step: Settlement, record: RoundRecord) -> None:
         record.disputes += 1
+        record.disputer = step.voters[0]
         record.bonds_moved += self.bond
         if step.request == 0:
             self._open(step.market, 1, honest_after=self.timeout)
         else:
             self.voting.open(step.market)
+
+    def bond_records(self) -> tuple[BondRecord, ...]:
+        """Every request whose proposal the chain took, with who bonded on each side."""
+        return tuple(
+            BondRecord(r.market, r.leader, r.proposed, self.bond, r.disputer)
+            for r in self.rows()
+            if r.step == "proposal" and r.leader >= 0
+        )
 
     def _released(self, market: int) -> None:
         """The market is final: the wrong side of each dispute lost its bond."""

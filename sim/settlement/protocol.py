@@ -22,6 +22,7 @@ from sim.chain.blocks import Block, SettleTx, TxResult
 from sim.host.component import Component, Genesis
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
+from sim.results.audit import BondRecord, PayoutRecords
 from sim.results.metrics import settlement_metrics
 from sim.scenario import MarketConfig
 from sim.scenario import Settlement as SettlementConfig
@@ -122,6 +123,16 @@ class SettlementProtocol(Component):
         summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
         resolve_s = self.market.resolve_s
         return settlement_metrics(summaries, resolve_s=resolve_s, messages=messages)
+
+    def payouts(self) -> PayoutRecords:
+        """The outcome each final market's record says the chain paid, and the bonds posted."""
+        summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
+        outcomes = {s.market: s.outcome for s in summaries if not math.isnan(s.t_final)}
+        return PayoutRecords(outcomes, self.bond_records())
+
+    def bond_records(self) -> tuple[BondRecord, ...]:
+        """The bonds posted (none without an optimistic oracle)."""
+        return ()
 
     def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
         """The ``settlement`` table: one row per market and round (or request)."""

@@ -48,6 +48,7 @@ class RoundRecord:
         disputes: disputes recorded against this request (0 or 1).
         bonds_moved: micro-units bonded in this request (proposal and dispute).
         bond_slashed: micro-units the wrong side of this request's dispute lost (-1: none yet).
+        disputer: the reporter who disputed this request's proposal (-1: nobody).
     """
 
     market: int
@@ -66,6 +67,7 @@ class RoundRecord:
     disputes: int = 0
     bonds_moved: int = 0
     bond_slashed: int = -1
+    disputer: int = -1
 
     @property
     def finalized(self) -> bool:

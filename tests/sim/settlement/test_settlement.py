@@ -361,7 +361,7 @@ def schedule(seed: int) -> dict[str, Any]:
 @given(st.integers(min_value=0, max_value=2**31 - 1))
 def test_random_fault_schedules_never_lose_money_diverge_or_pay_without_proof(seed: int) -> None:
     run, m, protocol = _simulate(schedule(seed))
-    assert m["ledger.conservation_error"] == 0
+    assert m["ledger.conservation_error"] == 0 and m["ledger.payout_error"] == 0
     assert m["ledger.replica_divergence"] == 0
     _honest_live_replicas_match_the_chain(run)
     audit(run, protocol)
