@@ -6,6 +6,7 @@ running and measuring, not writing.
 
 from __future__ import annotations
 
+import math
 import platform
 import resource
 import subprocess
@@ -94,6 +95,9 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
     )
     values["ledger.replica_divergence"] = float(replicas.diverged)
     values["ledger.replica_lag_blocks"] = float(replicas.lag_blocks)
+    caught = [s for node, s in sim.catch_up.caught_up if node not in sim.faulty_replicas]
+    values["ledger.catch_up_s"] = mean(caught)
+    values["ledger.catch_up_max_s"] = max(caught, default=math.nan)
     return values
 
 

@@ -12,8 +12,8 @@ and the round's record counts by reason, votes from non-reporters, for another m
 another round and with bad signatures. Once a node holds a quorum (``⌊2n/3⌋ + 1``) of votes for
 one outcome it holds a certificate and puts it in the next block it closes; replicas verify it
 before paying out. A market without a quorum (a Byzantine or crashed leader, lost votes, a
-partition) goes on to the next round, until the chain and every running honest reporter have it
-settled.
+partition) goes on to the next round, until its certificate is in the chain: no round follows
+that (a lagging replica fetches the block instead).
 
 :class:`Voting` runs the honest reporters only, and the checks every node makes. Byzantine
 reporters are an adversary component of their own, which acts through the same calls an honest
@@ -214,11 +214,12 @@ class Voting:
         return True
 
     def _undecided(self, market: int) -> bool:
-        """Voting goes on until the chain and every running honest reporter see it settled."""
-        sim = self.sim
-        if not sim.exchange.ledger.is_settled(market):
-            return True
-        return any(self.up(r) and not settled_at(sim, r, market) for r in self.honest)
+        """Voting goes on until the market's certificate is in the chain, and not a round more.
+
+        A reporter whose replica lags catches up by fetching the block that settled it
+        (:mod:`sim.host.catchup`), not by more voting.
+        """
+        return not self.sim.exchange.ledger.is_settled(market)
 
     def _begin(self, active: Sequence[int]) -> None:
         round_, now = self.round, self.sim.now

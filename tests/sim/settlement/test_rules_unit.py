@@ -79,6 +79,18 @@ def test_bft_a_quorum_of_votes_settles_the_truth() -> None:
     assert all(r.exchange.ledger.is_settled(0) for r in host.replicas.values())
 
 
+def test_bft_no_round_follows_the_certificate_even_while_a_replica_lags() -> None:
+    def latency(kind: str, _src: int, dst: int) -> float | None:
+        return None if kind == "block" and dst == 3 else HOP  # reporter 3 never gets a block
+
+    host, bft = _host("bft", latency=latency)
+    host.start(blocks=True)  # no catch-up either: its replica stays behind for good
+    host.run(until=RESOLVE_S + 10 * 5.0)
+    assert host.exchange.ledger.is_settled(0) and not host.replicas[3].exchange.ledger.is_settled(0)
+    assert sorted(bft.records) == [(0, 0)]  # round 0 made it final, and was the last
+    assert not bft.voting.running
+
+
 def _two_votes_at_node_0(host: InstantHost, bft: BFT) -> None:
     """Round 0 runs; the votes of reporters 2 and 3 are lost, so node 0 holds two votes."""
     host.start()
