@@ -118,10 +118,11 @@ def test_the_tip_is_pushed_only_while_the_chain_stays_quiet() -> None:
     host.run(until=TIP_PUSHES[-1] * BLOCK_S + 100.0)
     assert once > 0 and host.net.stats.sent["tip"] == len(TIP_PUSHES) * once
     quiet = host.net.stats.sent["tip"]
+    gap = TIP_PUSHES[0] * BLOCK_S / 2
     for _ in range(5):  # blocks closer together than the first push: each is its own notice
         _block(host)
-        host.run(until=host.now + BLOCK_S)
-    host.run(until=host.now + TIP_PUSHES[0] * BLOCK_S - BLOCK_S + 0.5)
+        host.run(until=host.now + gap)
+    host.run(until=host.now + gap + 0.5)
     assert host.net.stats.sent["tip"] == quiet + once  # only the last one was pushed, once
     assert host.catch_up is not None and host.catch_up.caught_up == []  # nobody lagged
 
