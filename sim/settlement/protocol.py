@@ -26,7 +26,7 @@ from sim.results.audit import BondRecord, PayoutRecords
 from sim.results.metrics import settlement_metrics
 from sim.scenario import MarketConfig
 from sim.scenario import Settlement as SettlementConfig
-from sim.settlement.records import RoundRecord, market_summaries, settlement_table
+from sim.settlement.records import RoundRecord, market_summaries, settlement_table, steps_table
 from sim.settlement.rounds import Voting, reporter_keys
 from sim.settlement.rules import bft_quorum, settlement_ok
 
@@ -135,6 +135,9 @@ class SettlementProtocol(Component):
         return ()
 
     def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
-        """The ``settlement`` table: one row per market and round (or request)."""
-        rows = self.rows()
-        return {"settlement": settlement_table(rows, protocol=self.protocol, run_id=run_id)}
+        """``settlement`` (one row per market) and ``settlement_steps`` (per round or request)."""
+        rows, protocol = self.rows(), self.protocol
+        return {
+            "settlement": settlement_table(rows, protocol=protocol, run_id=run_id),
+            "settlement_steps": steps_table(rows, protocol=protocol, run_id=run_id),
+        }
