@@ -9,7 +9,8 @@ the right side of each dispute gets its bond back plus half of the loser's and t
 rest (:func:`market.exchange.bond_release`). Every step is a signed transaction on chain;
 replicas check the signature, the exchange checks the state and the time.
 
-Who acts: honest reporters propose the truth in turn (a rota, one per ``round_timeout_s``, while
+Who acts: honest reporters propose what they observed (the truth, but for
+``settlement.observation_error``) in turn (a rota, one per ``round_timeout_s``, while
 the request waits) and dispute every wrong proposal that reaches them while they can pay the
 bond. That is all :class:`Optimistic` runs. Byzantine reporters are an adversary component of
 their own: it learns of each request that opens (:attr:`Optimistic.on_open`) and of each
@@ -111,7 +112,7 @@ class Optimistic(SettlementProtocol):
         self.sim.after(honest_after, partial(self._honest_turn, market, request, 0))
 
     def _honest_turn(self, market: int, request: int, turn: int) -> None:
-        """The rota's reporter for ``turn`` proposes the truth if the request still waits."""
+        """The rota's reporter for ``turn`` proposes what it observed if the request still waits."""
         chain, voting = self.sim.exchange, self.voting
         if turn >= len(voting.order) or not awaiting(chain, market, request):
             return
@@ -120,7 +121,7 @@ class Optimistic(SettlementProtocol):
             mine = self.sim.replicas[node].exchange
             cash = mine.ledger.cash(reporter_account(node))
             if awaiting(mine, market, request) and cash >= self.bond:
-                self._send(node, "propose", market, request, self.truth[market])
+                self._send(node, "propose", market, request, voting.observation(node, market))
         self.sim.after(self.timeout, partial(self._honest_turn, market, request, turn + 1))
 
     def _send(
@@ -161,8 +162,9 @@ class Optimistic(SettlementProtocol):
                 continue
             last = requests[-1]
             cash = mine.ledger.cash(reporter_account(node))
-            if last.outcome != self.truth[market] and last.proposer != node and cash >= last.bond:
-                self._send(node, "dispute", market, request, self.truth[market])
+            seen = self.voting.observation(node, market)
+            if last.outcome != seen and last.proposer != node and cash >= last.bond:
+                self._send(node, "dispute", market, request, seen)
 
     def propose(self, proposer: int) -> list[Tx]:
         """Bond steps the proposer heard, expiries that are due, certificates it holds."""

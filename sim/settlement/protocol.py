@@ -73,6 +73,7 @@ class SettlementProtocol(Component):
             first_row=self.first_vote_row,
             outcomes=market.outcomes,
             round_timeout_s=settlement.round_timeout_s,
+            observation_error=settlement.observation_error,
         )
         self.terms = terms
         self.seen = len(sim.exchange.applied)

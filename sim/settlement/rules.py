@@ -19,6 +19,7 @@ is a different ``(message, signature)`` pair and is verified afresh.
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,29 @@ def bft_quorum(reporters: int) -> int:
     ``n = 3f + 1``.
     """
     return 2 * reporters // 3 + 1
+
+
+def observations(
+    reporters: Sequence[int],
+    truth: Sequence[int],
+    *,
+    outcomes: int,
+    error: float,
+    rng: random.Random,
+) -> dict[tuple[int, int], int]:
+    """What each reporter observes of each market's outcome, keyed ``(reporter, market)``.
+
+    With chance ``error`` a reporter observes a wrong outcome (uniform among the others),
+    independently of every other reporter and market, so honest reporters can disagree. Drawn
+    reporter by reporter, market by market, in the order given (deterministic for a seed).
+    """
+    seen = {}
+    for reporter in reporters:
+        for market, true in enumerate(truth):
+            wrong = outcomes > 1 and rng.random() < error
+            other = rng.randrange(outcomes - 1) if wrong else -1
+            seen[(reporter, market)] = other + (other >= true) if wrong else true
+    return seen
 
 
 def rota(order: Sequence[int], index: int) -> int:

@@ -91,6 +91,23 @@ def test_bft_no_round_follows_the_certificate_even_while_a_replica_lags() -> Non
     assert not bft.voting.running
 
 
+def test_bft_honest_reporters_who_observed_different_outcomes_make_no_quorum() -> None:
+    host, bft = _host("bft")
+    for node in (0, 1):  # half the honest reporters saw the wrong outcome: 2 + 2 < 2 quorums
+        bft.voting.observed[(node, 0)] = WRONG
+    host.start(blocks=True)
+    host.run(until=RESOLVE_S + 6 * 5.0)
+    assert not host.exchange.ledger.is_settled(0)
+    rows = [bft.records[key] for key in sorted(bft.records)]
+    assert len(rows) >= 6 and all(max(r.votes) <= 2 for r in rows)  # each side signs its own
+    assert {WRONG, TRUTH} == {o for r in rows for o, n in enumerate(r.votes) if n == 2}
+    assert {r.proposed for r in rows} == {TRUTH, WRONG}  # the leaders propose what they saw
+    bft.voting.observed[(1, 0)] = TRUTH  # one of them corrects itself: three agree
+    host.run(until=host.now + 3 * 5.0)
+    settled = _settled(host)
+    assert settled is not None and settled.outcome == TRUTH
+
+
 def _two_votes_at_node_0(host: InstantHost, bft: BFT) -> None:
     """Round 0 runs; the votes of reporters 2 and 3 are lost, so node 0 holds two votes."""
     host.start()

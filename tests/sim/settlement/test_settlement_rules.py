@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import replace
 
@@ -20,6 +21,7 @@ from sim.settlement.rules import (
     certificate_ok,
     check_vote,
     fault_tolerance,
+    observations,
     rota,
     settlement_ok,
     sign_vote,
@@ -187,3 +189,17 @@ def test_the_unsigned_majority_check_of_the_first_version_still_holds() -> None:
     assert majority_ok(Settlement(0, 1, (3, 5)), reporters=frozenset(REPORTERS), needed=2)
     assert not majority_ok(Settlement(0, 1, (3, 3)), reporters=frozenset(REPORTERS), needed=2)
     assert not majority_ok(Settlement(0, 1, (3, 99)), reporters=frozenset(REPORTERS), needed=2)
+
+
+def test_observations_are_the_truth_or_with_the_error_a_wrong_outcome() -> None:
+    truth = [0, 1, 2] * 100
+    exact = observations(range(7), truth, outcomes=3, error=0.0, rng=random.Random(1))
+    assert all(seen == truth[m] for (_, m), seen in exact.items())
+    wrong = observations(range(7), truth, outcomes=3, error=1.0, rng=random.Random(1))
+    assert all(seen != truth[m] and 0 <= seen < 3 for (_, m), seen in wrong.items())
+    assert {seen for (_, m), seen in wrong.items() if truth[m] == 0} == {1, 2}  # both others
+    noisy = observations(range(7), truth, outcomes=3, error=0.3, rng=random.Random(2))
+    share = sum(seen != truth[m] for (_, m), seen in noisy.items()) / len(noisy)
+    assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / len(noisy))  # 2,100 draws, ±4 sd
+    again = observations(range(7), truth, outcomes=3, error=0.3, rng=random.Random(2))
+    assert again == noisy
