@@ -197,27 +197,6 @@ def votes_long(settlement: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def settlement_summary(settlement: pl.DataFrame) -> pl.DataFrame:
-    """Per market: protocol, rounds, disputes, rejected votes, bonds moved and the final state."""
-    last = pl.col("round").arg_max()
-    return nan_to_null(
-        settlement.sort("market", "round")
-        .group_by("market", maintain_order=True)
-        .agg(
-            protocol=pl.col("protocol").first(),
-            rounds=pl.col("round").n_unique(),
-            disputes=pl.col("disputes").sum(),
-            rejected_votes=pl.col("rejected_votes").sum(),
-            bonds_moved=pl.col("bonds_moved").sum(),
-            finalized=pl.col("finalized").get(last),
-            outcome=pl.col("outcome").get(last),
-            true_outcome=pl.col("true_outcome").get(last),
-            correct=pl.col("correct").get(last),
-            t_final=pl.col("t_final").get(last),
-        )
-    )
-
-
 # --- Learning ---------------------------------------------------------------------------------
 
 

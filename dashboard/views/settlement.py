@@ -1,4 +1,4 @@
-"""Settlement: per market, votes over rounds, disputes, finality and bonds."""
+"""Settlement: per market (``settlement``), votes over rounds (``settlement_steps``), bonds."""
 
 from __future__ import annotations
 
@@ -6,20 +6,21 @@ import streamlit as st
 
 from dashboard import charts, data, shapes, ui
 
-SETTLEMENT_COLS = (
+MARKET_COLS = (
     "market",
-    "round",
     "protocol",
+    "finalized",
     "outcome",
     "true_outcome",
-    "votes",
-    "rejected_votes",
-    "disputes",
-    "bonds_moved",
-    "t_final",
-    "finalized",
     "correct",
+    "t_final",
+    "rounds",
+    "disputes",
+    "rejected_votes",
+    "bonds_moved",
+    "bond_slashed",
 )
+STEP_COLS = ("market", "round", "votes")
 
 
 def main() -> None:
@@ -37,25 +38,28 @@ def main() -> None:
     if page is None:
         return
     ctx, rel = page.ctx, page.rel
-    table = data.table(ctx.root, rel, "settlement", SETTLEMENT_COLS)
-    if not ui.have(table, "settlement", SETTLEMENT_COLS, " (no market was settled)"):
+    table = data.table(ctx.root, rel, "settlement", MARKET_COLS)
+    if not ui.have(table, "settlement", MARKET_COLS, " (no market was settled)"):
         return
     assert table is not None
-    summary = shapes.settlement_summary(table)
     st.subheader("Finality per market")
-    st.dataframe(summary, hide_index=True, width="stretch")
+    st.caption("`outcome` is what the chain paid out; `rounds` counts voting rounds or requests.")
+    st.dataframe(table.drop("path", strict=False), hide_index=True, width="stretch")
     st.subheader("Votes per round")
-    votes = shapes.votes_long(table)
-    if votes.is_empty():
-        st.info("No votes were recorded in this run.")
-    else:
-        st.caption("Bars: votes for each outcome in each round (one panel per market).")
-        ui.chart(charts.votes_by_round(votes))
+    steps = data.table(ctx.root, rel, "settlement_steps", STEP_COLS)
+    if ui.have(steps, "settlement_steps", STEP_COLS):
+        assert steps is not None
+        votes = shapes.votes_long(steps)
+        if votes.is_empty():
+            st.info("No votes were recorded in this run.")
+        else:
+            st.caption("Bars: votes for each outcome in each round (one panel per market).")
+            ui.chart(charts.votes_by_round(votes))
     st.subheader("Disputes and bonds")
-    if summary["disputes"].sum() == 0 and (summary["bonds_moved"].fill_null(0) == 0).all():
+    if table["disputes"].sum() == 0 and (table["bonds_moved"].fill_null(0) == 0).all():
         st.info("No dispute was raised and no bond moved in this run.")
     else:
-        ui.chart(charts.bonds_by_market(summary))
+        ui.chart(charts.bonds_by_market(table))
 
 
 main()

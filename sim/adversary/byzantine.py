@@ -12,7 +12,7 @@ the honest nodes make applies to it unchanged:
   check must catch (:meth:`Voting.flood`): one forged in an honest reporter's name, one signed by
   a non-reporter (a *sybil*), an honest vote replayed into another market and one replayed into a
   later round. As a sequencer it offers a certificate for the wrong outcome to the block it
-  closes (``propose``), once per market and round: genuine when it holds ``2f + 1`` Byzantine
+  closes (``propose``), once per market and round: genuine when it holds a quorum of Byzantine
   votes, otherwise completed with signatures forged in honest reporters' names, which every
   replica refuses.
 * **Optimistic oracle** (:class:`~sim.settlement.optimistic.Optimistic`). When a request opens
@@ -153,7 +153,7 @@ class ByzantineReporters(Component):
     def _forgeries(self) -> list[Settlement]:
         """A certificate for the wrong outcome, once per market and round.
 
-        With ``2f + 1`` Byzantine votes it is genuine; otherwise the missing signatures are
+        With a quorum of Byzantine votes it is genuine; otherwise the missing signatures are
         forged in honest reporters' names, and every replica refuses it.
         """
         voting, out = self.voting, []

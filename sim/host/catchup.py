@@ -1,9 +1,25 @@
 """Replicas catching up: a replica that misses a block fetches it by height.
 
-A replica learns that a height exists when a later block arrives or when a neighbour answers
-its periodic status request; after a grace period it asks the nearest node holding the missing
-block for it (hop by hop, each hop lossy like any message) and retries with another holder until
-the block arrives. Loss and partitions therefore delay a replica but never make it diverge.
+A replica learns that a height exists when a later block arrives, when the chain's tip is
+pushed to it, or when a peer answers its periodic status request; after a grace period it asks
+the nearest node holding the missing block for it (hop by hop, each hop lossy like any message)
+and retries with another holder until the block arrives. Loss and partitions therefore delay a
+replica but never make it diverge.
+
+The tip is pushed because the last block before a quiet spell (the one that settles a market,
+once trading has closed) has no successor to reveal that it was missed, and a 30 s status poll
+over lossy multi-hop paths took up to ~1,600 s to reveal it. So the proposer of a block that no
+newer block follows sends a small :class:`TipNotice` with its height to every replica, along a
+shortest path, 1, 4 and 16 block intervals after the block while the chain stays quiet: none
+while blocks keep coming (each block is its own notice). It is sent replica by replica rather
+than diffused: its cost grows with the replicas, not with the network (diffusing it cost about
+40 % more messages in a loss-free run of the small world, sending it 12 %). The status poll
+stays, for what pushing cannot reach (a replica cut off when the notices went out). Measured on
+the small world over five seeds (``tests/sim/settlement/test_catch_up.py``), the worst catch-up at
+20 % link loss fell from 12–142 s to 12–44 s, and at 40 % from 110–635 s to 78–364 s.
+
+:attr:`CatchUp.caught_up` records, for every block a running replica did not apply as diffusion
+delivered it, how long after the block closed the replica applied it (``ledger.catch_up_s``).
 """
 
 from __future__ import annotations
@@ -13,7 +29,7 @@ from typing import ClassVar
 
 from sim.chain.blocks import Block
 from sim.host.host import Host
-from sim.net.network import Message, unexpected
+from sim.net.network import Flood, Message, unexpected
 
 SYNC_INTERVAL_S = 30.0
 """How often a replica asks a neighbour for the latest height it has seen."""
@@ -23,6 +39,9 @@ FETCH_RETRY_S = 2.0
 
 STATUS_BYTES = 16
 """A status request or answer, or a fetch request: a height and a few header bytes."""
+
+TIP_PUSHES = (1, 4, 16)
+"""Block intervals after a block at which its proposer pushes the tip while no block follows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +62,15 @@ class StatusReply:
     """A peer's latest height, sent back to the replica that asked."""
 
     kind: ClassVar[str] = "sync"
+    size: ClassVar[int] = STATUS_BYTES
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class TipNotice:
+    """A proposer's reminder to the replicas, while the chain is quiet, that its block is tip."""
+
+    kind: ClassVar[str] = "tip"
     size: ClassVar[int] = STATUS_BYTES
     height: int
 
@@ -79,19 +107,61 @@ class CatchUp:
         self.fetching: set[int] = set()
         self.rounds = 0
         """Status rounds so far: each replica asks the replica ``rounds`` places after it."""
+        self.missed: dict[int, frozenset[int]] = {}
+        """By height: the replicas that were running when the block closed (those it may be
+        missed by; a replica down then is catching up on its outage, not on the network)."""
+        self.caught_up: list[tuple[int, float]] = []
+        """``(node, seconds)``: from a block's close to a running replica applying it, for every
+        block that replica did not apply as diffusion delivered it (it fetched it, or it waited
+        behind a missing one)."""
 
     def start(self) -> None:
         """Begin the periodic status requests."""
         self.heard = dict.fromkeys(self.sim.replicas, -1)
         self.sim.every(SYNC_INTERVAL_S, self._sync)
 
+    def closed(self, block: Block) -> None:
+        """A proposer closed ``block``: note who runs, and push the tip while nothing follows."""
+        down = self.sim.net.down
+        self.missed[block.height] = frozenset(n for n in self.sim.replicas if n not in down)
+        self._push_later(block, 0)
+
+    def _push_later(self, block: Block, push: int) -> None:
+        if push >= len(TIP_PUSHES):
+            return
+        previous = TIP_PUSHES[push - 1] if push else 0
+        delay = (TIP_PUSHES[push] - previous) * self.sim.block_interval_s
+        self.sim.after(delay, lambda: self._push(block, push))
+
+    def _push(self, block: Block, push: int) -> None:
+        sim = self.sim
+        if len(sim.blocks) - 1 != block.height or block.proposer in sim.net.down:
+            return  # a newer block carries the news (or the proposer is gone)
+        for node in sorted(sim.replicas):
+            path = sim.net.route(block.proposer, node) if node != block.proposer else []
+            if path:
+                sim.net.relay(path, TipNotice(block.height), to=self.receive)
+        self._push_later(block, push + 1)
+
     def arrived(self, node: int, block: Block) -> None:
         """``block`` reached ``node`` (by diffusion or by a fetch)."""
         replica = self.sim.replicas.get(node)
         if replica is None:
             return
-        replica.receive(block)
+        first = replica.next_height
+        if replica.receive(block):
+            self._applied(node, range(first, replica.next_height))
         self.heard_of(node, block.height)
+
+    def _applied(self, node: int, heights: range) -> None:
+        """Record how long ``node`` took over each block it applied now, not on its diffusion."""
+        now, blocks = self.sim.now, self.sim.blocks
+        for height in heights:
+            if height >= len(blocks):
+                continue  # the block is being diffused from its proposer right now
+            block, flood = blocks[height]
+            if node in self.missed.get(height, ()) and not _diffused(flood, node, now):
+                self.caught_up.append((node, now - block.t))
 
     def heard_of(self, node: int, height: int) -> None:
         """The replica at ``node`` learned that ``height`` exists; fetch gaps after a grace."""
@@ -155,8 +225,9 @@ class CatchUp:
                 height = self.latest(node)
                 if height >= 0:
                     net.relay(route[::-1], StatusReply(height), to=self.receive)
-            case StatusReply(height=height):
-                self.heard_of(node, height)
+            case StatusReply(height=height) | TipNotice(height=height):
+                if node in self.sim.replicas:
+                    self.heard_of(node, height)
             case BlockRequest(height=height, route=route):
                 block, _ = self.sim.blocks[height]
                 net.relay(route[::-1], BlockReply(block), to=self.receive)
@@ -164,3 +235,8 @@ class CatchUp:
                 self.arrived(node, block)
             case _:
                 unexpected(msg)
+
+
+def _diffused(flood: Flood, node: int, now: float) -> bool:
+    """Whether the block's diffusion delivered it to ``node`` just now (applied on arrival)."""
+    return flood.has(node) and flood.arrivals[node] == now

@@ -21,6 +21,7 @@ from market.types import Order
 from sim.chain.blocks import BatchCheck, Block, Tx, TxResult
 from sim.host.host import Host
 from sim.net.network import Message
+from sim.results.audit import PayoutRecords
 from sim.results.records import OrderRecord
 from sim.scenario import Privacy
 
@@ -128,6 +129,11 @@ class Component:
     def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
         """Extra tables this component contributes."""
         return {}
+
+    def payouts(self) -> PayoutRecords | None:
+        """What this component recorded of outcomes and bonds, for the payout audit (None: it
+        settles nothing)."""
+        return None
 
 
 class OrderFlow(Component):

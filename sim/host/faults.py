@@ -1,7 +1,8 @@
 """The faults a run injects: Byzantine and crashed reporters, scheduled crashes and partitions.
 
 From ``[settlement]``: ``byzantine_fraction`` of the reporters collude on a wrong outcome and
-``crash_fraction`` of them stop at a random time (uniform over the run) and never come back.
+``crash_fraction`` of them stop at a random time (uniform within ``crash_window_s`` around
+``resolve_s``, where settlement happens) and never come back.
 Counts round to the nearest whole reporter (``floor(fraction·n + 0.5)``); the two sets are
 disjoint, drawn from the run seed by one permutation (the first reporters of it Byzantine, the
 next crashed). From ``[faults]``: partitions that cut a set of nodes off the rest from a time to
@@ -84,6 +85,16 @@ def fault_counts(
     return byzantine, crashed
 
 
+def crash_window(scenario: Scenario) -> tuple[float, float]:
+    """When ``crash_fraction``'s crashes happen: ``crash_window_s`` centred on ``resolve_s``.
+
+    Clipped to the run, so a window reaching past either end is shorter, never empty of time.
+    """
+    half, centre = scenario.settlement.crash_window_s / 2, scenario.market.resolve_s
+    low, high = (min(max(t, 0.0), scenario.duration_s) for t in (centre - half, centre + half))
+    return low, high
+
+
 def plan_faults(
     scenario: Scenario, reporters: Sequence[int], rng: np.random.Generator
 ) -> FaultPlan:
@@ -101,7 +112,7 @@ def plan_faults(
     order = [reporters[int(i)] for i in rng.permutation(len(reporters))]
     byzantine = frozenset(order[:n_byz])
     crashed = order[n_byz : n_byz + n_crash]
-    times = rng.uniform(0.0, scenario.duration_s, size=len(crashed))
+    times = rng.uniform(*crash_window(scenario), size=len(crashed))
     outages = [Outage(node, float(t)) for node, t in zip(crashed, times.tolist(), strict=True)]
     for crash in scenario.faults.crashes:
         node = crash.node if crash.node is not None else reporters[crash.reporter or 0]

@@ -179,8 +179,10 @@ class CommitReveal(OrderFlow):
         """Place commitments, record reveals' fills and rejected commitments."""
         for index, (tx, result) in enumerate(zip(block.txs, results, strict=True)):
             match tx:
-                case CommitTx(commitment=commitment) if result is True:
+                case CommitTx(commitment=commitment, deposit=deposit) if result is True:
                     self.open[commitment] = (block.height, index, block.t)
+                    owner = self.owner[commitment]
+                    owner.deposit, owner.deposit_state = deposit, "escrowed"
                 case CommitTx(commitment=commitment):
                     self.waiting.pop(commitment, None)
                     record = self.owner[commitment]
@@ -190,6 +192,8 @@ class CommitReveal(OrderFlow):
                 ):
                     if not (isinstance(result, Rejection) and result.reason == "invalid"):
                         self.open.pop(commitment, None)  # opened (or late): it is gone
+                        late = isinstance(result, Rejection) and result.reason == "late"
+                        self.owner[commitment].deposit_state = "forfeited" if late else "refunded"
                     record = self.sim.by_key[order.key]
                     if not record.final:
                         record.finish(result, height=block.height, t=block.t)
@@ -197,5 +201,6 @@ class CommitReveal(OrderFlow):
                     self.open.pop(commitment, None)
                     self.waiting.pop(commitment, None)
                     record = self.owner[commitment]
+                    record.deposit_state = "forfeited"
                     if not record.final:  # an invalid reveal already rejected its order
                         record.forfeit(height=block.height, t=block.t)

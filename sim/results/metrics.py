@@ -108,13 +108,18 @@ def order_metrics(orders: Sequence[OrderRecord], *, delivered: int) -> dict[str,
 def settlement_metrics(
     records: Sequence[SettlementRecord], *, resolve_s: float, messages: int
 ) -> dict[str, float]:
-    """How many markets settled, correctly, how fast, at what message cost."""
+    """How many markets settled, correctly, how fast, at what message cost.
+
+    ``settlement.messages_per_market`` divides every settlement message by every market (one
+    flood carries votes for all markets open in its round, so the messages are shared).
+    """
     final = [r for r in records if not math.isnan(r.t_final)]
     return {
         "settlement.correct_fraction": mean(float(r.outcome == r.true_outcome) for r in records),
         "settlement.finalized_fraction": mean(float(r in final) for r in records),
         "settlement.latency_s": mean(r.t_final - resolve_s for r in final),
         "settlement.messages": float(messages),
+        "settlement.messages_per_market": messages / len(records) if records else NAN,
     }
 
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from market.execute import Rejection
 from market.types import MICRO, ORDER_WIRE_BYTES, Fill, Order
 from sim.net.network import Flood
 
 NAN = math.nan
+
+DepositState = Literal["none", "escrowed", "refunded", "forfeited"]
+"""Where an order's commit-reveal deposit is (see :attr:`OrderRecord.deposit_state`)."""
 
 ADVERSARY_KIND = "frontrunner"
 """The ``kind`` of the front-runner's own orders."""
@@ -68,6 +72,16 @@ class OrderRecord:
     """The sender id the adversary saw on its envelope (-1: it saw no envelope)."""
     adv_size: int = -1
     """The size in bytes of the message the adversary saw (-1: none)."""
+    filled: int = 0
+    """Micro-shares the chain traded for it (signed like the order's; 0 unless executed)."""
+    paid: int = 0
+    """Micro-units its trader paid the maker, fees included (negative: received; 0 unless
+    executed)."""
+    deposit: int = 0
+    """Micro-units of commit-reveal deposit the chain escrowed for it (0: none)."""
+    deposit_state: DepositState = "none"
+    """Where that deposit ended: still ``escrowed``, ``refunded`` by a reveal in time, or
+    ``forfeited`` to the treasury (a late reveal, or none by the deadline)."""
     public: Order = field(init=False)
     """The order as every public byte carries it: ``order`` itself, or under a one-time address
     (``privacy.unlinkable_senders``). Blocks, results and the adversary see this one."""
@@ -103,6 +117,7 @@ class OrderRecord:
             self.status = "executed"
             self.price = result.average_price
             self.cost = result.cash / MICRO
+            self.filled, self.paid = result.shares, result.cash
         else:
             self.status, self.reason = "rejected", result.reason
 

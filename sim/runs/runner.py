@@ -6,6 +6,7 @@ running and measuring, not writing.
 
 from __future__ import annotations
 
+import math
 import platform
 import resource
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from sim.results import tables
+from sim.results.audit import PayoutRecords, payout_error, recomputed_balances
 from sim.results.metrics import (
     account_value,
     check_replicas,
@@ -81,6 +83,7 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
     values["ledger.conservation_error"] = float(
         max(abs(ledger.conservation_error()) for ledger in ledgers)
     )
+    values["ledger.payout_error"] = float(audit_payouts(sim))
     values["cost.crypto_ops"] = float(sim.meter.total_ops())  # before the replicas' replay
     replicas = check_replicas(
         [r for node, r in sorted(sim.replicas.items()) if node not in sim.faulty_replicas],
@@ -92,7 +95,22 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
     )
     values["ledger.replica_divergence"] = float(replicas.diverged)
     values["ledger.replica_lag_blocks"] = float(replicas.lag_blocks)
+    caught = [s for node, s in sim.catch_up.caught_up if node not in sim.faulty_replicas]
+    values["ledger.catch_up_s"] = mean(caught)
+    values["ledger.catch_up_max_s"] = max(caught, default=math.nan)
     return values
+
+
+def audit_payouts(sim: Simulation) -> int:
+    """``ledger.payout_error``: the canonical ledger against balances rebuilt from the records."""
+    start, final = sim.start_state.ledger, sim.exchange.ledger
+    opening = {account: start.cash(account) for account in start.accounts()}
+    found = [p for c in sim.components if (p := c.payouts()) is not None]
+    assert len(found) <= 1, "two components settle markets"
+    recomputed = recomputed_balances(
+        opening, sim.records.orders, found[0] if found else PayoutRecords({})
+    )
+    return payout_error(recomputed, {a: final.cash(a) for a in final.accounts()})
 
 
 def _perf(sim: Simulation, wall_s: float) -> dict[str, float]:

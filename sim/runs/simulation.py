@@ -209,6 +209,7 @@ class Simulation:
         listeners = sorted(set(self.replicas) | set(self.block_listeners))
         flood = self.broadcast(block.proposer, block, to=self._block_at, listeners=listeners)
         self.blocks.append((block, flood))
+        self.catch_up.closed(block)
 
     def _block_at(self, node: int, _sender: int, msg: Message) -> None:
         match msg:

@@ -147,6 +147,12 @@ class Settlement(Section):
     reporters: Count = Field(default=21, ge=1)
     byzantine_fraction: UnitInterval = 0.0
     crash_fraction: UnitInterval = 0.0
+    # crash_fraction's crashes are drawn uniformly within this window centred on resolve_s
+    # (clipped to the run), where they meet settlement, not uniformly over the whole run
+    crash_window_s: Interval = 1200.0
+    # chance that an honest reporter observes a wrong outcome of a market (independently per
+    # reporter and market), so that honest reporters can disagree
+    observation_error: UnitInterval = 0.0
     round_timeout_s: Interval = 30.0
     bond: float = Field(default=750.0, ge=0.0)
     liveness_s: Interval = 7200.0

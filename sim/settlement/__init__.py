@@ -2,7 +2,7 @@
 
 Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Component`:
 
-* ``bft`` (:mod:`.bft`): rounds of ECDSA-signed votes with a ``2f + 1`` quorum, a new leader
+* ``bft`` (:mod:`.bft`): rounds of ECDSA-signed votes with a ``⌊2n/3⌋ + 1`` quorum, a new leader
   each round, certificates that every replica verifies before paying out;
 * ``optimistic`` (:mod:`.optimistic`): UMA-style bonded proposals, disputes, a liveness window
   and a vote of all reporters after a second dispute.

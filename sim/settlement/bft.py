@@ -1,8 +1,8 @@
 """``bft``: every market is settled by rounds of signed votes, from ``resolve_s`` on.
 
 See :mod:`sim.settlement.rounds` for the rounds and :mod:`sim.settlement.rules` for the
-rules: ``2f + 1`` signatures of distinct reporters on one outcome make a certificate, which every
-replica verifies before it pays out. With fewer than a third of the reporters Byzantine and
+rules: ``⌊2n/3⌋ + 1`` signatures of distinct reporters on one outcome make a certificate, which
+every replica verifies before it pays out. With fewer than a third of the reporters Byzantine and
 enough honest ones able to reach each other, every market settles to the true outcome; with a
 third or more the run shows what happens (no finality, or a wrong one) and records it.
 """
@@ -14,7 +14,7 @@ from sim.settlement.protocol import SettlementProtocol
 
 
 class BFT(SettlementProtocol):
-    """Signed votes, a ``2f + 1`` quorum, rounds with timeouts and a new leader each."""
+    """Signed votes, a ``⌊2n/3⌋ + 1`` quorum, rounds with timeouts and a new leader each."""
 
     protocol = "bft"
 

@@ -9,7 +9,8 @@ the right side of each dispute gets its bond back plus half of the loser's and t
 rest (:func:`market.exchange.bond_release`). Every step is a signed transaction on chain;
 replicas check the signature, the exchange checks the state and the time.
 
-Who acts: honest reporters propose the truth in turn (a rota, one per ``round_timeout_s``, while
+Who acts: honest reporters propose what they observed (the truth, but for
+``settlement.observation_error``) in turn (a rota, one per ``round_timeout_s``, while
 the request waits) and dispute every wrong proposal that reaches them while they can pay the
 bond. That is all :class:`Optimistic` runs. Byzantine reporters are an adversary component of
 their own: it learns of each request that opens (:attr:`Optimistic.on_open`) and of each
@@ -32,6 +33,7 @@ from sim.chain.blocks import Block, SettleTx, Tx
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
+from sim.results.audit import BondRecord
 from sim.scenario import MarketConfig
 from sim.scenario import Settlement as SettlementConfig
 from sim.settlement.protocol import SettlementProtocol
@@ -110,7 +112,7 @@ class Optimistic(SettlementProtocol):
         self.sim.after(honest_after, partial(self._honest_turn, market, request, 0))
 
     def _honest_turn(self, market: int, request: int, turn: int) -> None:
-        """The rota's reporter for ``turn`` proposes the truth if the request still waits."""
+        """The rota's reporter for ``turn`` proposes what it observed if the request still waits."""
         chain, voting = self.sim.exchange, self.voting
         if turn >= len(voting.order) or not awaiting(chain, market, request):
             return
@@ -119,7 +121,7 @@ class Optimistic(SettlementProtocol):
             mine = self.sim.replicas[node].exchange
             cash = mine.ledger.cash(reporter_account(node))
             if awaiting(mine, market, request) and cash >= self.bond:
-                self._send(node, "propose", market, request, self.truth[market])
+                self._send(node, "propose", market, request, voting.observation(node, market))
         self.sim.after(self.timeout, partial(self._honest_turn, market, request, turn + 1))
 
     def _send(
@@ -160,8 +162,9 @@ class Optimistic(SettlementProtocol):
                 continue
             last = requests[-1]
             cash = mine.ledger.cash(reporter_account(node))
-            if last.outcome != self.truth[market] and last.proposer != node and cash >= last.bond:
-                self._send(node, "dispute", market, request, self.truth[market])
+            seen = self.voting.observation(node, market)
+            if last.outcome != seen and last.proposer != node and cash >= last.bond:
+                self._send(node, "dispute", market, request, seen)
 
     def propose(self, proposer: int) -> list[Tx]:
         """Bond steps the proposer heard, expiries that are due, certificates it holds."""
@@ -224,11 +227,20 @@ class Optimistic(SettlementProtocol):
 
     def _disputed(self, step: Settlement, record: RoundRecord) -> None:
         record.disputes += 1
+        record.disputer = step.voters[0]
         record.bonds_moved += self.bond
         if step.request == 0:
             self._open(step.market, 1, honest_after=self.timeout)
         else:
             self.voting.open(step.market)
+
+    def bond_records(self) -> tuple[BondRecord, ...]:
+        """Every request whose proposal the chain took, with who bonded on each side."""
+        return tuple(
+            BondRecord(r.market, r.leader, r.proposed, self.bond, r.disputer)
+            for r in self.rows()
+            if r.step == "proposal" and r.leader >= 0
+        )
 
     def _released(self, market: int) -> None:
         """The market is final: the wrong side of each dispute lost its bond."""

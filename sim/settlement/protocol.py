@@ -22,10 +22,11 @@ from sim.chain.blocks import Block, SettleTx, TxResult
 from sim.host.component import Component, Genesis
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
+from sim.results.audit import BondRecord, PayoutRecords
 from sim.results.metrics import settlement_metrics
 from sim.scenario import MarketConfig
 from sim.scenario import Settlement as SettlementConfig
-from sim.settlement.records import RoundRecord, market_summaries, settlement_table
+from sim.settlement.records import RoundRecord, market_summaries, settlement_table, steps_table
 from sim.settlement.rounds import Voting, reporter_keys
 from sim.settlement.rules import bft_quorum, settlement_ok
 
@@ -72,6 +73,7 @@ class SettlementProtocol(Component):
             first_row=self.first_vote_row,
             outcomes=market.outcomes,
             round_timeout_s=settlement.round_timeout_s,
+            observation_error=settlement.observation_error,
         )
         self.terms = terms
         self.seen = len(sim.exchange.applied)
@@ -123,7 +125,20 @@ class SettlementProtocol(Component):
         resolve_s = self.market.resolve_s
         return settlement_metrics(summaries, resolve_s=resolve_s, messages=messages)
 
+    def payouts(self) -> PayoutRecords:
+        """The outcome each final market's record says the chain paid, and the bonds posted."""
+        summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
+        outcomes = {s.market: s.outcome for s in summaries if not math.isnan(s.t_final)}
+        return PayoutRecords(outcomes, self.bond_records())
+
+    def bond_records(self) -> tuple[BondRecord, ...]:
+        """The bonds posted (none without an optimistic oracle)."""
+        return ()
+
     def tables(self, run_id: str) -> dict[str, pl.DataFrame]:
-        """The ``settlement`` table: one row per market and round (or request)."""
-        rows = self.rows()
-        return {"settlement": settlement_table(rows, protocol=self.protocol, run_id=run_id)}
+        """``settlement`` (one row per market) and ``settlement_steps`` (per round or request)."""
+        rows, protocol = self.rows(), self.protocol
+        return {
+            "settlement": settlement_table(rows, protocol=protocol, run_id=run_id),
+            "settlement_steps": steps_table(rows, protocol=protocol, run_id=run_id),
+        }

@@ -1,7 +1,8 @@
 """What a run remembers about settlement: one record per market and round (or request).
 
 Plain mutable records filled in as the protocol runs;
-:func:`settlement_table` turns them into the ``settlement`` table and
+:func:`settlement_table` turns them into the ``settlement`` table (one row per market),
+:func:`steps_table` into ``settlement_steps`` (one per round or request), and
 :func:`market_summaries` into the per-market records the ``settlement.*`` metrics are computed
 from.
 """
@@ -48,6 +49,7 @@ class RoundRecord:
         disputes: disputes recorded against this request (0 or 1).
         bonds_moved: micro-units bonded in this request (proposal and dispute).
         bond_slashed: micro-units the wrong side of this request's dispute lost (-1: none yet).
+        disputer: the reporter who disputed this request's proposal (-1: nobody).
     """
 
     market: int
@@ -66,6 +68,7 @@ class RoundRecord:
     disputes: int = 0
     bonds_moved: int = 0
     bond_slashed: int = -1
+    disputer: int = -1
 
     @property
     def finalized(self) -> bool:
@@ -88,6 +91,45 @@ def market_summaries(
 
 
 def settlement_table(records: Sequence[RoundRecord], *, protocol: str, run_id: str) -> pl.DataFrame:
+    """One row per market: whether it was final, the outcome the chain paid, and totals.
+
+    ``outcome`` is the outcome of the step that made the market final (what the chain paid out:
+    ``ledger.payout_error`` checks the payouts against it); it, ``t_final``, ``correct``,
+    ``leader`` and ``certificate_size`` are null for a market never final. ``rounds`` counts the
+    market's rows in ``settlement_steps``; ``bond_slashed`` is null where no bond was lost.
+    ``records`` must hold at least one record per market (:meth:`SettlementProtocol.rows`).
+    """
+    markets: dict[int, list[RoundRecord]] = {}
+    for record in records:
+        markets.setdefault(record.market, []).append(record)
+    rows = [(market, steps, _final(steps)) for market, steps in sorted(markets.items())]
+    slashed = [[r.bond_slashed for r in steps if r.bond_slashed >= 0] for _, steps, _ in rows]
+    columns: dict[str, list[Any]] = {
+        "market": [market for market, _, _ in rows],
+        "protocol": [protocol] * len(rows),
+        "finalized": [final is not None for _, _, final in rows],
+        "outcome": [None if f is None else f.outcome for _, _, f in rows],
+        "true_outcome": [steps[0].true_outcome for _, steps, _ in rows],
+        "correct": [None if f is None else f.outcome == f.true_outcome for _, _, f in rows],
+        "t_final": [None if f is None else f.t_final for _, _, f in rows],
+        "rounds": [sum(not math.isnan(r.t_start) for r in steps) for _, steps, _ in rows],
+        "leader": [None if f is None else none_if(f.leader) for _, _, f in rows],
+        "certificate_size": [None if f is None else f.certificate_size for _, _, f in rows],
+        "disputes": [sum(r.disputes for r in steps) for _, steps, _ in rows],
+        "rejected_votes": [sum(sum(r.rejected.values()) for r in steps) for _, steps, _ in rows],
+        "refused_settlements": [sum(r.refused for r in steps) for _, steps, _ in rows],
+        "bonds_moved": [sum(r.bonds_moved for r in steps) / MICRO for _, steps, _ in rows],
+        "bond_slashed": [sum(lost) / MICRO if lost else None for lost in slashed],
+    }
+    return frame("settlement", columns, run_id)
+
+
+def _final(steps: Sequence[RoundRecord]) -> RoundRecord | None:
+    """The step that made a market final (None: none did)."""
+    return next((r for r in steps if r.finalized), None)
+
+
+def steps_table(records: Sequence[RoundRecord], *, protocol: str, run_id: str) -> pl.DataFrame:
     """One row per market and settlement round (votes) or request (optimistic proposals).
 
     ``outcome``, ``t_final`` and ``correct`` are null on rows that made nothing final;
@@ -117,4 +159,4 @@ def settlement_table(records: Sequence[RoundRecord], *, protocol: str, run_id: s
         "correct": [r.outcome == r.true_outcome if r.finalized else None for r in recs],
         "certificate_size": [r.certificate_size for r in recs],
     }
-    return frame("settlement", columns, run_id)
+    return frame("settlement_steps", columns, run_id)

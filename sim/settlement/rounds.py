@@ -4,15 +4,17 @@ Voting runs in rounds of ``round_timeout_s``, shared by every market open for vo
 that opens while a round runs joins the next one). Each round has a leader (a rota drawn from
 the run seed: a new leader every round), which floods one signed proposal naming an outcome for
 every open market. Every honest reporter that receives it signs a vote ``(market, round,
-outcome)`` for each market whose proposed outcome it agrees with (it observes the truth) and has
-not seen settle, and floods its votes together in one message (a *bundle*: one broadcast per
-reporter and round, each vote still signed on its own). Every honest sequencer node counts the
+outcome)`` for each market whose proposed outcome it agrees with (it observes the truth, or
+with chance ``settlement.observation_error`` a wrong outcome) and has not seen settle, and
+floods its votes together in one message (a *bundle*: one broadcast per reporter and round,
+each vote still signed on its own). Every honest sequencer node counts the
 votes it receives, each against the market it is bundled for: :func:`.rules.check_vote` rejects,
 and the round's record counts by reason, votes from non-reporters, for another market, from
-another round and with bad signatures. Once a node holds ``2f + 1`` votes for one outcome it holds
-a certificate and puts it in the next block it closes; replicas verify it before paying out. A
-market without a quorum (a Byzantine or crashed leader, lost votes, a partition) goes on to the
-next round, until the chain and every running honest reporter have it settled.
+another round and with bad signatures. Once a node holds a quorum (``⌊2n/3⌋ + 1``) of votes for
+one outcome it holds a certificate and puts it in the next block it closes; replicas verify it
+before paying out. A market without a quorum (a Byzantine or crashed leader, lost votes, a
+partition) goes on to the next round, until its certificate is in the chain: no round follows
+that (a lagging replica fetches the block instead).
 
 :class:`Voting` runs the honest reporters only, and the checks every node makes. Byzantine
 reporters are an adversary component of their own, which acts through the same calls an honest
@@ -45,6 +47,7 @@ from sim.settlement.rules import (
     certificate,
     check_vote,
     leader_message,
+    observations,
     rota,
     sign_vote,
 )
@@ -142,6 +145,7 @@ class Voting:
         outcomes: int,
         round_timeout_s: float,
         first_row: int = 0,
+        observation_error: float = 0.0,
     ) -> None:
         self.sim = sim
         self.keys, self.keyring = keys, keys.ring
@@ -152,6 +156,16 @@ class Voting:
         self.quorum = bft_quorum(len(self.reporters))
         self.truth = sim.world.outcomes
         self.outcomes = outcomes
+        self.observed: dict[tuple[int, int], int] = {}
+        """Honest reporters' observations by ``(node, market)``; empty: all saw the truth."""
+        if observation_error > 0:
+            self.observed = observations(
+                self.honest,
+                self.truth,
+                outcomes=outcomes,
+                error=observation_error,
+                rng=sim.streams.python("settlement-observations"),
+            )
         self.timeout = round_timeout_s
         self.order = list(self.reporters)
         sim.streams.python("settlement-rota").shuffle(self.order)
@@ -175,6 +189,10 @@ class Voting:
     def up(self, node: int) -> bool:
         """Whether ``node`` is running (not crashed)."""
         return node not in self.sim.net.down
+
+    def observation(self, node: int, market: int) -> int:
+        """The outcome honest ``node`` observed for ``market``: what it proposes and signs."""
+        return self.observed.get((node, market), self.truth[market])
 
     def leader(self, round_: int) -> int:
         """The leader of (global) round ``round_``: the rota drawn from the run seed."""
@@ -213,11 +231,12 @@ class Voting:
         return True
 
     def _undecided(self, market: int) -> bool:
-        """Voting goes on until the chain and every running honest reporter see it settled."""
-        sim = self.sim
-        if not sim.exchange.ledger.is_settled(market):
-            return True
-        return any(self.up(r) and not settled_at(sim, r, market) for r in self.honest)
+        """Voting goes on until the market's certificate is in the chain, and not a round more.
+
+        A reporter whose replica lags catches up by fetching the block that settled it
+        (:mod:`sim.host.catchup`), not by more voting.
+        """
+        return not self.sim.exchange.ledger.is_settled(market)
 
     def _begin(self, active: Sequence[int]) -> None:
         round_, now = self.round, self.sim.now
@@ -234,8 +253,10 @@ class Voting:
             hook(round_, active)
 
     def _lead(self, lead: int, round_: int, active: Sequence[int]) -> None:
-        """An honest leader proposes the truth of every market it has not seen settle."""
-        choices = tuple((m, self.truth[m]) for m in active if not settled_at(self.sim, lead, m))
+        """An honest leader proposes what it observed of every market it has not seen settle."""
+        choices = tuple(
+            (m, self.observation(lead, m)) for m in active if not settled_at(self.sim, lead, m)
+        )
         message = leader_message(round_, lead, choices)
         self.propose(
             lead, round_, choices, sign(self.keys.secrets[lead], message, meter=self.sim.meter)
@@ -247,8 +268,8 @@ class Voting:
         """``lead`` floods its proposal of ``choices`` for ``round_``, signed ``signature``.
 
         Every honest reporter it reaches checks the signature and votes, in one bundle, for each
-        proposed outcome it agrees with (the truth) on a market still voted on that it has not
-        seen settle.
+        proposed outcome it agrees with (what it observed) on a market still voted on that it has
+        not seen settle.
         """
         choices = tuple(choices)
         for market, outcome in choices:
@@ -275,7 +296,9 @@ class Voting:
         agreed = [
             (m, o)
             for m, o in proposal.choices
-            if o == self.truth[m] and m in self.current and not settled_at(self.sim, node, m)
+            if o == self.observation(node, m)
+            and m in self.current
+            and not settled_at(self.sim, node, m)
         ]
         message = leader_message(round_, proposal.leader, proposal.choices)
         if agreed and self.keyring.authentic(proposal.leader, message, proposal.signature):

@@ -3,9 +3,11 @@
 A vote is an ECDSA P-256 signature (:func:`market.crypto.sign`) by a reporter on one
 ``(market, round, outcome)``; it is valid only for that market and that round, so a vote cannot
 be replayed into another market's count or a later round. With ``n`` reporters the protocol
-tolerates ``f = ⌊(n − 1)/3⌋`` Byzantine ones, and a *certificate* is ``2f + 1`` valid signatures
-from distinct reporters on the same ``(market, round, outcome)``: every replica verifies it
-before it pays anything out.
+tolerates ``f = ⌊(n − 1)/3⌋`` Byzantine ones, and a *certificate* is ``q = ⌊2n/3⌋ + 1`` valid
+signatures from distinct reporters on the same ``(market, round, outcome)``: every replica
+verifies it before it pays anything out. Two quorums then share ``2q − n > f`` reporters, so at
+least one honest reporter is in both (``2f + 1`` equals ``q`` only when ``n = 3f + 1``: at
+``n = 21`` two quorums of 13 share 5 reporters, fewer than the 6 Byzantine ones tolerated).
 
 Verification is the expensive part (~270 µs against ~2 µs for the rest of a vote's handling),
 and with ``n`` reporters every node sees every vote, ``n²`` checks per market. A signature check
@@ -17,6 +19,7 @@ is a different ``(message, signature)`` pair and is verified afresh.
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,8 +50,36 @@ def fault_tolerance(reporters: int) -> int:
 
 
 def bft_quorum(reporters: int) -> int:
-    """``2f + 1``: the signatures a certificate needs."""
-    return 2 * fault_tolerance(reporters) + 1
+    """``⌊2n/3⌋ + 1``: the signatures a certificate needs (more than two thirds of ``n``).
+
+    Any two quorums share more than ``f`` reporters (so an honest one) whatever ``n`` is, and
+    the ``n − f`` honest reporters still make one; ``2f + 1`` has the first property only when
+    ``n = 3f + 1``.
+    """
+    return 2 * reporters // 3 + 1
+
+
+def observations(
+    reporters: Sequence[int],
+    truth: Sequence[int],
+    *,
+    outcomes: int,
+    error: float,
+    rng: random.Random,
+) -> dict[tuple[int, int], int]:
+    """What each reporter observes of each market's outcome, keyed ``(reporter, market)``.
+
+    With chance ``error`` a reporter observes a wrong outcome (uniform among the others),
+    independently of every other reporter and market, so honest reporters can disagree. Drawn
+    reporter by reporter, market by market, in the order given (deterministic for a seed).
+    """
+    seen = {}
+    for reporter in reporters:
+        for market, true in enumerate(truth):
+            wrong = outcomes > 1 and rng.random() < error
+            other = rng.randrange(outcomes - 1) if wrong else -1
+            seen[(reporter, market)] = other + (other >= true) if wrong else true
+    return seen
 
 
 def rota(order: Sequence[int], index: int) -> int:

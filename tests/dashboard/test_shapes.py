@@ -125,15 +125,6 @@ def test_votes_are_parsed_as_json_only() -> None:
     # the malformed (code-like) entry of market 1 yields no votes rather than being run
 
 
-def test_settlement_summary_takes_the_last_round() -> None:
-    summary = shapes.settlement_summary(_settlement())
-    m0 = summary.filter(pl.col("market") == 0).row(0, named=True)
-    assert (m0["rounds"], m0["disputes"], m0["bonds_moved"]) == (2, 1, 150.0)
-    assert (m0["finalized"], m0["correct"], m0["outcome"], m0["t_final"]) == (True, True, 1, 99.0)
-    m1 = summary.filter(pl.col("market") == 1).row(0, named=True)
-    assert (m1["finalized"], m1["outcome"], m1["t_final"]) == (False, None, None)
-
-
 def test_pnl_by_kind_ignores_not_applicable_profit() -> None:
     traders = pl.DataFrame({"kind": ["a", "a", "b"], "pnl": [2.0, NAN, -1.0]})
     out = {r["kind"]: r for r in shapes.pnl_by_kind(traders).iter_rows(named=True)}

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from sim.chain.blocks import Block, CloseTx
-from sim.host.catchup import FETCH_RETRY_S, SYNC_INTERVAL_S
+from sim.host.catchup import FETCH_RETRY_S, SYNC_INTERVAL_S, TIP_PUSHES
 from sim.host.instant import InstantHost, tiny_world
 from sim.scenario import Scenario
 
@@ -98,8 +100,35 @@ def test_a_fetch_that_is_lost_is_retried_with_another_holder() -> None:
     assert len(asked) == 2 and asked[0] != asked[1]  # the retry rotates to another holder
 
 
-def test_without_a_later_block_the_status_poll_reveals_the_gap() -> None:
+def test_without_a_later_block_the_pushed_tip_reveals_the_gap() -> None:
     host = _host(lambda kind, _s, dst: kind == "block" and dst == LAGGARD)
+    _block(host)  # the last block: nothing later will reveal it, but its proposer pushes the tip
+    pushed = TIP_PUSHES[0] * BLOCK_S + HOP
+    # the notice arrives, the laggard waits a grace, asks a holder, who answers
+    assert _applies_exactly_at(host, LAGGARD, 0, pushed + BLOCK_S + 2 * HOP)
+    assert host.catch_up is not None
+    assert host.catch_up.caught_up == [(LAGGARD, pytest.approx(pushed + BLOCK_S + 2 * HOP))]
+
+
+def test_the_tip_is_pushed_only_while_the_chain_stays_quiet() -> None:
+    host = _host(lambda _kind, _s, _dst: False)
+    _block(host)
+    host.run(until=TIP_PUSHES[0] * BLOCK_S + 1.0)
+    once = host.net.stats.sent["tip"]
+    host.run(until=TIP_PUSHES[-1] * BLOCK_S + 100.0)
+    assert once > 0 and host.net.stats.sent["tip"] == len(TIP_PUSHES) * once
+    quiet = host.net.stats.sent["tip"]
+    gap = TIP_PUSHES[0] * BLOCK_S / 2
+    for _ in range(5):  # blocks closer together than the first push: each is its own notice
+        _block(host)
+        host.run(until=host.now + gap)
+    host.run(until=host.now + gap + 0.5)
+    assert host.net.stats.sent["tip"] == quiet + once  # only the last one was pushed, once
+    assert host.catch_up is not None and host.catch_up.caught_up == []  # nobody lagged
+
+
+def test_without_a_later_block_or_a_pushed_tip_the_status_poll_reveals_the_gap() -> None:
+    host = _host(lambda kind, _s, dst: kind in ("block", "tip") and dst == LAGGARD)
     _block(host)  # the last block: nothing later will reveal it
     t = _applied_at(host, LAGGARD, 0, until=3 * SYNC_INTERVAL_S)
     # some poll reaches a holder and comes back, then the fetch takes a grace and two hops

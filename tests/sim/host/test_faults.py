@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from simpy import Environment
 
-from sim.host.faults import NEVER, Cut, Outage, fault_counts, plan_faults
+from sim.host.faults import NEVER, Cut, Outage, crash_window, fault_counts, plan_faults
 from sim.net.network import SimNetwork, Topology
 from sim.runs.runner import build
 from sim.scenario import ScenarioError, expand, parse_scenario
@@ -150,9 +150,7 @@ def test_the_plan_draws_disjoint_sets_from_the_seed_and_maps_the_faults_table() 
     assert len(plan.byzantine) == len(plan.crashed) == 2 and not plan.byzantine & plan.crashed
     assert plan.byzantine | plan.crashed <= set(reporters)
     drawn = [o for o in plan.outages if o.node in plan.crashed]
-    assert len(drawn) == 2 and all(
-        0 <= o.start < scenario.duration_s and o.end == NEVER for o in drawn
-    )
+    assert len(drawn) == 2 and all(o.end == NEVER for o in drawn)
     assert Outage(5, 3.0, 4.0) in plan.outages and Outage(11, 1.0) in plan.outages
     assert [o.start for o in plan.outages] == sorted(o.start for o in plan.outages)
     assert plan.cuts == (Cut(frozenset({1, 2, 18}), 5.0, 9.0),)
@@ -229,3 +227,22 @@ def test_settlement_protocols_and_fault_fractions_are_available() -> None:
         "settlement.byzantine_fraction": [0.0, 0.34], "settlement.protocol": ["bft", "optimistic"],
         "faults.partitions": [[], [{"nodes": [1], "start_s": 1.0, "end_s": 2.0}]]}})  # fmt: skip
     assert len(expand(swept)) == 8
+
+
+@pytest.mark.parametrize(
+    ("resolve_s", "window_s", "expected"),
+    [(6000.0, 1200.0, (5400.0, 6600.0)), (100.0, 1200.0, (0.0, 700.0)),
+     (42900.0, 1200.0, (42300.0, 43200.0)), (3600.0, 1e6, (0.0, 43200.0))],
+)  # fmt: skip
+def test_crashes_are_drawn_in_a_window_around_resolve_clipped_to_the_run(
+    resolve_s: float, window_s: float, expected: tuple[float, float]
+) -> None:
+    scenario = _scenario(
+        market={"close_s": min(resolve_s, 3000.0), "resolve_s": resolve_s},
+        settlement={"crash_fraction": 1.0, "crash_window_s": window_s},
+    )
+    assert crash_window(scenario) == expected
+    plan = plan_faults(scenario, list(range(7)), np.random.default_rng(5))
+    starts = [o.start for o in plan.outages]
+    assert len(starts) == 7 and all(expected[0] <= t <= expected[1] for t in starts)
+    assert max(starts) - min(starts) > (expected[1] - expected[0]) / 2  # spread, not bunched

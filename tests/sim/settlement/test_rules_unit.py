@@ -79,6 +79,35 @@ def test_bft_a_quorum_of_votes_settles_the_truth() -> None:
     assert all(r.exchange.ledger.is_settled(0) for r in host.replicas.values())
 
 
+def test_bft_no_round_follows_the_certificate_even_while_a_replica_lags() -> None:
+    def latency(kind: str, _src: int, dst: int) -> float | None:
+        return None if kind == "block" and dst == 3 else HOP  # reporter 3 never gets a block
+
+    host, bft = _host("bft", latency=latency)
+    host.start(blocks=True)  # no catch-up either: its replica stays behind for good
+    host.run(until=RESOLVE_S + 10 * 5.0)
+    assert host.exchange.ledger.is_settled(0) and not host.replicas[3].exchange.ledger.is_settled(0)
+    assert sorted(bft.records) == [(0, 0)]  # round 0 made it final, and was the last
+    assert not bft.voting.running
+
+
+def test_bft_honest_reporters_who_observed_different_outcomes_make_no_quorum() -> None:
+    host, bft = _host("bft")
+    for node in (0, 1):  # half the honest reporters saw the wrong outcome: 2 + 2 < 2 quorums
+        bft.voting.observed[(node, 0)] = WRONG
+    host.start(blocks=True)
+    host.run(until=RESOLVE_S + 6 * 5.0)
+    assert not host.exchange.ledger.is_settled(0)
+    rows = [bft.records[key] for key in sorted(bft.records)]
+    assert len(rows) >= 6 and all(max(r.votes) <= 2 for r in rows)  # each side signs its own
+    assert {WRONG, TRUTH} == {o for r in rows for o, n in enumerate(r.votes) if n == 2}
+    assert {r.proposed for r in rows} == {TRUTH, WRONG}  # the leaders propose what they saw
+    bft.voting.observed[(1, 0)] = TRUTH  # one of them corrects itself: three agree
+    host.run(until=host.now + 3 * 5.0)
+    settled = _settled(host)
+    assert settled is not None and settled.outcome == TRUTH
+
+
 def _two_votes_at_node_0(host: InstantHost, bft: BFT) -> None:
     """Round 0 runs; the votes of reporters 2 and 3 are lost, so node 0 holds two votes."""
     host.start()

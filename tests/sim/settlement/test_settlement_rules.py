@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import replace
 
@@ -20,6 +21,7 @@ from sim.settlement.rules import (
     certificate_ok,
     check_vote,
     fault_tolerance,
+    observations,
     rota,
     settlement_ok,
     sign_vote,
@@ -52,12 +54,26 @@ def _vote(
 
 @pytest.mark.parametrize(
     ("n", "f", "q"),
-    [(1, 0, 1), (3, 0, 1), (4, 1, 3), (7, 2, 5), (10, 3, 7), (21, 6, 13), (100, 33, 67)],
+    [(1, 0, 1), (3, 0, 3), (4, 1, 3), (7, 2, 5), (10, 3, 7), (21, 6, 15), (100, 33, 67)],
 )
-def test_quorum_is_two_f_plus_one_with_f_a_third_of_n_minus_one(n: int, f: int, q: int) -> None:
+def test_quorum_is_two_thirds_of_n_plus_one_with_f_a_third_of_n_minus_one(
+    n: int, f: int, q: int
+) -> None:
     assert fault_tolerance(n) == f and bft_quorum(n) == q
     # f Byzantine reporters cannot certify alone, and the n - f others can
     assert f < q <= n - f
+
+
+def test_two_quorums_share_more_than_f_reporters_so_an_honest_one() -> None:
+    """Safety's premise: any two quorums intersect in at least ``2q − n`` reporters, and that
+    must exceed ``f``, or f Byzantine reporters in both could certify two outcomes."""
+    n, f, q = 21, fault_tolerance(21), bft_quorum(21)
+    first, second = set(range(q)), set(range(n - q, n))  # the smallest overlap two can have
+    assert len(first & second) == 2 * q - n == 9 > f == 6
+    assert 2 * (2 * f + 1) - n == 5 <= f  # the old 2f + 1 quorum: 13 and 13 share only 5
+    for size in range(1, 301):
+        q, f = bft_quorum(size), fault_tolerance(size)
+        assert 2 * q - size > f and q <= size - f, size  # safe, and the honest are enough
 
 
 def test_a_valid_vote_passes_every_check(keys: dict[int, int], ring: Keyring) -> None:
@@ -173,3 +189,17 @@ def test_the_unsigned_majority_check_of_the_first_version_still_holds() -> None:
     assert majority_ok(Settlement(0, 1, (3, 5)), reporters=frozenset(REPORTERS), needed=2)
     assert not majority_ok(Settlement(0, 1, (3, 3)), reporters=frozenset(REPORTERS), needed=2)
     assert not majority_ok(Settlement(0, 1, (3, 99)), reporters=frozenset(REPORTERS), needed=2)
+
+
+def test_observations_are_the_truth_or_with_the_error_a_wrong_outcome() -> None:
+    truth = [0, 1, 2] * 100
+    exact = observations(range(7), truth, outcomes=3, error=0.0, rng=random.Random(1))
+    assert all(seen == truth[m] for (_, m), seen in exact.items())
+    wrong = observations(range(7), truth, outcomes=3, error=1.0, rng=random.Random(1))
+    assert all(seen != truth[m] and 0 <= seen < 3 for (_, m), seen in wrong.items())
+    assert {seen for (_, m), seen in wrong.items() if truth[m] == 0} == {1, 2}  # both others
+    noisy = observations(range(7), truth, outcomes=3, error=0.3, rng=random.Random(2))
+    share = sum(seen != truth[m] for (_, m), seen in noisy.items()) / len(noisy)
+    assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / len(noisy))  # 2,100 draws, ±4 sd
+    again = observations(range(7), truth, outcomes=3, error=0.3, rng=random.Random(2))
+    assert again == noisy
