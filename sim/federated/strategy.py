@@ -75,7 +75,7 @@ class FLConfig:
     rounds: int = 20
     client_fraction: float = 0.5
     local_steps: int = 5
-    learning_rate: float = 0.1
+    learning_rate: float = 0.5
     batch_size: int = 32
     dropout: float = 0.1
     secure_aggregation: bool = True

@@ -197,7 +197,7 @@ class Forecaster(Section):
     rounds: Count = Field(default=20, ge=1)
     client_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
     local_steps: Count = Field(default=5, ge=1)
-    learning_rate: float = Field(default=0.1, gt=0.0)
+    learning_rate: float = Field(default=0.5, gt=0.0)
     batch_size: Count = Field(default=32, ge=1)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     secure_aggregation: bool = True

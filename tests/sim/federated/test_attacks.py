@@ -122,7 +122,7 @@ def test_dp_training_keeps_the_measured_advantage_below_the_bound() -> None:
         config, data, holdout=holdout(truth, 500, rng), rng=np.random.default_rng(6),
         randbytes=random.Random(7).randbytes,
     )  # fmt: skip
-    nonmembers = concat([fresh_like(truth, data, rng) for _ in range(4)])
+    nonmembers = concat([fresh_like(data, rng) for _ in range(4)])
     attack = membership_inference(LogisticRegression(40), result.params, pooled(data), nonmembers)
     bound = membership_advantage_bound(result.epsilon, config.dp_delta)
     assert 0.3 < result.epsilon < 1.0  # a meaningful bound, well below 1

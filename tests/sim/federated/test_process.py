@@ -261,10 +261,12 @@ def test_the_markets_and_the_training_data_share_one_ground_truth() -> None:
     assert forecast is not None
     p = forecast.truth.probability(forecast.market_x)
     assert with_fl.true_probs == tuple((1.0 - float(q), float(q)) for q in p)
-    for client in forecast.clients:
+    for client in forecast.clients:  # each client's labels follow its own perturbed truth
         np.testing.assert_array_equal(
-            client.data.probability, forecast.truth.probability(client.data.x)
+            client.data.probability, client.truth.probability(client.data.x)
         )
+    spread = np.array([c.truth.weights for c in forecast.clients]) - forecast.truth.weights
+    assert np.abs(spread.mean(axis=0)).max() < 4 * spread.std() / np.sqrt(len(spread))
     assert len(forecast.holdout) == 10_000
     assert len(set(forecast.client_nodes)) == 20
     # everything else of the world is drawn as without the forecaster
