@@ -15,10 +15,12 @@ from sim.federated.model import LogisticRegression
 from sim.federated.strategy import FedAvg, FLConfig
 from sim.federated.training import (
     PhaseTimer,
+    Session,
     TrainingResult,
     brier,
     client_rng,
     client_update,
+    run_round,
     train,
 )
 from sim.world.forecast import ClientData, Dataset, client_datasets, ground_truth, holdout
@@ -181,3 +183,36 @@ def test_heterogeneity_costs_fedavg_what_pooled_training_does_not_pay() -> None:
     skewed = mean_interval(_heterogeneity_gaps(1.0, worlds))
     assert iid.low > -0.001 and iid.high < 0.001, iid
     assert skewed.mean >= 0.005 and skewed.low > 0.0, skewed
+
+
+def test_an_aborted_dp_round_releases_calibrated_noise_only() -> None:
+    """Under secure aggregation and DP an aborted round still releases N(0, σ²C²)/(qN).
+
+    Five clients sampled at q = 0.4 often give fewer than the 3 that secure aggregation needs.
+    Every aborted round must move the parameters by pure noise of the accounted scale (its
+    standardised steps are N(0, 1)); without DP the same rounds keep the parameters.
+    """
+    sigma, clip, q, n = 1.5, 0.5, 0.4, 5
+    config = replace(
+        SMALL, clients=n, client_fraction=q, dropout=0.0, rounds=40,
+        dp_noise_multiplier=sigma, dp_clip=clip,
+    )  # fmt: skip
+    data, _ = world(config)
+    for dp in (True, False):
+        cfg = config if dp else replace(config, dp_noise_multiplier=0.0)
+        session = Session.start(
+            cfg, data, rng=np.random.default_rng(4), randbytes=random.Random(4).randbytes
+        )
+        params, steps = session.model.init(session.rng), []
+        for r in range(cfg.rounds):
+            new, outcome, _seen = run_round(session, params, r)
+            if outcome.status == "aborted":
+                steps.append((new - params) * q * n / (sigma * clip))
+            params = new
+        assert len(steps) >= 10
+        standardised = np.concatenate(steps)
+        if dp:
+            assert abs(standardised.mean()) < 4 / np.sqrt(standardised.size)
+            assert standardised.std() == pytest.approx(1.0, abs=0.15)
+        else:
+            assert not standardised.any()
