@@ -83,6 +83,8 @@ class FlRow:
     epsilon: float
     records_reconstructed: int | None = None
     """Records the server's inversion recovered from this round (None: it did not complete)."""
+    clamped: int | None = None
+    """Coordinates secure aggregation clamped to ``secagg_bound`` (None: plain or aborted)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,6 +182,7 @@ class FederatedForecaster(Component):
             population=len(session.clients),
             rng=self.rng,
             reason=end.reason,
+            clamped=end.clamped,
         )
         self.outcomes.append(outcome)
         recovered = None
@@ -195,6 +198,7 @@ class FederatedForecaster(Component):
                 t_end=self.sim.now,
                 survivors=len(end.survivors),
                 records_reconstructed=recovered,
+                clamped=outcome.clamped,
             )
         )
         self.open = None
@@ -213,6 +217,7 @@ class FederatedForecaster(Component):
         t_end: float,
         survivors: int,
         records_reconstructed: int | None = None,
+        clamped: int | None = None,
     ) -> FlRow:
         model, holdout = self.session.model, self.forecast.holdout
         return FlRow(
@@ -227,6 +232,7 @@ class FederatedForecaster(Component):
             brier=brier(model, self.params, holdout),
             epsilon=self.ledger.epsilon(plan.number + 1, delta=self.config.dp_delta),
             records_reconstructed=records_reconstructed,
+            clamped=clamped,
         )
 
     def _trained(self) -> None:
@@ -303,6 +309,7 @@ class FederatedForecaster(Component):
                 "brier": [r.brier for r in rows],
                 "epsilon": [r.epsilon for r in rows],
                 "records_reconstructed": [r.records_reconstructed for r in rows],
+                "clamped": [r.clamped for r in rows],
             },
             run_id,
         )

@@ -90,6 +90,7 @@ class RoundRow:
     loss: float
     brier: float
     epsilon: float
+    clamped: int | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -195,17 +196,28 @@ class Session:
         )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Aggregate:
+    """A round's payload sum (None: aborted), survivors, abort reason, view and clamp count."""
+
+    total: np.ndarray | None
+    survivors: tuple[int, ...]
+    reason: AbortReason
+    seen: Observation | None
+    clamped: int | None = None
+
+
 def _aggregate(
     run: Session, round_number: int, sampled: tuple[int, ...], results: list[ClientResult]
-) -> tuple[np.ndarray | None, tuple[int, ...], AbortReason, Observation | None]:
+) -> _Aggregate:
     """The round's payload sum, its survivors, an abort reason and what the server saw."""
     strategy, size = run.strategy, run.model.size
     if not run.config.secure_aggregation:
         if not results and not strategy.dp:
-            return None, (), "none_sampled" if not sampled else "no_survivors", None
+            return _Aggregate(None, (), "none_sampled" if not sampled else "no_survivors", None)
         seen = tuple(UpdateObservation(r.client, visible_delta(strategy, r)) for r in results)
         survivors = tuple(r.client for r in results)
-        return plain_sum(strategy, results, size), survivors, "", seen
+        return _Aggregate(plain_sum(strategy, results, size), survivors, "", seen)
     payloads = {r.client: strategy.payload(r) for r in results}
     alive = set(payloads)
     try:
@@ -223,9 +235,10 @@ def _aggregate(
     except SecAggAbortError as abort:
         if abort.reason != "too_few_clients":  # shares went out: the server may hold some
             rotate(run, [c for c in sampled if c not in alive])
-        return None, tuple(sorted(alive)), abort.reason, None
+        return _Aggregate(None, tuple(sorted(alive)), abort.reason, None)
     rotate(run, secure.dropped)
-    return secure.total, secure.survivors, "", visible_sum(strategy, secure.total)
+    summed = visible_sum(strategy, secure.total)
+    return _Aggregate(secure.total, secure.survivors, "", summed, secure.clamped)
 
 
 def rotate(run: Session, dropped: Sequence[int]) -> None:
@@ -256,19 +269,20 @@ def run_round(
         )
         for c in alive
     ]
-    total, survivors, reason, seen = _aggregate(run, round_number, sampled, results)
+    summed = _aggregate(run, round_number, sampled, results)
     new, outcome = close_round(
         run.strategy,
         params,
-        total,
+        summed.total,
         round_number=round_number,
         sampled=sampled,
-        survivors=survivors,
+        survivors=summed.survivors,
         population=len(run.clients),
         rng=run.rng,
-        reason=reason,
+        reason=summed.reason,
+        clamped=summed.clamped,
     )
-    return new, outcome, seen
+    return new, outcome, summed.seen
 
 
 def train(
@@ -328,6 +342,7 @@ def _row(
         loss=model.loss(params, holdout.x, holdout.y),
         brier=brier(model, params, holdout),
         epsilon=epsilon,
+        clamped=outcome.clamped,
     )
 
 

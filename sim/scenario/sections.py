@@ -205,3 +205,4 @@ class Forecaster(Section):
     dp_clip: float = Field(default=1.0, gt=0.0)
     dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
     round_timeout_s: Interval = 60.0
+    secagg_bound: float = Field(default=8.0, gt=0.0)  # secure aggregation's per-coordinate clamp

@@ -292,3 +292,17 @@ def test_a_client_whose_mask_key_was_revealed_draws_a_new_one() -> None:
                 revealed[client] += 1
     assert sum(revealed.values()) > 0
     assert {c: k.epoch for c, k in forecaster.session.keys.items()} == revealed
+
+
+@pytest.mark.slow
+def test_a_secure_round_that_clamps_is_flagged_in_fl_rounds(plain: RunResult) -> None:
+    """A tight ``secagg_bound`` clamps coordinates: counted per round, and the model drifts."""
+    tight = sim.run(scenario(secagg_bound=0.05))
+    rounds = tight.tables["fl_rounds"]
+    done = rounds.filter(pl.col("status") == "completed")
+    assert done.height and (done["clamped"] > 0).all()
+    assert rounds.filter(pl.col("status") == "aborted")["clamped"].null_count() == (
+        rounds.height - done.height
+    )
+    assert plain.tables["fl_rounds"]["clamped"].null_count() == plain.tables["fl_rounds"].height
+    assert abs(tight.metric("fl.model_brier") - plain.metric("fl.model_brier")) > 1e-4

@@ -216,3 +216,37 @@ def test_an_aborted_dp_round_releases_calibrated_noise_only() -> None:
             assert standardised.std() == pytest.approx(1.0, abs=0.15)
         else:
             assert not standardised.any()
+
+
+def test_secure_rounds_count_the_coordinates_they_clamp() -> None:
+    """``clamped`` is the number of payload coordinates beyond ``secagg_bound``, recomputed.
+
+    With a tight bound and a large step some coordinates are clamped: each completed round's
+    count equals a count over the survivors' own payloads. Plain aggregation quantises nothing
+    (None); a roomy bound clamps nothing.
+    """
+    config = replace(SMALL, dropout=0.0, rounds=3, learning_rate=2.0, secagg_bound=0.3)
+    data, _ = world(config)
+    session = Session.start(
+        config, data, rng=np.random.default_rng(7), randbytes=random.Random(7).randbytes
+    )
+    params, counts = session.model.init(session.rng), []
+    for r in range(config.rounds):
+        new, outcome, _seen = run_round(session, params, r)
+        assert outcome.status == "completed"
+        payloads = [
+            session.strategy.payload(
+                client_update(
+                    session.model, params, data[c], config=config,
+                    rng=client_rng(session.sgd_seed, r, c),
+                )
+            )
+            for c in outcome.survivors
+        ]  # fmt: skip
+        expected = sum(int((np.abs(p) > config.secagg_bound).sum()) for p in payloads)
+        assert outcome.clamped == expected
+        counts.append(expected)
+        params = new
+    assert sum(counts) > 0
+    assert all(r.clamped is None for r in run(replace(config, secure_aggregation=False)).rows)
+    assert all(r.clamped == 0 for r in run(replace(config, secagg_bound=1e3)).rows)

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "forecaster.learning_rate": 0.5, "forecaster.batch_size": 32, "forecaster.dropout": 0.1,
     "forecaster.secure_aggregation": True, "forecaster.dp_noise_multiplier": 0.0,
     "forecaster.dp_clip": 1.0, "forecaster.dp_delta": 1e-5, "forecaster.round_timeout_s": 60.0,
+    "forecaster.secagg_bound": 8.0,
     "faults.partitions": [], "faults.crashes": [],
 }  # fmt: skip
 
