@@ -81,6 +81,7 @@ def test_fl_rounds_has_one_row_per_round_run_back_to_back(secure: RunResult) -> 
         assert 0 <= row["survivors"] <= row["sampled"] <= 20
         assert row["t_end"] > row["t_start"]
         assert math.isinf(row["epsilon"])  # no DP
+    assert math.isnan(secure.metric("fl.mia_advantage_bound"))  # no DP, no bound
     # each round starts when the previous one closes, the first at time 0
     assert rounds["t_start"].to_list() == [0.0, *rounds["t_end"].to_list()[:-1]]
     assert rounds["brier"][-1] == secure.metric("fl.model_brier")
@@ -145,6 +146,11 @@ def test_dp_epsilon_is_what_dp_accounting_reports_for_the_same_event() -> None:
     )
     expected = accountant.get_epsilon(delta)
     assert result.metric("fl.dp_epsilon") == pytest.approx(expected, rel=1e-9)
+    # the bound any membership test must respect at that (ε, δ), and the attack within it
+    e = math.exp(expected)
+    bound = result.metric("fl.mia_advantage_bound")
+    assert bound == pytest.approx((e - 1 + 2 * delta) / (e + 1), rel=1e-9)
+    assert result.metric("fl.mia_advantage") <= bound
     per_round = result.tables["fl_rounds"]["epsilon"].to_list()
     assert per_round == pytest.approx(
         [
