@@ -151,16 +151,7 @@ def _heterogeneity_gaps(non_iid: float, worlds: range) -> list[float]:
     model = LogisticRegression(config.features)
     gaps = []
     for seed in worlds:
-        rng = np.random.default_rng(seed)
-        truth = ground_truth(config.features, rng)
-        data = client_datasets(
-            truth,
-            clients=config.clients,
-            samples=config.samples_per_client,
-            non_iid=non_iid,
-            rng=rng,
-        )
-        test = holdout(truth, 4000, rng)
+        data, test = world(config, seed)
         result = train(
             config, data, holdout=test, rng=np.random.default_rng(1000 + seed),
             randbytes=random.Random(seed).randbytes,
