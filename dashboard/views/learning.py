@@ -35,7 +35,14 @@ def attacks(ctx: ui.Context, rel: str, metrics: pl.DataFrame | None) -> None:
         if ui.have(roc, "fl_roc", ("fpr", "tpr"), " (no ROC points were recorded)"):
             assert roc is not None
             auc = queries.fmt(queries.metric_value(metrics, "fl.mia_auc"))
-            st.caption(f"AUC {auc}; the dashed diagonal is guessing.")
+            advantage = queries.fmt(queries.metric_value(metrics, "fl.mia_advantage"))
+            bound = queries.fmt(queries.metric_value(metrics, "fl.mia_advantage_bound"))
+            st.caption(
+                f"AUC {auc}; the dashed diagonal is guessing. Measured advantage {advantage} "
+                "(single records, training set against fresh records); the DP bound "
+                f"{bound} holds for any membership test, over a whole client's data and so "
+                "over any one record (none without DP)."
+            )
             ui.chart(charts.roc_curve(shapes.roc_points(roc)))
     with right:
         st.markdown("**Federated vs centralized vs market (Brier)**")
@@ -55,6 +62,7 @@ def main() -> None:
             ("Model Brier", "fl.model_brier"),
             ("DP epsilon", "fl.dp_epsilon"),
             ("MIA advantage", "fl.mia_advantage"),
+            ("MIA advantage bound", "fl.mia_advantage_bound"),
             ("Reconstruction rate", "fl.reconstruction_rate"),
         ],
     )

@@ -93,12 +93,14 @@ class RoundEnd:
         survivors: the clients whose updates reached the coordinator.
         reason: why it aborted (``""`` when it completed).
         observed: what the coordinator saw of the individual clients (None if aborted).
+        clamped: coordinates the secure sum clamped (None: plain, or aborted).
     """
 
     total: np.ndarray | None
     survivors: tuple[int, ...]
     reason: AbortReason
     observed: Observation | None
+    clamped: int | None = None
 
 
 Close = Callable[[RoundEnd], None]
@@ -165,11 +167,12 @@ class NetworkRound:
         survivors: tuple[int, ...],
         reason: AbortReason,
         observed: Observation | None,
+        clamped: int | None = None,
     ) -> None:
         """Close the round once."""
         if not self.closed:
             self.closed = True
-            self._close(RoundEnd(total, survivors, reason, observed))
+            self._close(RoundEnd(total, survivors, reason, observed, clamped))
 
 
 class PlainRound(NetworkRound):
@@ -386,9 +389,8 @@ class SecureRound(NetworkRound):
             self._abort(abort)
             return
         rotate(self.run, result.dropped)
-        self.finish(
-            result.total, result.survivors, "", visible_sum(self.run.strategy, result.total)
-        )
+        seen = visible_sum(self.run.strategy, result.total)
+        self.finish(result.total, result.survivors, "", seen, result.clamped)
 
     def _abort(self, abort: SecAggAbortError) -> None:
         # once an unmask request went out, the dropped clients' key shares may have been revealed

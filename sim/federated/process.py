@@ -22,7 +22,10 @@ Metrics (SPEC section 4): ``fl.model_brier`` (holdout of 10,000 events), ``fl.ce
 each market's event against its realised outcome, averaged over markets, the binary
 ``(p − o)²`` convention of the other two, half of ``market.brier``'s sum over both outcomes),
 ``fl.dp_epsilon`` (RDP accountant over every round started; inf without DP),
-``fl.mia_auc`` / ``fl.mia_advantage`` (loss-threshold attack on the final model),
+``fl.mia_auc`` / ``fl.mia_advantage`` (loss-threshold attack on the final model: all training
+records against as many fresh ones), ``fl.mia_advantage_bound`` (the largest TPR − FPR any
+membership test can reach against the run's (ε, δ), Kairouz et al. 2015; it bounds a balanced
+game over one whole client's data, and so over any one record of it; NaN without DP),
 ``fl.reconstruction_rate`` (gradient inversion of everything the coordinator received, in every
 completed round and every mode: distinct records recovered over all clients' records; NaN if no
 round completed; ``fl_rounds.records_reconstructed`` per round) and
@@ -41,6 +44,7 @@ import polars as pl
 from market.types import to_micro
 from sim.federated.attacks import (
     MembershipResult,
+    membership_advantage_bound,
     membership_inference,
     reconstruction_rate,
     recovered_records,
@@ -83,6 +87,8 @@ class FlRow:
     epsilon: float
     records_reconstructed: int | None = None
     """Records the server's inversion recovered from this round (None: it did not complete)."""
+    clamped: int | None = None
+    """Coordinates secure aggregation clamped to ``secagg_bound`` (None: plain or aborted)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,6 +186,7 @@ class FederatedForecaster(Component):
             population=len(session.clients),
             rng=self.rng,
             reason=end.reason,
+            clamped=end.clamped,
         )
         self.outcomes.append(outcome)
         recovered = None
@@ -195,6 +202,7 @@ class FederatedForecaster(Component):
                 t_end=self.sim.now,
                 survivors=len(end.survivors),
                 records_reconstructed=recovered,
+                clamped=outcome.clamped,
             )
         )
         self.open = None
@@ -213,6 +221,7 @@ class FederatedForecaster(Component):
         t_end: float,
         survivors: int,
         records_reconstructed: int | None = None,
+        clamped: int | None = None,
     ) -> FlRow:
         model, holdout = self.session.model, self.forecast.holdout
         return FlRow(
@@ -227,6 +236,7 @@ class FederatedForecaster(Component):
             brier=brier(model, self.params, holdout),
             epsilon=self.ledger.epsilon(plan.number + 1, delta=self.config.dp_delta),
             records_reconstructed=records_reconstructed,
+            clamped=clamped,
         )
 
     def _trained(self) -> None:
@@ -271,13 +281,16 @@ class FederatedForecaster(Component):
         )
         events = np.array([float(o == 1) for o in self.sim.world.outcomes])
         market_probs = model.predict_proba(self.params, forecast.market_x)
+        eps = self.ledger.epsilon(started, delta=config.dp_delta)
+        bound = membership_advantage_bound(eps, config.dp_delta) if config.dp else math.nan
         return {
             "fl.model_brier": brier(model, self.params, forecast.holdout),
             "fl.centralized_brier": brier(model, centralized, forecast.holdout),
             "fl.market_brier": float(np.mean((market_probs - events) ** 2)),
-            "fl.dp_epsilon": self.ledger.epsilon(started, delta=config.dp_delta),
+            "fl.dp_epsilon": eps,
             "fl.mia_auc": membership.auc,
             "fl.mia_advantage": membership.advantage,
+            "fl.mia_advantage_bound": bound,
             "fl.reconstruction_rate": reconstruction_rate(self.received, self.records),
             "traders.forecaster_pnl": self.trader.pnl(),
         }
@@ -303,6 +316,7 @@ class FederatedForecaster(Component):
                 "brier": [r.brier for r in rows],
                 "epsilon": [r.epsilon for r in rows],
                 "records_reconstructed": [r.records_reconstructed for r in rows],
+                "clamped": [r.clamped for r in rows],
             },
             run_id,
         )

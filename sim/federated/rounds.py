@@ -196,19 +196,30 @@ def close_round(
     population: int,
     rng: np.random.Generator,
     reason: AbortReason = "",
+    clamped: int | None = None,
 ) -> tuple[np.ndarray, RoundOutcome]:
     """Server: the next global parameters and the round's outcome.
 
     ``total`` is the sum of the survivors' payloads, or None when the round aborted (then
-    ``reason`` says why and the parameters stay as they were).
+    ``reason`` says why); ``clamped`` is the secure sum's count of clamped coordinates.
+    Without DP an aborted round keeps the parameters. Under DP it releases a noise-only update,
+    the mechanism applied to an empty sum: whether a round releases anything would otherwise
+    depend on how many clients were sampled or survived, which the accountant's
+    Poisson-subsampled Gaussian does not model (with secure aggregation a round aborts below 3
+    participants or below the sharing threshold). With the release independent of the count,
+    the accounted mechanism is the one that ran.
     """
     if total is None:
         if not reason:
             raise ValueError("an aborted round needs a reason")
         outcome = RoundOutcome(round_number, "aborted", reason, tuple(sampled), tuple(survivors))
+        if strategy.dp:
+            empty = np.zeros(strategy.payload_size(params.shape[0]))
+            return strategy.apply_sum(params, empty, population=population, rng=rng), outcome
         return params.copy(), outcome
     new = strategy.apply_sum(params, total, population=population, rng=rng)
-    return new, RoundOutcome(round_number, "completed", "", tuple(sampled), tuple(survivors))
+    outcome = RoundOutcome(round_number, "completed", "", tuple(sampled), tuple(survivors), clamped)
+    return new, outcome
 
 
 def visible_sum(strategy: FedAvg, total: np.ndarray) -> SecureSumObservation:

@@ -82,6 +82,7 @@ from sim.federated.secagg_crypto import (
     Share,
     ShareEnvelope,
     ShareKind,
+    clamped,
     client_keys,
     dequantise,
     fixed_point_scale,
@@ -129,6 +130,7 @@ __all__ = [
     "ShareKind",
     "UnmaskRequest",
     "agree_keys",
+    "clamped",
     "client_keys",
     "dequantise",
     "fixed_point_scale",
@@ -253,7 +255,7 @@ def mask_input(
             y += mask
         else:
             y -= mask
-    return MaskedInput(me, roster.round, y)
+    return MaskedInput(me, roster.round, y, clamped(vector, bound=roster.bound))
 
 
 def reveal(state: ClientRound, request: UnmaskRequest) -> tuple[ClientRound, Reveal]:
@@ -373,4 +375,5 @@ def unmask(
         survivors=request.survivors,
         dropped=request.dropped,
         rejected=tuple(rejected),
+        clamped=sum(inputs[u].clamped for u in request.survivors),
     )

@@ -173,6 +173,11 @@ def quantise(vector: np.ndarray, *, scale: float, bound: float) -> np.ndarray:
     return (q % MODULUS).astype(np.uint32)
 
 
+def clamped(vector: np.ndarray, *, bound: float) -> int:
+    """How many coordinates :func:`quantise` clamps: those with magnitude beyond ``bound``."""
+    return int(np.count_nonzero(np.abs(vector) > bound))
+
+
 def dequantise(total: np.ndarray, *, scale: float) -> np.ndarray:
     """Lift a ring sum to the signed range ``[-2^31, 2^31)`` and undo the scale."""
     signed = total.astype(np.int64)

@@ -94,11 +94,17 @@ class ShareCommitment:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MaskedInput:
-    """``y_u``: all the server ever sees of client ``u``'s vector."""
+    """``y_u``: all the server ever sees of client ``u``'s vector, and its clamp count.
+
+    ``clamped`` is how many coordinates the client clamped to the roster's bound before
+    encoding, reported in the clear beside ``y_u`` so that a round whose sum is distorted by
+    the clamp is flagged rather than silently ``completed``. It reveals only that count.
+    """
 
     client: int
     round: int
     masked: np.ndarray
+    clamped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +147,11 @@ class SecureSum:
         dropped: members whose masks were removed with their revealed mask keys.
         rejected: ``(holder, owner, kind)`` of each revealed share that failed its digest
             (shares are checked in holder order until ``t`` valid ones are found).
+        clamped: coordinates the survivors clamped to the bound (their reported counts summed).
     """
 
     total: np.ndarray
     survivors: tuple[int, ...]
     dropped: tuple[int, ...]
     rejected: tuple[tuple[int, int, str], ...]
+    clamped: int = 0

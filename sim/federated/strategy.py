@@ -75,7 +75,7 @@ class FLConfig:
     rounds: int = 20
     client_fraction: float = 0.5
     local_steps: int = 5
-    learning_rate: float = 0.1
+    learning_rate: float = 0.5
     batch_size: int = 32
     dropout: float = 0.1
     secure_aggregation: bool = True
@@ -130,13 +130,19 @@ class ClientResult:
 
 @dataclass(frozen=True, slots=True)
 class RoundOutcome:
-    """How a round ended: who was sampled, who made it to aggregation, and why it stopped."""
+    """How a round ended: who was sampled, who made it to aggregation, and why it stopped.
+
+    ``clamped`` counts the payload coordinates secure aggregation clamped to its bound in a
+    completed round (a round with ``clamped > 0`` is flagged: its sum is not the true sum);
+    None when nothing was quantised (plain aggregation, or the round aborted).
+    """
 
     round: int
     status: RoundStatus
     reason: AbortReason
     sampled: tuple[int, ...]
     survivors: tuple[int, ...]
+    clamped: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

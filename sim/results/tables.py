@@ -134,6 +134,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "brier": F64,
         "epsilon": F64,
         "records_reconstructed": I64,
+        "clamped": I64,
     },
     "fl_roc": {"run_id": STR, "fpr": F64, "tpr": F64},
     "nodes": {"run_id": STR, "node": I64, "roles": STR, "degree": I64, "spy": BOOL},

@@ -206,7 +206,7 @@ class Forecaster(Section):
     rounds: Count = Field(default=20, ge=1)
     client_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
     local_steps: Count = Field(default=5, ge=1)
-    learning_rate: float = Field(default=0.1, gt=0.0)
+    learning_rate: float = Field(default=0.5, gt=0.0)
     batch_size: Count = Field(default=32, ge=1)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     secure_aggregation: bool = True
@@ -214,3 +214,4 @@ class Forecaster(Section):
     dp_clip: float = Field(default=1.0, gt=0.0)
     dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
     round_timeout_s: Interval = 60.0
+    secagg_bound: float = Field(default=8.0, gt=0.0)  # secure aggregation's per-coordinate clamp

@@ -5,12 +5,22 @@ truth, a logistic model ``p = sigmoid(w·x + b)``, so a forecaster that learns `
 from the clients' records prices the markets well. Features of the market world and of the
 held-out events follow the base distribution ``N(0, I)``.
 
-Non-IID skew (``non_iid`` in [0, 1]): client ``c`` draws its features from ``N(μ_c, I)`` with
-``μ_c = non_iid · SHIFT_SCALE · z_c`` and ``z_c ~ N(0, I)``. The shift moves each client to its
-own corner of feature space, and its component along ``w`` moves the client's label balance too
-(the logit of a typical record moves by ``non_iid · SHIFT_SCALE · |w| · N(0, 1)``), so one knob
-skews both the feature distribution and the label balance. ``non_iid = 0`` gives every client
-the base distribution.
+Non-IID skew (``non_iid`` = ``s`` in [0, 1]) has the three forms of Kairouz et al., "Advances
+and Open Problems in Federated Learning" (2021, section 3.1), all scaled by the one knob:
+
+* **feature shift**: client ``c`` draws its features from ``N(μ_c, I)`` with
+  ``μ_c = s · SHIFT_SCALE · z_c``, ``z_c ~ N(0, I)``;
+* **concept shift** (same x, different y): client ``c``'s labels follow its own weights
+  ``w_c = w + s · CONCEPT_SCALE · (|w|/√d) · u_c``, ``u_c ~ N(0, I)``, so ``P(y | x)`` differs
+  between clients and their local optima pull apart (client drift);
+* **label skew** (prior shift): client ``c``'s bias is ``b + s · LABEL_SKEW · v_c``,
+  ``v_c ~ N(0, 1)``. For a logistic model, moving a client's class prior from ``π`` to ``π_c``
+  with ``P(x | y)`` kept is exactly a bias shift by ``logit(π_c) − logit(π)``.
+
+The perturbations are drawn whatever ``s`` is and then scaled, so worlds that differ only in
+``non_iid`` are the same world at a different strength. The held-out events and the markets
+follow the base truth ``(w, b)`` on ``N(0, I)``, the centre the clients are perturbed around.
+``non_iid = 0`` gives every client the base distribution and the base truth.
 
 :func:`forecast_world` draws everything of a run's forecasting world at once (from the world
 seed): the ground truth, the markets' features, the clients' records and nodes, the coordinator,
@@ -24,8 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SHIFT_SCALE = 1.5
+SHIFT_SCALE = 2.0
 """Standard deviation, per feature, of a client's mean shift at ``non_iid = 1``."""
+
+CONCEPT_SCALE = 0.2
+"""Per-coordinate std of a client's weight perturbation at ``non_iid = 1``, relative to ``w``'s."""
+
+LABEL_SKEW = 0.5
+"""Standard deviation of a client's bias (log-odds of its class prior) shift at ``non_iid = 1``."""
 
 DEFAULT_SIGNAL = 2.0
 """Norm of the true weights: the standard deviation of the true logit under ``N(0, I)``."""
@@ -62,11 +78,13 @@ class Dataset:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ClientData:
-    """One client's private training records and the feature shift it was drawn with."""
+    """One client's private training records, the feature shift and the truth they follow."""
 
     client: int
     data: Dataset
     shift: np.ndarray
+    truth: GroundTruth
+    """The client's own labelling model (the base truth under concept shift and label skew)."""
 
     @property
     def samples(self) -> int:
@@ -134,21 +152,38 @@ def client_datasets(
 ) -> list[ClientData]:
     """Each client's ``samples`` training records, skewed by ``non_iid``; ids are 0..clients-1."""
     shifts = client_shifts(truth.features, clients=clients, non_iid=non_iid, rng=rng)
+    truths = client_truths(truth, clients=clients, non_iid=non_iid, rng=rng)
     return [
-        ClientData(client=c, data=records(truth, samples, rng, shift=shifts[c]), shift=shifts[c])
+        ClientData(
+            client=c,
+            data=records(truths[c], samples, rng, shift=shifts[c]),
+            shift=shifts[c],
+            truth=truths[c],
+        )
         for c in range(clients)
     ]
 
 
-def fresh_like(
-    truth: GroundTruth, datasets: Sequence[ClientData], rng: np.random.Generator
-) -> Dataset:
+def client_truths(
+    truth: GroundTruth, *, clients: int, non_iid: float, rng: np.random.Generator
+) -> list[GroundTruth]:
+    """Each client's labelling model: concept shift and label skew around ``truth`` (module doc)."""
+    scale = non_iid * CONCEPT_SCALE * float(np.linalg.norm(truth.weights)) / np.sqrt(truth.features)
+    concepts = scale * rng.standard_normal((clients, truth.features))
+    priors = non_iid * LABEL_SKEW * rng.standard_normal(clients)
+    return [
+        GroundTruth(weights=truth.weights + concepts[c], bias=truth.bias + float(priors[c]))
+        for c in range(clients)
+    ]
+
+
+def fresh_like(datasets: Sequence[ClientData], rng: np.random.Generator) -> Dataset:
     """As many new records as the clients hold, each client's from its own distribution.
 
     These are the non-members of a membership-inference test: drawn exactly like the training
-    records, but never seen in training.
+    records (each client's own features and truth), but never seen in training.
     """
-    parts = [records(truth, c.samples, rng, shift=c.shift) for c in datasets]
+    parts = [records(c.truth, c.samples, rng, shift=c.shift) for c in datasets]
     return concat(parts)
 
 
@@ -232,5 +267,5 @@ def forecast_world(
         client_nodes=client_nodes,
         coordinator=coordinator,
         holdout=holdout(truth, HOLDOUT_EVENTS, rng),
-        nonmembers=fresh_like(truth, data, rng),
+        nonmembers=fresh_like(data, rng),
     )

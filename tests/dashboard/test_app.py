@@ -318,3 +318,9 @@ def test_runs_first_screen_says_what_the_folder_holds(app_argv: Path) -> None:
     button.click().run()
     assert not at.exception
     assert at.title[0].value == "Privacy"
+
+
+def test_learning_page_shows_the_attack_beside_its_dp_bound(app_argv: Path) -> None:
+    labels = [m.label for m in _open("learning").metric]
+    assert "MIA advantage" in labels and "MIA advantage bound" in labels
+    assert labels.index("MIA advantage bound") == labels.index("MIA advantage") + 1

@@ -9,6 +9,8 @@ import pytest
 
 from sim.federated.model import LogisticRegression
 from sim.world.forecast import (
+    CONCEPT_SCALE,
+    LABEL_SKEW,
     client_datasets,
     fresh_like,
     ground_truth,
@@ -67,7 +69,7 @@ def test_data_is_reproducible_and_nonmembers_are_fresh() -> None:
     rng = np.random.default_rng(4)
     truth = ground_truth(5, rng)
     data = client_datasets(truth, clients=4, samples=20, non_iid=0.5, rng=rng)
-    others = fresh_like(truth, data, rng)
+    others = fresh_like(data, rng)
     assert len(others) == len(pooled(data))
     assert not np.isin(others.x, pooled(data).x).any()
 
@@ -130,3 +132,27 @@ def test_sgd_learns_the_truth() -> None:
     params = model.local_sgd(model.init(rng), data.x, data.y, steps=4000, lr=0.2, batch=64, rng=rng)
     np.testing.assert_allclose(params[:-1], truth.weights, atol=0.15)
     assert params[-1] == pytest.approx(truth.bias, abs=0.15)
+
+
+def test_non_iid_gives_each_client_its_own_concept_and_label_prior() -> None:
+    """Concept shift and label skew grow linearly with non_iid around the base truth."""
+    truth = ground_truth(16, np.random.default_rng(5))
+
+    def truths(non_iid: float) -> tuple[np.ndarray, np.ndarray]:
+        data = client_datasets(
+            truth, clients=200, samples=2, non_iid=non_iid, rng=np.random.default_rng(6)
+        )
+        return (
+            np.array([c.truth.weights for c in data]) - truth.weights,
+            np.array([c.truth.bias for c in data]) - truth.bias,
+        )
+
+    weights, biases = truths(0.0)
+    assert not weights.any() and not biases.any()  # IID: every client follows the base truth
+    half_w, half_b = truths(0.5)
+    full_w, full_b = truths(1.0)
+    np.testing.assert_allclose(full_w, 2 * half_w)  # the same world at twice the strength
+    np.testing.assert_allclose(full_b, 2 * half_b)
+    per_coordinate = CONCEPT_SCALE * np.linalg.norm(truth.weights) / np.sqrt(16)
+    assert full_w.std() == pytest.approx(per_coordinate, rel=0.1)
+    assert full_b.std() == pytest.approx(LABEL_SKEW, rel=0.15)

@@ -75,3 +75,19 @@ def test_advantage_bound_known_values() -> None:
     assert membership_advantage_bound(0.0, 1e-5) == pytest.approx(1e-5)
     assert membership_advantage_bound(math.log(3), 0.01) == pytest.approx((2 + 0.02) / 4)
     assert membership_advantage_bound(1000.0, 1e-5) == 1.0
+
+
+def test_advantage_bound_is_the_corner_of_the_dp_privacy_region() -> None:
+    """Brute force over the (ε, δ) hypothesis-testing region (Kairouz, Oh and Viswanath 2015).
+
+    Any test's FPR ``α`` and miss rate ``β`` satisfy ``α + e^ε β ≥ 1 − δ`` and
+    ``β + e^ε α ≥ 1 − δ``: the best TPR at ``α`` is ``min(e^ε α + δ, 1 − (1 − δ − α)e^{−ε})``.
+    The closed form must equal the largest ``TPR − FPR`` found on a fine grid of ``α``.
+    """
+    alpha = np.linspace(0.0, 1.0, 200_001)
+    for eps, delta in ((0.1, 1e-5), (0.7, 1e-5), (math.log(3), 0.01), (2.5, 1e-3), (6.0, 0.0)):
+        tpr = np.minimum(
+            np.minimum(np.exp(eps) * alpha + delta, 1 - (1 - delta - alpha) * np.exp(-eps)), 1.0
+        )
+        brute = float(np.max(tpr - alpha))
+        assert membership_advantage_bound(eps, delta) == pytest.approx(brute, abs=1e-5)

@@ -60,9 +60,10 @@ DEFAULTS: dict[str, Any] = {
     "forecaster.enabled": False, "forecaster.clients": 40, "forecaster.features": 16,
     "forecaster.samples_per_client": 200, "forecaster.non_iid": 0.5, "forecaster.rounds": 20,
     "forecaster.client_fraction": 0.5, "forecaster.local_steps": 5,
-    "forecaster.learning_rate": 0.1, "forecaster.batch_size": 32, "forecaster.dropout": 0.1,
+    "forecaster.learning_rate": 0.5, "forecaster.batch_size": 32, "forecaster.dropout": 0.1,
     "forecaster.secure_aggregation": True, "forecaster.dp_noise_multiplier": 0.0,
     "forecaster.dp_clip": 1.0, "forecaster.dp_delta": 1e-5, "forecaster.round_timeout_s": 60.0,
+    "forecaster.secagg_bound": 8.0,
     "faults.partitions": [], "faults.crashes": [],
 }  # fmt: skip
 
