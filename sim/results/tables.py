@@ -71,6 +71,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "pnl": F64,
         "orders": I64,
     },
+    "beliefs": {
+        "run_id": STR,
+        "trader": I64,
+        "market": I64,
+        "outcome": I64,
+        "draws": I64,
+        "belief": F64,
+    },
     "wealth": {
         "run_id": STR,
         "t": F64,

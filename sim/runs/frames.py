@@ -90,6 +90,24 @@ def markets_table(sim: Simulation, run_id: str) -> pl.DataFrame:
     return frame("markets", rows, run_id)
 
 
+def beliefs_table(sim: Simulation, run_id: str) -> pl.DataFrame:
+    """Each informed trader's private evidence and own belief, per market outcome.
+
+    ``draws`` counts the trader's draws that fell on the outcome; ``belief`` is its posterior
+    mean from the prior and those draws (before any lean toward the price). With the ``wealth``
+    table this gives the wealth-weighted mean belief over time.
+    """
+    rows: dict[str, list[Any]] = {k: [] for k in ("trader", "market", "outcome", "draws", "belief")}
+    for spec in sim.world.traders:
+        for market, (counts, belief) in enumerate(zip(spec.evidence, spec.beliefs, strict=True)):
+            for outcome, (count, prob) in enumerate(zip(counts, belief, strict=True)):
+                for key, value in zip(
+                    rows, (spec.trader, market, outcome, count, prob), strict=True
+                ):
+                    rows[key].append(value)
+    return frame("beliefs", rows, run_id)
+
+
 WEALTH_SAMPLES = 60
 """Points of the ``wealth`` table per trader between the start and the markets' close."""
 

@@ -204,6 +204,7 @@ def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
         "markets": frames.markets_table(sim, run_id),
         "traders": frames.traders_table(sim, run_id),
         "wealth": frames.wealth_table(sim, run_id),
+        "beliefs": frames.beliefs_table(sim, run_id),
         "messages": frames.messages_table(sim, run_id),
         "fl_rounds": tables.frame("fl_rounds", {}, run_id),
         "fl_roc": tables.frame("fl_roc", {}, run_id),

@@ -318,3 +318,16 @@ def test_runs_first_screen_says_what_the_folder_holds(app_argv: Path) -> None:
     button.click().run()
     assert not at.exception
     assert at.title[0].value == "Privacy"
+
+
+def test_the_market_page_draws_beliefs_and_the_posterior_beside_the_price(app_argv: Path) -> None:
+    at = _open("market")
+    assert "Does the price aggregate what traders know?" in [h.value for h in at.subheader]
+    specs = _charts(at)
+    [index] = [
+        i
+        for i, spec in enumerate(specs)
+        if spec.get("encoding", {}).get("strokeDash", {}).get("field") == "series"
+    ]
+    series = {s for frame in _chart_rows(at, index) for s in frame["series"].to_list()}
+    assert series == {"price", "wealth-weighted belief", "full-information posterior"}
