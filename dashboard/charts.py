@@ -80,6 +80,34 @@ def price_paths(prices: pl.DataFrame, fills: pl.DataFrame | None = None) -> Char
     return alt.layer(*layers).properties(height=HEIGHT)
 
 
+def aggregation_paths(lines: pl.DataFrame) -> ChartLike:
+    """Price (solid), wealth-weighted belief (dashed) and full-information posterior (dotted).
+
+    ``lines`` is :func:`dashboard.shapes.aggregation_lines`: one colour per outcome, one stroke
+    per series, so a reader sees whether the price follows the beliefs and both the posterior.
+    """
+    return (
+        alt.Chart(lines)
+        .mark_line(strokeWidth=2)
+        .encode(
+            x=alt.X("t:Q", title="simulated time (s)"),
+            y=alt.Y("value:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("outcome:N", title="outcome", scale=CATEGORIES),
+            strokeDash=alt.StrokeDash(
+                "series:N",
+                title="series",
+                scale=alt.Scale(
+                    domain=["price", "wealth-weighted belief", "full-information posterior"],
+                    range=[[1, 0], [6, 4], [2, 2]],
+                ),
+                legend=alt.Legend(**FULL_LABELS),
+            ),
+            tooltip=["series:N", "outcome:N", "t:Q", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(height=HEIGHT)
+    )
+
+
 def volume_bars(fills: pl.DataFrame) -> ChartLike:
     """Traded volume (shares, both sides) over time, stacked by trader kind."""
     return (

@@ -63,6 +63,13 @@ MEANING: dict[str, str] = {
     "traders.noise_pnl": "mean profit per noise trader",
     "traders.forecaster_pnl": "mean profit per forecaster-driven trader",
     "market.maker_loss": "market makers' loss after settlement",
+    "market.full_info_error": (
+        "mean gap between last prices and the posterior given every trader's evidence"
+    ),
+    "market.aggregation_efficiency": (
+        "share of the way from the prior to the full-information posterior the prices covered"
+    ),
+    "market.price_convergence_s": "seconds until the price stays within 0.05 of its final value",
     "cost.order_latency_s": "mean seconds from an order's submission to its execution",
     "cost.messages_per_order": "network messages spent per executed order",
     "cost.crypto_ops": "cryptographic operations performed (a deterministic count of compute)",

@@ -39,6 +39,50 @@ def market_prices(prices: pl.DataFrame, market: int) -> pl.DataFrame:
     )
 
 
+PRICE_SERIES = "price"
+BELIEF_SERIES = "wealth-weighted belief"
+POSTERIOR_SERIES = "full-information posterior"
+
+
+def aggregation_lines(
+    prices: pl.DataFrame,
+    markets: pl.DataFrame,
+    wealth: pl.DataFrame,
+    beliefs: pl.DataFrame,
+    market: int,
+) -> pl.DataFrame:
+    """One market's price, informed traders' wealth-weighted mean belief, and the posterior.
+
+    Long form ``t, outcome, series, value``: the price after each block; at every time of the
+    ``wealth`` table, Σ wealth·belief / Σ wealth over informed traders (their own beliefs,
+    weighted by their wealth at that moment); and the full-information posterior as a flat line
+    over the run.
+    """
+    price = prices.filter(pl.col("market") == market).select(
+        "t", "outcome", pl.lit(PRICE_SERIES).alias("series"), pl.col("price").alias("value")
+    )
+    weighted = (
+        wealth.join(beliefs.filter(pl.col("market") == market), on="trader")
+        .group_by("t", "outcome")
+        .agg(((pl.col("wealth") * pl.col("belief")).sum() / pl.col("wealth").sum()).alias("value"))
+        .select("t", "outcome", pl.lit(BELIEF_SERIES).alias("series"), "value")
+    )
+    end = max(price["t"].max() or 0.0, weighted["t"].max() or 0.0)
+    posterior = (
+        markets.filter(pl.col("market") == market)
+        .join(pl.DataFrame({"t": [0.0, end]}), how="cross")
+        .select(
+            "t",
+            "outcome",
+            pl.lit(POSTERIOR_SERIES).alias("series"),
+            pl.col("posterior").alias("value"),
+        )
+    )
+    frames = [price, weighted, posterior]
+    long = pl.concat([f.with_columns(pl.col("outcome").cast(pl.String)) for f in frames])
+    return nan_to_null(long.sort("series", "outcome", "t"))
+
+
 def executed_fills(orders: pl.DataFrame, market: int | None = None) -> pl.DataFrame:
     """Executed orders with their time, average price, side and traded volume.
 

@@ -107,6 +107,10 @@ class LMSR:
         """A fresh market with no shares outstanding: uniform prices ``1/outcomes``."""
         return cls(b=float(b), q=(0.0,) * outcomes)
 
+    def liquidity(self) -> float:
+        """The liquidity ``b`` (constant for the LMSR; the LS-LMSR's grows with volume)."""
+        return self.b
+
     def cost(self) -> float:
         """``C(q) = b·ln Σ exp(q_i/b)``, in units (never below ``max q``, even in floats)."""
         q, b = self.q, self.b

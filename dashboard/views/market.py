@@ -1,4 +1,4 @@
-"""Market: price paths against the truth, fills by trader kind, volumes and trader profit."""
+"""Market: prices against the truth, beliefs and the pooled posterior; fills, volumes, profit."""
 
 from __future__ import annotations
 
@@ -21,13 +21,36 @@ ORDER_COLS = (
     "frontrun",
 )
 TRADER_COLS = ("trader", "kind", "pnl")
+MARKET_COLS = ("market", "outcome", "posterior")
+WEALTH_COLS = ("t", "trader", "wealth")
+BELIEF_COLS = ("trader", "market", "outcome", "belief")
 
 
-def prices_and_fills(ctx: ui.Context, rel: str) -> None:
-    """Price paths of one market with the run's fills on top."""
+def aggregation(ctx: ui.Context, rel: str, market: int) -> None:
+    """The price beside informed traders' wealth-weighted belief and the pooled posterior."""
+    prices = data.table(ctx.root, rel, "prices", PRICE_COLS)
+    markets = data.table(ctx.root, rel, "markets", MARKET_COLS)
+    wealth = data.table(ctx.root, rel, "wealth", WEALTH_COLS)
+    beliefs = data.table(ctx.root, rel, "beliefs", BELIEF_COLS)
+    wanted = [("markets", markets, MARKET_COLS), ("wealth", wealth, WEALTH_COLS)]
+    wanted.append(("beliefs", beliefs, BELIEF_COLS))
+    if prices is None or not all(ui.have(frame, name, cols) for name, frame, cols in wanted):
+        return
+    assert markets is not None and wealth is not None and beliefs is not None
+    st.caption(
+        "Solid: price per outcome. Dashed: informed traders' beliefs weighted by their wealth "
+        "at that moment. Dotted: the full-information posterior (every trader's draws pooled)."
+    )
+    ui.chart(
+        charts.aggregation_paths(shapes.aggregation_lines(prices, markets, wealth, beliefs, market))
+    )
+
+
+def prices_and_fills(ctx: ui.Context, rel: str) -> int | None:
+    """Price paths of one market with the run's fills on top; the market chosen, if any."""
     prices = data.table(ctx.root, rel, "prices", PRICE_COLS)
     if not ui.have(prices, "prices", PRICE_COLS):
-        return
+        return None
     assert prices is not None
     markets = prices["market"].unique().sort().to_list()
     market = st.segmented_control("Market", markets, default=markets[0], key="market_market")
@@ -51,6 +74,7 @@ def prices_and_fills(ctx: ui.Context, rel: str) -> None:
         ui.chart(charts.volume_bars(fills))
         frontrun = fills.filter(pl.col("frontrun")).height
         st.caption(f"{fills.height} fills, {frontrun} front-run.")
+    return int(market)
 
 
 def trader_profit(ctx: ui.Context, rel: str) -> None:
@@ -74,6 +98,8 @@ def main() -> None:
         tiles=[
             ("Brier score", "market.brier"),
             ("Abs. error", "market.abs_error"),
+            ("Full-info error", "market.full_info_error"),
+            ("Aggregation", "market.aggregation_efficiency"),
             ("Maker loss", "market.maker_loss"),
             ("Loss bound", "market.maker_loss_bound"),
             ("MEV extracted", "mev.extracted"),
@@ -83,7 +109,10 @@ def main() -> None:
         return
     ctx, rel = page.ctx, page.rel
     st.subheader("Prices")
-    prices_and_fills(ctx, rel)
+    market = prices_and_fills(ctx, rel)
+    if market is not None:
+        st.subheader("Does the price aggregate what traders know?")
+        aggregation(ctx, rel, market)
     st.subheader("Trader profit by kind")
     trader_profit(ctx, rel)
 

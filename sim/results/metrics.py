@@ -59,6 +59,63 @@ def market_metrics(
     }
 
 
+CONVERGENCE_BAND = 0.05
+"""``market.price_convergence_s``: a price has converged once every outcome's price stays within
+this (absolute, five cents) of its final value."""
+
+
+def aggregation_metrics(
+    prices: Sequence[Sequence[float]],
+    posteriors: Sequence[Sequence[float]],
+    prior: Sequence[float],
+    history: Sequence[Sequence[tuple[float, Sequence[float]]]],
+) -> dict[str, float]:
+    """How far the last prices got from the prior toward the full-information posterior.
+
+    Args:
+        prices: each market's last prices.
+        posteriors: each market's full-information posterior mean (the prior updated on every
+            informed trader's evidence, :func:`sim.world.information.pooled`).
+        prior: the prior mean, the same for every market (where prices start).
+        history: each market's ``(t, prices)`` points in time order, the first at t = 0.
+
+    ``market.aggregation_efficiency`` is pooled over markets, ``1 − Σ|price − posterior| /
+    Σ|prior − posterior|`` (sums over every outcome of every market), so a market whose
+    posterior sits near its prior cannot blow it up; NaN when there is no evidence to aggregate
+    (every posterior equals the prior). 1 means the prices reached the posterior, 0 that they
+    are as far from it as the prior was, below 0 further.
+    """
+    gaps = [
+        abs(p - q)
+        for ps, qs in zip(prices, posteriors, strict=True)
+        for p, q in zip(ps, qs, strict=True)
+    ]
+    spread = math.fsum(abs(a - q) for qs in posteriors for a, q in zip(prior, qs, strict=True))
+    return {
+        "market.full_info_error": mean(gaps),
+        "market.aggregation_efficiency": 1.0 - math.fsum(gaps) / spread if spread > 0 else NAN,
+        "market.price_convergence_s": mean(convergence_time(points) for points in history),
+    }
+
+
+def convergence_time(
+    points: Sequence[tuple[float, Sequence[float]]], band: float = CONVERGENCE_BAND
+) -> float:
+    """When a price series entered, for good, the band around its final value.
+
+    The time of the first point after which no point has any outcome's price more than
+    ``band`` from the last point's (0 when the series never left the band; NaN with no points).
+    """
+    if not points:
+        return NAN
+    final = points[-1][1]
+    converged = points[0][0]
+    for i, (_, ps) in enumerate(points):
+        if max(abs(p - f) for p, f in zip(ps, final, strict=True)) > band:
+            converged = points[i + 1][0]
+    return converged
+
+
 def open_liability(exchange: Exchange, market: int, prices: Sequence[float]) -> float:
     """What an unsettled market's maker owes holders, valued at current prices (0 once settled)."""
     if exchange.ledger.is_settled(market):

@@ -58,6 +58,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "true_prob": F64,
         "won": BOOL,
         "last_price": F64,
+        "prior": F64,
+        "posterior": F64,
     },
     "traders": {
         "run_id": STR,
@@ -68,6 +70,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "final_value": F64,
         "pnl": F64,
         "orders": I64,
+    },
+    "beliefs": {
+        "run_id": STR,
+        "trader": I64,
+        "market": I64,
+        "outcome": I64,
+        "draws": I64,
+        "belief": F64,
+    },
+    "wealth": {
+        "run_id": STR,
+        "t": F64,
+        "trader": I64,
+        "kind": STR,
+        "cash": F64,
+        "wealth": F64,
     },
     "messages": {
         "run_id": STR,

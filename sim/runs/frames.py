@@ -6,6 +6,7 @@ the forecaster's rounds) through ``Component.tables``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import polars as pl
@@ -14,6 +15,7 @@ from market.types import MICRO
 from sim.results.metrics import account_value
 from sim.results.tables import frame, nan_to_none, none_if
 from sim.runs.simulation import Simulation
+from sim.world.build import TraderSpec
 
 
 def orders_table(sim: Simulation, run_id: str) -> pl.DataFrame:
@@ -68,18 +70,112 @@ def prices_table(sim: Simulation, run_id: str) -> pl.DataFrame:
 
 
 def markets_table(sim: Simulation, run_id: str) -> pl.DataFrame:
-    """True probability, realised outcome and last price of every outcome."""
+    """True probability, realised outcome, last price, prior and full-information posterior."""
     rows: dict[str, list[Any]] = {
-        k: [] for k in ("market", "outcome", "true_prob", "won", "last_price")
+        k: [] for k in ("market", "outcome", "true_prob", "won", "last_price", "prior", "posterior")
     }
-    for market, probs in enumerate(sim.world.true_probs):
+    world = sim.world
+    prior = world.prior_mean() if world.prior else ()
+    for market, probs in enumerate(world.true_probs):
         for outcome, prob in enumerate(probs):
             rows["market"].append(market)
             rows["outcome"].append(outcome)
             rows["true_prob"].append(prob)
-            rows["won"].append(sim.world.outcomes[market] == outcome)
+            rows["won"].append(world.outcomes[market] == outcome)
             rows["last_price"].append(sim.exchange.prices(market)[outcome])
+            rows["prior"].append(prior[outcome] if prior else None)
+            rows["posterior"].append(
+                world.posteriors[market][outcome] if world.posteriors else None
+            )
     return frame("markets", rows, run_id)
+
+
+def beliefs_table(sim: Simulation, run_id: str) -> pl.DataFrame:
+    """Each informed trader's private evidence and own belief, per market outcome.
+
+    ``draws`` counts the trader's draws that fell on the outcome; ``belief`` is its posterior
+    mean from the prior and those draws (before any lean toward the price). With the ``wealth``
+    table this gives the wealth-weighted mean belief over time.
+    """
+    rows: dict[str, list[Any]] = {k: [] for k in ("trader", "market", "outcome", "draws", "belief")}
+    for spec in sim.world.traders:
+        for market, (counts, belief) in enumerate(zip(spec.evidence, spec.beliefs, strict=True)):
+            for outcome, (count, prob) in enumerate(zip(counts, belief, strict=True)):
+                for key, value in zip(
+                    rows, (spec.trader, market, outcome, count, prob), strict=True
+                ):
+                    rows[key].append(value)
+    return frame("beliefs", rows, run_id)
+
+
+WEALTH_SAMPLES = 60
+"""Points of the ``wealth`` table per trader between the start and the markets' close."""
+
+
+def wealth_table(sim: Simulation, run_id: str) -> pl.DataFrame:
+    """Each trader's wealth over time: cash plus positions valued at the prices of the moment.
+
+    Replays users' executed trades at ``WEALTH_SAMPLES`` evenly spaced times from 0 to
+    ``market.close_s``, then adds one row at the horizon with the ledger's own final value
+    (after settlement payouts, and commit-reveal deposits forfeited, which the replay leaves out).
+    """
+    specs = sim.world.traders
+    close = sim.scenario.market.close_s
+    replay = _Replay(sim)
+    rows: dict[str, list[Any]] = {k: [] for k in ("t", "trader", "kind", "cash", "wealth")}
+    for t in (close * k / (WEALTH_SAMPLES - 1) for k in range(WEALTH_SAMPLES)):
+        replay.advance(t)
+        for spec in specs:
+            _wealth_row(rows, t, spec, replay.cash[spec.trader], replay.wealth(spec.trader))
+    for spec in specs:
+        cash = sim.exchange.ledger.cash(spec.trader) / MICRO
+        final = account_value(sim.exchange, spec.trader)
+        _wealth_row(rows, sim.scenario.duration_s, spec, cash, final)
+    return frame("wealth", rows, run_id)
+
+
+class _Replay:
+    """Traders' cash and positions, and the markets' prices, replayed up to a time."""
+
+    def __init__(self, sim: Simulation) -> None:
+        budget = sim.scenario.traders.budget
+        self.cash = {s.trader: budget for s in sim.world.traders}
+        self.held: dict[int, dict[tuple[int, int], float]] = {t: {} for t in self.cash}
+        self.prices = list(sim.initial_prices)
+        fills = [r for r in sim.records.orders if r.status == "executed" and r.honest]
+        self._fills = sorted(fills, key=lambda r: (r.t_executed, r.order_id))
+        self._points = sim.records.prices
+        self._next_fill = self._next_point = 0
+
+    def advance(self, t: float) -> None:
+        """Apply every price point and trade up to and including ``t``."""
+        while self._next_point < len(self._points) and self._points[self._next_point].t <= t:
+            point = self._points[self._next_point]
+            self.prices[point.market] = point.prices
+            self._next_point += 1
+        while self._next_fill < len(self._fills) and self._fills[self._next_fill].t_executed <= t:
+            record = self._fills[self._next_fill]
+            order = record.order
+            if order.trader in self.cash:  # the forecaster's account is not a trader's
+                self.cash[order.trader] -= record.cost
+                book = self.held[order.trader]
+                key = (order.market, order.outcome)
+                book[key] = book.get(key, 0.0) + order.shares / MICRO
+            self._next_fill += 1
+
+    def wealth(self, trader: int) -> float:
+        """Cash plus positions at the current prices."""
+        book = self.held[trader]
+        value = math.fsum(n * self.prices[m][o] for (m, o), n in book.items())
+        return self.cash[trader] + value
+
+
+def _wealth_row(
+    rows: dict[str, list[Any]], t: float, spec: TraderSpec, cash: float, wealth: float
+) -> None:
+    for key, value in (("t", t), ("trader", spec.trader), ("kind", spec.kind), ("cash", cash)):
+        rows[key].append(value)
+    rows["wealth"].append(wealth)
 
 
 def traders_table(sim: Simulation, run_id: str) -> pl.DataFrame:

@@ -23,6 +23,7 @@ from sim.results import tables
 from sim.results.audit import PayoutRecords, payout_error, recomputed_balances
 from sim.results.metrics import (
     account_value,
+    aggregation_metrics,
     check_replicas,
     market_metrics,
     mean,
@@ -70,6 +71,7 @@ def compute_metrics(sim: Simulation) -> dict[str, float]:
             executed=executed,
         )
     )
+    values.update(_aggregation(sim))
     budget = sim.scenario.traders.budget
     for kind in ("informed", "noise"):
         specs = [s for s in sim.world.traders if s.kind == kind]
@@ -111,6 +113,22 @@ def audit_payouts(sim: Simulation) -> int:
         opening, sim.records.orders, found[0] if found else PayoutRecords({})
     )
     return payout_error(recomputed, {a: final.cash(a) for a in final.accounts()})
+
+
+def _aggregation(sim: Simulation) -> dict[str, float]:
+    """The aggregation metrics, for a world that knows its prior and posteriors (not hand-made)."""
+    world = sim.world
+    if not world.posteriors:
+        return {}
+    markets = range(sim.scenario.market.count)
+    history: list[list[tuple[float, tuple[float, ...]]]] = [
+        [(0.0, sim.initial_prices[m])] for m in markets
+    ]
+    for point in sim.records.prices:
+        history[point.market].append((point.t, point.prices))
+    return aggregation_metrics(
+        [sim.exchange.prices(m) for m in markets], world.posteriors, world.prior_mean(), history
+    )
 
 
 def _perf(sim: Simulation, wall_s: float) -> dict[str, float]:
@@ -203,6 +221,8 @@ def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
         "prices": frames.prices_table(sim, run_id),
         "markets": frames.markets_table(sim, run_id),
         "traders": frames.traders_table(sim, run_id),
+        "wealth": frames.wealth_table(sim, run_id),
+        "beliefs": frames.beliefs_table(sim, run_id),
         "messages": frames.messages_table(sim, run_id),
         "fl_rounds": tables.frame("fl_rounds", {}, run_id),
         "fl_roc": tables.frame("fl_roc", {}, run_id),

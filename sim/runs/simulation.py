@@ -26,7 +26,7 @@ from sim.net.network import Flood, Message, Receive, SimNetwork, unexpected
 from sim.results.records import OrderRecord, PricePoint, RunRecords
 from sim.rng import Streams
 from sim.scenario import Scenario
-from sim.world.agents import belief, informed_intent, noise_intent
+from sim.world.agents import kelly_intent, noise_intent, price_pooled
 from sim.world.build import PlannedOrder, World
 
 Process = Generator[Event, Any, None]
@@ -149,16 +149,23 @@ class Simulation:
     def _decide(self, planned: PlannedOrder) -> Order | None:
         """The order a trader places now, from the prices the chain shows."""
         spec = self.world.traders[planned.trader]
-        prices = self.exchange.prices(planned.market)
-        cash = self.exchange.ledger.cash(spec.trader) / MICRO
+        market = planned.market
+        prices = self.exchange.prices(market)
+        ledger = self.exchange.ledger
+        cash = ledger.cash(spec.trader) / MICRO
         if spec.kind == "informed":
-            beliefs = belief(
-                spec.signals[planned.market], len(prices), self.scenario.traders.signal_accuracy
+            cfg = self.scenario.traders
+            intent = kelly_intent(
+                prices,
+                price_pooled(spec.beliefs[market], prices, cfg.price_weight),
+                cash=cash,
+                held=[ledger.position(spec.trader, market, o) / MICRO for o in range(len(prices))],
+                depth=self.exchange.makers[market].liquidity(),
+                risk_aversion=cfg.risk_aversion,
             )
-            intent = informed_intent(prices, beliefs, shares=planned.shares, cash=cash)
         else:
             intent = noise_intent(len(prices), pick=planned.pick, shares=planned.shares, cash=cash)
-        if intent is None or round(intent.shares * MICRO) <= 0:
+        if intent is None or round(intent.shares * MICRO) == 0:
             return None
         return Order(
             spec.trader,

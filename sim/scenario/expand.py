@@ -41,7 +41,7 @@ from sim.scenario.problems import (
     show,
     toml_value,
 )
-from sim.scenario.schema import SETTINGS, Scenario, did_you_mean, problems_from_validation
+from sim.scenario.schema import SETTINGS, Scenario, problems_from_validation, unknown_key
 from sim.scenario.sections import MAX_SEED
 
 MAX_REPORTED_POINTS = 3
@@ -290,7 +290,7 @@ def _parse_override(text: str) -> tuple[str, Any] | Problem:
         inside = [k for k in SETTINGS if k.startswith(f"{key}.")]
         if inside:
             return Problem("--set", key, f"is a section; set one of its keys, such as {inside[0]}")
-        return Problem("--set", key, "unknown key" + did_you_mean(key))
+        return Problem("--set", key, unknown_key(key))
     return key, toml_value(raw.strip())
 
 

@@ -95,6 +95,9 @@ def cross_field_rules(s: Sections) -> list[tuple[str, str]]:
          _at_most("duration_s", s.duration_s, m.resolve_s)),
         (st.byzantine_fraction + st.crash_fraction > 1.0, "settlement.crash_fraction",
          "byzantine_fraction + crash_fraction must be at most 1"),
+        (m.outcomes > 2 and m.prior.alpha != m.prior.beta, "market.prior",
+         f"a market with {m.outcomes} outcomes takes a symmetric Dirichlet prior: alpha must "
+         f"equal beta, got alpha = {show(m.prior.alpha)}, beta = {show(m.prior.beta)}"),
         (s.forecaster.enabled and m.outcomes != 2, "forecaster.enabled",
          f"the forecaster needs binary markets (market.outcomes = 2), got {m.outcomes}"),
         (runs > MAX_RUNS, "sweep" if s.sweep else "replications",

@@ -30,6 +30,7 @@ from sim.scenario.problems import Problem, flatten_table, one_line, show
 from sim.scenario.rules import MAX_RUNS, cross_field_rules
 from sim.scenario.sections import (
     MAX_SEED,
+    RETIRED,
     Adversary,
     Duration,
     Faults,
@@ -94,7 +95,7 @@ def _sweep_key_rules(s: Scenario) -> list[tuple[str, str]]:
         elif key not in SETTINGS:
             sections = [k for k in SETTINGS if k.startswith(f"{key}.")]
             hint = f"; sweep one setting such as '{sections[0]}'" if sections else ""
-            message = "is a section" + hint if sections else "unknown key" + did_you_mean(key)
+            message = "is a section" + hint if sections else unknown_key(key)
             out.append((f"sweep.{key}", message))
     return out
 
@@ -141,7 +142,7 @@ def dotted(loc: Sequence[int | str]) -> str:
 def _message(item: ErrorDetails) -> str:
     kind, loc, value = item["type"], item["loc"], item.get("input")
     if kind == "extra_forbidden":
-        return "unknown key" + did_you_mean(dotted(loc))
+        return unknown_key(dotted(loc))
     if kind == "missing":
         return "required key is missing"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
@@ -150,6 +151,11 @@ def _message(item: ErrorDetails) -> str:
         return f"use lowercase letters, digits and '-' only, got {show(value)}"
     text = one_line(item["msg"])
     return f"{text[:1].lower()}{text[1:]}, got {show(value)}"
+
+
+def unknown_key(key: str) -> str:
+    """Why ``key`` is refused: what replaces it when it was retired, else a near miss if any."""
+    return RETIRED.get(key) or "unknown key" + did_you_mean(key)
 
 
 def did_you_mean(key: str) -> str:

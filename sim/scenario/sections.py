@@ -87,6 +87,24 @@ class Network(Section):
     block_interval_s: Interval = 2.0
 
 
+MAX_CONCENTRATION = 1e6
+"""Largest prior parameter: a Beta(1e6, 1e6) is already a point mass for any run's evidence."""
+
+
+class Prior(Section):
+    """The prior of every market's true probability: ``prior = { alpha = 1.5, beta = 1.5 }``.
+
+    For a binary market, the probability of outcome 1 (the "yes" outcome) is Beta(alpha, beta),
+    so alpha counts prior "yes" evidence and beta prior "no" evidence. A market with more
+    outcomes takes the symmetric Dirichlet with ``alpha`` on every outcome (the rules then require
+    ``alpha == beta``). The default Beta(1.5, 1.5) is the Dirichlet(1.5, ...) the world drew true
+    probabilities from before the prior was a setting.
+    """
+
+    alpha: float = Field(default=1.5, gt=0.0, le=MAX_CONCENTRATION)
+    beta: float = Field(default=1.5, gt=0.0, le=MAX_CONCENTRATION)
+
+
 class MarketConfig(Section):
     """The markets; the wire format holds a 16-bit market and an 8-bit outcome index."""
 
@@ -98,17 +116,41 @@ class MarketConfig(Section):
     fee: float = Field(default=0.0, ge=0.0)  # per share traded, paid to the market maker
     close_s: Duration = 36000.0  # trading stops
     resolve_s: Duration = 39600.0  # the truth becomes observable
+    prior: Prior = Prior()  # of each market's true probability (Beta for binary markets)
+
+
+MAX_RISK_AVERSION = 20.0
+"""Largest ``traders.risk_aversion``: a CRRA coefficient of 21 already bets next to nothing."""
+
+RETIRED: dict[str, str] = {
+    "traders.signal_accuracy": (
+        "was retired: informed traders now see traders.signal_draws private draws of each "
+        "market's true probability, which comes from market.prior; remove this key and set "
+        "traders.signal_draws (more draws, sharper beliefs)"
+    ),
+}
+"""Keys a scenario may no longer hold, each with what replaces it (reported instead of
+"unknown key", so an old file says how to migrate)."""
 
 
 class Traders(Section):
-    """The trading population."""
+    """The trading population.
+
+    Informed traders size each order by the Kelly criterion (or CRRA utility) on their belief and
+    their current wealth; noise traders buy a uniformly chosen outcome, ``order_size`` shares on
+    average, which is mean-zero flow in every outcome's log-odds.
+    """
 
     informed: Count = Field(default=20, ge=0)
     noise: Count = Field(default=40, ge=0)
-    signal_accuracy: UnitInterval = 0.7
+    # private draws of each market's true probability an informed trader sees (0: prior only)
+    signal_draws: Count = Field(default=10, ge=0)
+    # 0 = Kelly (log utility); otherwise CRRA with relative risk aversion 1 + risk_aversion
+    risk_aversion: float = Field(default=0.0, ge=0.0, le=MAX_RISK_AVERSION)
+    price_weight: UnitInterval = 0.0  # log-linear weight of the price in a belief (0 = never)
     budget: float = Field(default=1000.0, gt=0.0)
     orders_per_hour: float = Field(default=4.0, gt=0.0, le=MAX_ORDERS_PER_HOUR)
-    order_size: float = Field(default=10.0, gt=0.0)  # mean shares per order
+    order_size: float = Field(default=10.0, gt=0.0)  # mean shares of a noise trader's order
 
 
 class Privacy(Section):

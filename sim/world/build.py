@@ -5,8 +5,10 @@ times, markets and sizes of every trader's orders come from the world seed, whic
 root seed and the replication only. Every sweep point of one replication therefore sees the
 same world, and privacy settings are compared like for like (SPEC section 2).
 
-With the forecaster enabled, the markets' true probabilities come from the same logistic ground
-truth as the forecaster's training data (:func:`sim.world.forecast.forecast_world`, drawn from
+Each market's true probability comes from ``market.prior`` and each informed trader's evidence
+from its own draws of it (:mod:`sim.world.information`). With the forecaster enabled, the
+markets' true probabilities come instead from the same logistic ground truth as the
+forecaster's training data (:func:`sim.world.forecast.forecast_world`, drawn from
 its own stream of the world seed); with it disabled the world is exactly what it was without it.
 """
 
@@ -21,6 +23,7 @@ from sim.net.network import Topology, build_topology
 from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.forecast import ForecastWorld, forecast_world
+from sim.world.information import concentration, evidence, favoured, pooled, posterior_mean
 
 TraderKind = Literal["informed", "noise"]
 
@@ -36,15 +39,21 @@ class TraderSpec:
 
     Attributes:
         trader: the trader's id, also its ledger account.
-        kind: informed traders hold signals, noise traders trade at random.
+        kind: informed traders hold evidence, noise traders trade at random.
         node: the network node it submits from.
-        signals: per market, the outcome its private signal names (-1 for noise traders).
+        signals: per market, the outcome its evidence names most often (-1 for noise traders).
+        evidence: per market, how many of its private draws fell on each outcome (empty for
+            noise traders).
+        beliefs: per market, its posterior mean from the prior and its own evidence (empty for
+            noise traders).
     """
 
     trader: int
     kind: TraderKind
     node: int
     signals: tuple[int, ...]
+    evidence: tuple[tuple[int, ...], ...] = ()
+    beliefs: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,33 +86,36 @@ class World:
     plan: tuple[PlannedOrder, ...]
     forecast: ForecastWorld | None = None
     """The forecaster's ground truth, data and roles (None when the forecaster is off)."""
+    prior: tuple[float, ...] = ()
+    """The prior's Dirichlet parameters, the same for every market (empty: a hand-made world)."""
+    posteriors: tuple[tuple[float, ...], ...] = ()
+    """Per market, the full-information posterior mean: the prior updated on every informed
+    trader's evidence (empty: a hand-made world)."""
 
-
-def _signal(outcome: int, outcomes: int, accuracy: float, rng: np.random.Generator) -> int:
-    """The true outcome with probability ``accuracy``, else a uniformly chosen other one."""
-    if rng.random() < accuracy:
-        return outcome
-    others = [o for o in range(outcomes) if o != outcome]
-    return int(others[rng.integers(len(others))])
+    def prior_mean(self) -> tuple[float, ...]:
+        """The prior's mean over outcomes (what a trader without evidence believes)."""
+        return posterior_mean(self.prior, (0,) * len(self.prior))
 
 
 def _traders(
-    scenario: Scenario, honest_nodes: list[int], outcomes: tuple[int, ...], rng: np.random.Generator
+    scenario: Scenario,
+    honest_nodes: list[int],
+    probs: tuple[tuple[float, ...], ...],
+    alpha: tuple[float, ...],
+    rng: np.random.Generator,
 ) -> tuple[TraderSpec, ...]:
+    """Informed traders first, each with its own draws of every market; then noise traders."""
     cfg = scenario.traders
-    informed: list[TraderKind] = ["informed"] * cfg.informed
-    noise: list[TraderKind] = ["noise"] * cfg.noise
-    kinds = informed + noise
     specs = []
-    for trader, kind in enumerate(kinds):
+    for trader in range(cfg.informed + cfg.noise):
         node = honest_nodes[trader % len(honest_nodes)]
-        signals = tuple(
-            _signal(o, scenario.market.outcomes, cfg.signal_accuracy, rng)
-            if kind == "informed"
-            else -1
-            for o in outcomes
-        )
-        specs.append(TraderSpec(trader, kind, node, signals))
+        if trader >= cfg.informed:
+            specs.append(TraderSpec(trader, "noise", node, (-1,) * len(probs)))
+            continue
+        counts = tuple(evidence(p, cfg.signal_draws, rng) for p in probs)
+        signals = tuple(favoured(c) for c in counts)
+        beliefs = tuple(posterior_mean(alpha, c) for c in counts)
+        specs.append(TraderSpec(trader, "informed", node, signals, counts, beliefs))
     return tuple(specs)
 
 
@@ -140,16 +152,20 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
     )
     truth = streams.numpy("truth")
     n_out = scenario.market.outcomes
+    alpha = concentration(scenario.market.prior, n_out)
     forecast = _forecast(scenario, streams.numpy("forecast"))
     if forecast is None:
         probs = tuple(
-            tuple(float(p) for p in truth.dirichlet([1.5] * n_out))
-            for _ in range(scenario.market.count)
+            tuple(float(p) for p in truth.dirichlet(alpha)) for _ in range(scenario.market.count)
         )
     else:  # binary markets (the scenario checks it): outcome 1 is the event
         probs = tuple((1.0 - float(p), float(p)) for p in forecast.market_probs)
     outcomes = tuple(int(truth.choice(n_out, p=np.asarray(p))) for p in probs)
-    traders = _traders(scenario, honest, outcomes, streams.numpy("signals"))
+    traders = _traders(scenario, honest, probs, alpha, streams.numpy("signals"))
+    informed = [t.evidence for t in traders if t.kind == "informed"]
+    posteriors = tuple(
+        pooled(alpha, (e[m] for e in informed)) for m in range(scenario.market.count)
+    )
     plan = _plan(scenario, len(traders), streams.numpy("orders"))
     committee = roles.permutation(nodes)[: min(scenario.privacy.keypers, nodes)]
     keypers = tuple(int(v) for v in committee)
@@ -167,6 +183,8 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
         outcomes,
         plan,
         forecast,
+        alpha,
+        posteriors,
     )
 
 

@@ -324,3 +324,16 @@ def test_learning_page_shows_the_attack_beside_its_dp_bound(app_argv: Path) -> N
     labels = [m.label for m in _open("learning").metric]
     assert "MIA advantage" in labels and "MIA advantage bound" in labels
     assert labels.index("MIA advantage bound") == labels.index("MIA advantage") + 1
+
+
+def test_the_market_page_draws_beliefs_and_the_posterior_beside_the_price(app_argv: Path) -> None:
+    at = _open("market")
+    assert "Does the price aggregate what traders know?" in [h.value for h in at.subheader]
+    specs = _charts(at)
+    [index] = [
+        i
+        for i, spec in enumerate(specs)
+        if spec.get("encoding", {}).get("strokeDash", {}).get("field") == "series"
+    ]
+    series = {s for frame in _chart_rows(at, index) for s in frame["series"].to_list()}
+    assert series == {"price", "wealth-weighted belief", "full-information posterior"}

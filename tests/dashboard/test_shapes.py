@@ -165,3 +165,24 @@ def test_nan_becomes_null_only_in_float_columns() -> None:
     frame = shapes.nan_to_null(pl.DataFrame({"f": [1.0, NAN], "i": [1, 2], "s": ["a", "NaN"]}))
     assert frame["f"].to_list() == [1.0, None]
     assert frame["s"].to_list() == ["a", "NaN"]
+
+
+def test_aggregation_lines_weigh_beliefs_by_wealth_by_hand() -> None:
+    prices = pl.DataFrame(
+        {"t": [0.0, 10.0, 0.0], "market": [0, 0, 1], "outcome": [1, 1, 1], "price": [0.5, 0.6, 0.5]}
+    )
+    markets = pl.DataFrame({"market": [0, 1], "outcome": [1, 1], "posterior": [0.7, 0.4]})
+    # trader 0 (belief 0.8) holds 300, trader 1 (belief 0.4) 100, noise trader 2 has no belief
+    wealth = pl.DataFrame({"t": [20.0] * 3, "trader": [0, 1, 2], "wealth": [300.0, 100.0, 500.0]})
+    beliefs = pl.DataFrame(
+        {"trader": [0, 1, 0], "market": [0, 0, 1], "outcome": [1, 1, 1], "belief": [0.8, 0.4, 0.9]}
+    )
+    lines = shapes.aggregation_lines(prices, markets, wealth, beliefs, 0)
+    by = {s: lines.filter(pl.col("series") == s) for s in lines["series"].unique()}
+    assert by[shapes.PRICE_SERIES]["value"].to_list() == [0.5, 0.6]
+    # (300·0.8 + 100·0.4) / 400 = 0.7: the noise trader and market 1 do not count
+    assert by[shapes.BELIEF_SERIES]["value"].to_list() == pytest.approx([0.7])
+    posterior = by[shapes.POSTERIOR_SERIES]
+    assert posterior["value"].to_list() == [0.7, 0.7]
+    assert posterior["t"].to_list() == [0.0, 20.0]  # across the whole run
+    assert set(lines["outcome"].to_list()) == {"1"}

@@ -33,9 +33,13 @@ def _run(base: dict[str, Any], **sections: dict[str, Any]) -> dict[str, float]:
 
 @pytest.fixture
 def one_market(small: dict[str, Any]) -> dict[str, Any]:
-    """One deep market where informed traders keep buying their signal: history gives it away."""
-    small["market"] |= {"count": 1, "liquidity_b": 2000.0}
-    small["traders"] |= {"informed": 10, "noise": 4, "signal_accuracy": 0.6}
+    """One market that noise moves, so informed traders keep trading their side: history tells.
+
+    (Kelly bettors trade again only when the price strays from their belief; in a market too
+    deep for noise to move they would place one order each.)
+    """
+    small["market"] |= {"count": 1, "liquidity_b": 100.0}
+    small["traders"] |= {"informed": 10, "noise": 10, "signal_draws": 3}
     small["privacy"]["order_flow"] = "threshold"
     return small
 

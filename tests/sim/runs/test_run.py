@@ -14,6 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import sim
+from resultkit.intervals import paired_difference
 from sim.runs.runner import RunResult
 
 pytestmark = pytest.mark.slow  # every test here runs whole simulations, sweeps or the CLI
@@ -69,10 +70,15 @@ def test_money_is_conserved_across_traders_and_makers(small: dict[str, Any]) -> 
 
 
 def test_informed_traders_beat_noise_traders_on_average(small: dict[str, Any]) -> None:
-    small["traders"] |= {"informed": 10, "noise": 10, "signal_accuracy": 0.9}
+    # one world's outcomes can go either way (Kelly bettors stake a lot): over eight worlds,
+    # world by world, informed traders make more than noise traders
+    small["traders"] |= {"informed": 10, "noise": 10, "signal_draws": 20}
     small["market"]["count"] = 4
-    m = sim.run(small).metrics()
-    assert m["traders.informed_pnl"] > m["traders.noise_pnl"]
+    gaps = []
+    for seed in range(1, 9):
+        m = sim.run(small | {"seed": seed}).metrics()
+        gaps.append(m["traders.informed_pnl"] - m["traders.noise_pnl"])
+    assert paired_difference(gaps).low > 0, gaps
 
 
 def test_every_required_table_exists_with_run_id_on_every_row(small: dict[str, Any]) -> None:
