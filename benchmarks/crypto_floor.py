@@ -118,6 +118,7 @@ def measure(repeats: int = 200) -> dict[str, float]:
     )
     x_1, x_pub = committee.secret_shares[1], committee.public_shares[1]
     share = threshold.decryption_share(committee, 1, order_blob, randbytes=r.randbytes)
+    share_point = crypto.point_from_bytes(share.point)
 
     def public_mul(point: ECC.EccPoint) -> object:
         return point * Integer(c, public=True)  # type: ignore[operator]
@@ -183,7 +184,7 @@ def measure(repeats: int = 200) -> dict[str, float]:
                 generator * k,
                 public_mul(x_pub),
                 public_mul(e_point),
-                public_mul(share.point),
+                public_mul(share_point),
             ),
             lambda: threshold.verify_decryption_share(committee, order_blob, share),
             repeats,
