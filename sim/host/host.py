@@ -143,5 +143,5 @@ class Host(Protocol):
     def broadcast(
         self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Diffuse a protocol ``msg`` (a block, an epoch key): never by stems."""
+        """Diffuse a protocol ``msg`` (a block, decryption shares): never by stems."""
         ...

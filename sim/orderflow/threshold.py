@@ -363,7 +363,7 @@ class Threshold(OrderFlow):
         return key
 
     def submit(self, record: OrderRecord) -> None:
-        """Encrypt to the epoch key and diffuse the sealed transaction."""
+        """Encrypt to the committee's key, bound to the epoch; diffuse the sealed transaction."""
         epoch = self.epoch_for(self.sim.now)
         key = self.epoch_key(epoch)
         sender = self.public_sender(record)
@@ -412,7 +412,7 @@ class Threshold(OrderFlow):
                 unexpected(msg)
 
     def _adversary_sees(self, record: OrderRecord, tx: SealedTx) -> None:
-        """The adversary holds a sealed order; it reads it only if it holds the epoch's secret.
+        """The adversary holds a sealed order; it reads it only if it holds the committee's secret.
 
         Colluding keypers at or above the threshold assembled it when the DKG ran, so the
         adversary decrypts the ciphertext it holds and acts on the order it decoded.

@@ -248,7 +248,7 @@ class Simulation:
     def broadcast(
         self, origin: int, msg: Message, *, to: Receive, listeners: Sequence[int] | None = None
     ) -> Flood:
-        """Diffuse a protocol message (a block, an epoch key): like :meth:`spread`, no stems."""
+        """Diffuse a protocol message (a block, shares): like :meth:`spread`, no stems."""
         return self._propagation().diffuse(origin, msg, to=to, listeners=listeners)
 
     def _propagation(self) -> Propagation:
