@@ -18,9 +18,10 @@ from typing import Any
 from benchmarks.core import CORE
 from benchmarks.crypto_floor import measure
 from sim.api import run
+from sim.scenario import parse_scenario
 
 
-def _run(mode: str, quick: bool) -> tuple[dict[str, float], Any]:
+def _scenario(mode: str, quick: bool) -> dict[str, Any]:
     scenario: dict[str, Any] = copy.deepcopy(CORE)
     scenario["privacy"] = {"order_flow": mode}
     if quick:
@@ -28,7 +29,11 @@ def _run(mode: str, quick: bool) -> tuple[dict[str, float], Any]:
             "duration_s": 7200.0,
             "market": {"count": 4, "close_s": 5400.0, "resolve_s": 6000.0},
         }
-    result = run(scenario)
+    return scenario
+
+
+def _run(mode: str, quick: bool) -> tuple[dict[str, float], Any]:
+    result = run(_scenario(mode, quick))
     return result.metrics(), result.tables["messages"]
 
 
@@ -37,7 +42,8 @@ def run_benchmark(*, quick: bool = False) -> dict[str, float]:
     floor = measure(repeats=60 if quick else 200)
     plain, _ = _run("transparent", quick)
     sealed, messages = _run("threshold", quick)
-    keypers, threshold = 10, 7
+    committee = parse_scenario(_scenario("threshold", quick)).privacy
+    keypers, threshold = committee.keypers, committee.threshold
     dkg_messages = messages.filter(messages["kind"] == "dkg")["sent"].sum()
     dkgs = dkg_messages // (2 * keypers * (keypers - 1))
     orders = sealed["market.orders_executed"]

@@ -64,6 +64,24 @@ def _challenge(public: bytes, commitment: EccPoint, context: bytes) -> int:
     return int.from_bytes(digest, "big") % P256_ORDER
 
 
+def _hedged_nonce(tag: bytes, secret: int, statement: bytes, randbytes: RandBytes) -> int:
+    """A nonce in ``[1, q)`` from the secret, the statement and 32 fresh random bytes."""
+    seed = hashlib.sha512(tag + secret.to_bytes(_SCALAR, "big") + statement + randbytes(32))
+    return int.from_bytes(seed.digest(), "big") % (P256_ORDER - 1) + 1
+
+
+def _pack(c: int, z: int) -> bytes:
+    return c.to_bytes(_SCALAR, "big") + z.to_bytes(_SCALAR, "big")
+
+
+def _unpack(proof: bytes) -> tuple[int, int] | None:
+    """A proof's challenge and response, or None for malformed bytes (never a valid proof)."""
+    if len(proof) != SCHNORR_PROOF_BYTES:
+        return None
+    c, z = int.from_bytes(proof[:_SCALAR], "big"), int.from_bytes(proof[_SCALAR:], "big")
+    return (c, z) if c < P256_ORDER and z < P256_ORDER else None
+
+
 def schnorr_prove(
     secret: int,
     context: bytes,
@@ -83,15 +101,11 @@ def schnorr_prove(
         if public is None:
             public = point_bytes(base_mul(secret))
             tally.count("scalar_mult")
-        seed = hashlib.sha512(
-            _NONCE_TAG + secret.to_bytes(_SCALAR, "big") + context + randbytes(32)
-        ).digest()
-        k = int.from_bytes(seed, "big") % (P256_ORDER - 1) + 1
+        k = _hedged_nonce(_NONCE_TAG, secret, context, randbytes)
         c = _challenge(public, base_mul(k), context)
         tally.count("scalar_mult")
         tally.count("hash", 2)
-        z = (k + c * secret) % P256_ORDER
-        return c.to_bytes(_SCALAR, "big") + z.to_bytes(_SCALAR, "big")
+        return _pack(c, (k + c * secret) % P256_ORDER)
 
 
 def schnorr_verify(
@@ -106,11 +120,9 @@ def schnorr_verify(
 
     ``encoded`` is ``public``'s compressed encoding when the caller has it (it is hashed).
     """
-    if len(proof) != SCHNORR_PROOF_BYTES:
+    if (unpacked := _unpack(proof)) is None:
         return False
-    c, z = int.from_bytes(proof[:_SCALAR], "big"), int.from_bytes(proof[_SCALAR:], "big")
-    if not (0 <= c < P256_ORDER and 0 <= z < P256_ORDER):
-        return False
+    c, z = unpacked
     with metering(meter) as tally:  # counted in bulk: the multiplications run unmetered
         commitment = base_mul(z) + (-point_mul(public, c))
         tally.count("scalar_mult", 2)
@@ -180,16 +192,11 @@ def dleq_prove(
         raise ValueError("secret scalar out of range")
     with metering(meter) as tally:  # counted in bulk: the multiplications run unmetered
         shared = point_mul(base, secret)
-        seed = hashlib.sha512(
-            _DLEQ_NONCE_TAG + secret.to_bytes(_SCALAR, "big") + point_bytes(base) + context
-            + randbytes(32)
-        ).digest()  # fmt: skip
-        k = int.from_bytes(seed, "big") % (P256_ORDER - 1) + 1
+        k = _hedged_nonce(_DLEQ_NONCE_TAG, secret, point_bytes(base) + context, randbytes)
         c = _dleq_challenge((public, base, shared, base_mul(k), point_mul(base, k)), context)
         tally.count("scalar_mult", 3)
         tally.count("hash", 2)
-        z = (k + c * secret) % P256_ORDER
-        return shared, c.to_bytes(_SCALAR, "big") + z.to_bytes(_SCALAR, "big")
+        return shared, _pack(c, (k + c * secret) % P256_ORDER)
 
 
 def dleq_verify(
@@ -202,11 +209,9 @@ def dleq_verify(
     meter: CryptoMeter | None = None,
 ) -> bool:
     """Whether ``proof`` shows ``log_G public = log_base shared``, for ``context``."""
-    if len(proof) != SCHNORR_PROOF_BYTES:
+    if (unpacked := _unpack(proof)) is None:
         return False
-    c, z = int.from_bytes(proof[:_SCALAR], "big"), int.from_bytes(proof[_SCALAR:], "big")
-    if not (0 <= c < P256_ORDER and 0 <= z < P256_ORDER):
-        return False
+    c, z = unpacked
     with metering(meter) as tally:
         first = base_mul(z) + (-point_mul(public, c))
         second = point_mul(base, z) + (-point_mul(shared, c))

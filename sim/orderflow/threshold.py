@@ -309,6 +309,9 @@ class Threshold(OrderFlow):
         """Per epoch, the share sets that reached the aggregator, by keyper."""
         self.valid: dict[int, list[list[DecryptionShare]]] = {}
         """Per epoch and sealed order, the shares the aggregator found valid so far."""
+        self.needed: dict[int, list[int]] = {}
+        """Per epoch and sealed order, the valid shares it needs: ``threshold``, or 0 for one
+        nobody can share (its ephemeral point is off the curve), decided once at the close."""
         self.released: dict[int, Opening] = {}
         self.verifier = BatchVerifier(
             lambda: self.key, sim.meter, sender_proofs=privacy.sender_proofs
@@ -510,6 +513,7 @@ class Threshold(OrderFlow):
         aggregator = self.keypers[0]
         self.shares[epoch] = {}
         self.valid[epoch] = [[] for _ in onchain]
+        self.needed[epoch] = [self.t if shareable(tx.ciphertext) else 0 for tx in onchain]
         for index, node in enumerate(self.keypers, start=1):
             shares = tuple(self._decryption_share(key, index, tx) for tx in onchain)
             path = self.sim.net.route(node, aggregator)
@@ -546,8 +550,8 @@ class Threshold(OrderFlow):
             else:
                 self.cheating_detected += 1
         ready = all(
-            len(valid) >= self.t or not shareable(tx.ciphertext)
-            for valid, tx in zip(self.valid[epoch], onchain, strict=True)
+            len(valid) >= need
+            for valid, need in zip(self.valid[epoch], self.needed[epoch], strict=True)
         )
         if epoch in self.released or not ready:
             return

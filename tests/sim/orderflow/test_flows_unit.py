@@ -480,6 +480,31 @@ def test_threshold_a_sealed_order_on_chain_after_its_epoch_closed_is_late() -> N
     assert not any(isinstance(tx, SealedTx) for block, _ in host.blocks for tx in block.txs)
 
 
+def test_a_sealed_order_nobody_can_share_is_rejected_and_the_rest_of_its_batch_opens() -> None:
+    host, flow = _th_host()
+    spoiled: list[OrderRecord] = []
+    deliver = flow.receive
+
+    def receive(node: int, sender: int, msg: Any) -> None:
+        # the second order's ephemeral point arrives off the curve: no keyper can share it
+        if isinstance(msg, SealedTx) and flow.owner.get(msg) in spoiled:
+            broken = replace(msg, ciphertext=b"\x04" + msg.ciphertext[1:])
+            flow.owner[broken] = flow.owner[msg]
+            msg = broken
+        deliver(node, sender, msg)
+
+    flow.receive = receive  # type: ignore[method-assign]
+    good = _submit(host, _buy(0, 0))
+    spoiled.append(_submit(host, _buy(1, 1)))
+    _slots(host, 34.0)
+    assert good.status == "executed"
+    assert spoiled[0].status == "rejected" and spoiled[0].reason == "invalid"
+    [batch] = [tx for block, _ in host.blocks for tx in block.txs if isinstance(tx, BatchTx)]
+    assert [len(shares) for shares in batch.shares] == [3, 0]  # none published for it
+    for replica in host.replicas.values():
+        assert replica.exchange.state_hash() == host.exchange.state_hash()
+
+
 def test_a_cheating_keyper_is_named_and_the_batch_still_opens() -> None:
     # keyper 5 of 5 cheats: its DKG deal to keyper 1 is bad, and its decryption shares forged
     host, flow = _th_host(cheating=1)
