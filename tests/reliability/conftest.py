@@ -77,10 +77,15 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def manifests(scenario_dir: Path) -> dict[str, dict[str, Any]]:
-    """Run id -> manifest of every visible run folder."""
+    """Run id -> manifest of every visible run folder.
+
+    pathlib's glob also matches hidden folders, such as a writer's staging folder whose manifest
+    may be half written: those are not run folders, and are left out.
+    """
     return {
         p.parent.name: json.loads(p.read_text())
         for p in sorted(scenario_dir.glob("*/manifest.json"))
+        if not p.parent.name.startswith(".")
     }
 
 
