@@ -1,7 +1,7 @@
 """Secure aggregation after Bonawitz et al. (CCS 2017), as pure client and server steps.
 
 The stages follow Flower's SecAgg+ (advertise keys, share keys, collect masked inputs, unmask)
-on a complete graph: every member masks with every other member.
+on a complete graph: every member masks with every other member, as in Bonawitz et al.
 
 The server learns the sum of the survivors' vectors and nothing else about any one of them
 (honest-but-curious server, honest clients; no consistency round against an active server).
@@ -12,10 +12,12 @@ members, so the sum of ``n`` encodings stays in ``(−2^31, 2^31)`` and lifts ba
 the unmasked sum differs from the float sum by at most ``n / (2s)`` per coordinate.
 
 Keys: each client has two long-term P-256 key pairs, a *channel* pair (encrypts shares in
-transit, never revealed) and a *mask* pair. Pairwise keys are agreed by ECDH once per pair of
-clients (per mask-key epoch) and cached in :class:`PairKeys`; a round's pairwise mask is the
-AES-CTR stream keyed by ``k_uv`` with the round as nonce (:class:`MaskPrg`), so no per-round
-agreement is needed.
+transit, never revealed) and a *mask* pair. Pairwise keys are agreed by ECDH at each end of a
+pair of clients (per mask-key epoch: two agreements per key, as deployed) and cached in
+:class:`PairKeys`; a round's pairwise mask is the AES-CTR stream keyed by ``k_uv`` with the
+round as nonce (:class:`MaskPrg`), so no per-round agreement is needed. SecAgg+ (Bell et al.
+2020) differs: it agrees fresh keys every round, and only with ``O(log n)`` neighbours of a
+sparse random graph, where this protocol masks over the complete graph.
 
 One round, with ``U1`` the clients that advertised keys (the share holders), ``U2 ⊆ U1`` those
 that distributed shares (the masking members) and ``S ⊆ U2`` the survivors:

@@ -1,8 +1,8 @@
 """The cryptographic building blocks of secure aggregation (see :mod:`sim.federated.secagg`).
 
-Long-term key pairs and their public adverts, pairwise keys agreed once per pair and cached
-(:class:`PairKeys`), the AES-CTR mask PRG (:class:`MaskPrg`), the fixed-point ring ``Z_{2^32}``
-and the sealed share envelopes with their digests. Nothing here knows about rounds' rosters or
+Long-term key pairs and their public adverts, pairwise keys agreed at each end of a pair and
+cached (:class:`PairKeys`), the AES-CTR mask PRG (:class:`MaskPrg`), the fixed-point ring
+``Z_{2^32}`` and the sealed share envelopes with their digests. Nothing here knows about rounds' rosters or
 who survived: :mod:`sim.federated.secagg` composes these into the protocol.
 
 No primitive is implemented here: ECDH and HKDF are :func:`market.crypto.ecdh_key`, the mask PRG
@@ -114,46 +114,50 @@ class ChannelKeys:
 
 @dataclass(slots=True)
 class PairKeys:
-    """Pairwise keys agreed once per pair and reused across rounds.
+    """Pairwise keys agreed once per pair and per end, and reused across rounds.
 
-    Channel keys are keyed by the pair of clients, mask keys by the pair of ``(client, epoch)``
-    so a rotated key is never matched with a stale agreement. ECDH is symmetric, so one entry
-    serves both ends: the simulation runs each agreement once where a deployment would run it
-    once at each end.
+    Each end of a pair runs its own ECDH, as a deployment does: ``u`` computes ``s_u·P_v`` and
+    ``v`` computes ``s_v·P_u``, so a pair costs two agreements per key (channel and mask), the
+    same bytes at both ends. Entries are keyed by the ordered pair (this end, the peer): channel
+    keys by the two clients, mask keys by ``(client, epoch)`` at both ends so a rotated key is
+    never matched with a stale agreement. Reuse across rounds is the design (a round's masks
+    are the AES-CTR stream with the round as nonce), unlike SecAgg+ (Bell et al. 2020), which
+    agrees fresh keys every round.
     """
 
     meter: CryptoMeter | None = None
     agreements: int = 0
+    """ECDH agreements run so far, counted once per end."""
     _channels: dict[tuple[int, int], ChannelKeys] = field(default_factory=dict)
     _masks: dict[tuple[tuple[int, int], tuple[int, int]], MaskPrg] = field(default_factory=dict)
 
     def channel(self, own: ClientKeys, peer: KeyAdvert) -> ChannelKeys:
-        """The channel subkeys of ``own`` and ``peer``."""
-        a, b = sorted((own.client, peer.client))
-        keys = self._channels.get((a, b))
+        """``own``'s channel key with ``peer``, agreed by ``own`` on first use."""
+        end = (own.client, peer.client)
+        keys = self._channels.get(end)
         if keys is None:
             shared = ecdh_key(
                 own.channel_secret, peer.channel_public, info=_CHANNEL_INFO, meter=self.meter
             )
             self.agreements += 1
-            keys = self._channels[(a, b)] = ChannelKeys.from_key(shared)
+            keys = self._channels[end] = ChannelKeys.from_key(shared)
         return keys
 
     def mask(self, own: ClientKeys, peer: KeyAdvert) -> MaskPrg:
-        """The mask PRG of ``own`` and ``peer`` at their current epochs."""
-        a, b = sorted(((own.client, own.epoch), (peer.client, peer.epoch)))
-        prg = self._masks.get((a, b))
+        """``own``'s mask PRG with ``peer`` at their current epochs, agreed by ``own``."""
+        end = ((own.client, own.epoch), (peer.client, peer.epoch))
+        prg = self._masks.get(end)
         if prg is None:
             shared = ecdh_key(own.mask_secret, peer.mask_public, info=MASK_INFO, meter=self.meter)
             self.agreements += 1
-            prg = self._masks[(a, b)] = MaskPrg.from_key(shared)
+            prg = self._masks[end] = MaskPrg.from_key(shared)
         return prg
 
     def forget(self, client: int, epoch: int) -> None:
-        """Drop the mask PRGs of ``client``'s old ``epoch`` (its secret is no longer secret)."""
-        dead = [pair for pair in self._masks if (client, epoch) in pair]
-        for pair in dead:
-            del self._masks[pair]
+        """Drop the mask PRGs of ``client``'s old ``epoch``, at both ends (no longer secret)."""
+        dead = [end for end in self._masks if (client, epoch) in end]
+        for end in dead:
+            del self._masks[end]
 
     def __len__(self) -> int:
         return len(self._channels) + len(self._masks)
