@@ -2,8 +2,8 @@
 
 Long-term key pairs and their public adverts, pairwise keys agreed at each end of a pair and
 cached (:class:`PairKeys`), the AES-CTR mask PRG (:class:`MaskPrg`), the fixed-point ring
-``Z_{2^32}`` and the sealed share envelopes with their digests. Nothing here knows about rounds' rosters or
-who survived: :mod:`sim.federated.secagg` composes these into the protocol.
+``Z_{2^32}`` and the sealed share envelopes with their digests. Nothing here knows about rounds'
+rosters or who survived: :mod:`sim.federated.secagg` composes these into the protocol.
 
 No primitive is implemented here: ECDH and HKDF are :func:`market.crypto.ecdh_key`, the mask PRG
 is :func:`market.crypto.keystream` (AES-256-CTR), envelopes are sealed with
