@@ -1,7 +1,9 @@
 """``make bench``: the fixed scenarios of the issues, against floors measured in the same run.
 
 ``python -m benchmarks [--quick] [--only NAME ...]``; names: core, crypto, orderflow, fl,
-settlement, propagation, sweep. Figures are printed; record them in ``benchmarks/RESULTS.md``.
+settlement, propagation, sweep, and ``flower`` where Flower's simulation engine is importable
+(:mod:`benchmarks.peers.flower_fedavg`; veilcast does not depend on it). Figures are printed;
+record them in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import date
 
 from benchmarks import crypto_floor, fl, orderflow, propagation, settlement, sweep
 from benchmarks.core import core_benchmark
+from benchmarks.peers import flower_fedavg
 
 
 def _crypto(quick: bool) -> None:
@@ -25,6 +28,10 @@ def _fl(quick: bool) -> None:
     fl.main(["5"] if quick else [])
 
 
+def _flower(quick: bool) -> None:
+    flower_fedavg.main(["5"] if quick else [])
+
+
 BENCHMARKS: dict[str, Callable[[bool], object]] = {
     "core": lambda quick: core_benchmark(quick=quick),
     "crypto": _crypto,
@@ -34,6 +41,8 @@ BENCHMARKS: dict[str, Callable[[bool], object]] = {
     "propagation": propagation.run,
     "sweep": sweep.run,
 }
+if flower_fedavg.FLWR_AVAILABLE:  # an optional peer, run only where it is installed
+    BENCHMARKS["flower"] = _flower
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""Flower's side of :mod:`benchmarks.peers.flower_fedavg`: its ``ServerApp`` and ``ClientApp``.
+
+Imports ``flwr`` unconditionally (the runner guards the import). A module of its own so that
+Ray's workers find the client's function by this module's name, whatever ran the runner.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+
+from benchmarks.fl import SCENARIO, world
+from sim.federated.model import LogisticRegression
+from sim.federated.strategy import FLConfig
+from sim.federated.training import client_rng
+from sim.world.forecast import ClientData
+
+WORKLOAD = replace(SCENARIO, dropout=0.0, secure_aggregation=False)
+"""The FL benchmark's scenario, plain, without dropout (Flower's clients never drop)."""
+SEED = 0
+PER_ROUND = round(WORKLOAD.client_fraction * WORKLOAD.clients)
+"""Clients Flower samples per round: the expected count of veilcast's Poisson sampling."""
+
+
+@cache
+def _clients(config: FLConfig, seed: int) -> list[ClientData]:
+    """The workload's clients, rebuilt from the seed in each Ray actor (once per process)."""
+    return world(config, seed)[0]
+
+
+def train(message: Message, context: Context) -> Message:
+    """A Flower client's round: veilcast's local SGD from the global model it was sent."""
+    config = WORKLOAD
+    client = int(context.node_config["partition-id"])
+    data = _clients(config, SEED)[client]
+    params = message.content["arrays"].to_numpy_ndarrays()[0]
+    server_round = int(message.content["config"]["server-round"])
+    local = LogisticRegression(config.features).local_sgd(
+        params,
+        data.data.x,
+        data.data.y,
+        steps=config.local_steps,
+        lr=config.learning_rate,
+        batch=config.batch_size,
+        rng=client_rng(SEED, server_round, client),
+    )
+    content = RecordDict(
+        {"arrays": ArrayRecord([local]), "metrics": MetricRecord({"num-examples": data.samples})}
+    )
+    return Message(content=content, reply_to=message)
+
+
+class TimedFedAvg(FedAvg):  # type: ignore[misc]
+    """Flower's FedAvg with a clock from configuring a round to its aggregated model."""
+
+    def __init__(self, spent: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spent = spent
+        self.started = 0.0
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Any:
+        self.started = time.perf_counter()
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Any) -> Any:
+        replies = list(replies)
+        if len(replies) != PER_ROUND or any(r.has_error() for r in replies):
+            errors = [r.error for r in replies if r.has_error()][:3]
+            raise RuntimeError(f"round {server_round}: {len(replies)} replies, errors {errors}")
+        result = super().aggregate_train(server_round, replies)
+        self.spent.append(time.perf_counter() - self.started)
+        return result
+
+
+def apps(rounds: int, spent: list[float], final: list[np.ndarray]) -> tuple[ServerApp, ClientApp]:
+    """Flower's apps for ``rounds`` rounds: each round's seconds go to ``spent``, the final
+    global parameters to ``final``."""
+    server = ServerApp()
+
+    @server.main()
+    def _main(grid: Grid, context: Context) -> None:
+        initial = LogisticRegression(WORKLOAD.features).init(np.random.default_rng(SEED))
+        strategy = TimedFedAvg(
+            spent,
+            fraction_train=WORKLOAD.client_fraction,
+            fraction_evaluate=0.0,
+            min_train_nodes=PER_ROUND,  # else the first round may start on the first nodes up
+            min_available_nodes=WORKLOAD.clients,
+        )
+        result = strategy.start(grid=grid, initial_arrays=ArrayRecord([initial]), num_rounds=rounds)
+        final.append(result.arrays.to_numpy_ndarrays()[0])
+
+    client = ClientApp()
+    client.train()(train)
+    return server, client

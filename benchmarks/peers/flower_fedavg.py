@@ -1,0 +1,119 @@
+"""Flower's simulation engine on the FL benchmark's plain workload, beside veilcast's round.
+
+Both sides run the same work in the same process: 100 clients of 200 records, 20 features,
+FedAvg with half the clients per round, 5 local steps of batch 32 of veilcast's logistic
+regression (:meth:`~sim.federated.model.LogisticRegression.local_sgd`, so the arithmetic is
+identical), no dropout, no evaluation. Flower (``flwr.simulation.run_simulation``: a
+``ServerApp`` with Flower's own ``FedAvg`` and a ``ClientApp`` per client on Ray actors,
+:mod:`benchmarks.peers.flower_apps`) samples exactly 50 clients a round; veilcast samples each
+client with probability 0.5. A Flower round is timed inside its ``ServerApp``, from configuring
+the round to the aggregated model (engine start-up is left out); veilcast's plain round is timed
+round by round, once before Flower's run and once after, beside its numpy floor
+(:func:`benchmarks.fl.numpy_floor_s`). The printed ratio is the median Flower round over the
+median veilcast round, both measured in this run.
+
+Flower is not a veilcast dependency: install it in a separate virtual environment with this
+project, e.g. ``python3.11 -m venv /tmp/flwr-venv && /tmp/flwr-venv/bin/pip install
+'flwr[simulation]' -e . 'pycryptodome>=4'`` (flwr 1.42 pins pycryptodome below 4, which
+veilcast's ``market.crypto`` outgrew; Flower's plain FedAvg does not use it), then
+``/tmp/flwr-venv/bin/python -m benchmarks.peers.flower_fedavg [rounds]`` from the repository's
+root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.fl import SCENARIO, timed_rounds, world
+from sim.federated.model import LogisticRegression
+from sim.federated.training import brier
+
+try:
+    import flwr
+    from flwr.simulation import run_simulation
+
+    from benchmarks.peers.flower_apps import SEED, WORKLOAD, apps
+except ImportError as missing:
+    if not (missing.name or "").startswith("flwr"):
+        raise
+    FLWR_AVAILABLE = False
+else:
+    FLWR_AVAILABLE = True
+
+MISSING = (
+    "benchmarks.peers.flower_fedavg needs Flower's simulation engine, which veilcast does not "
+    "depend on. Install it in a separate virtual environment together with this project:\n"
+    "  python3.11 -m venv /tmp/flwr-venv && "
+    "/tmp/flwr-venv/bin/pip install 'flwr[simulation]' -e . 'pycryptodome>=4'\n"
+    "then run /tmp/flwr-venv/bin/python -m benchmarks.peers.flower_fedavg [rounds]"
+)
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def flower_rounds(rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of each of ``rounds`` Flower rounds (configure to aggregate), in one simulation,
+    and the final global parameters."""
+    spent: list[float] = []
+    final: list[np.ndarray] = []
+    server, client = apps(rounds, spent, final)
+    # Ray's workers import the client's module by name: give them the repository's root
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    run_simulation(server_app=server, client_app=client, num_supernodes=WORKLOAD.clients)
+    if len(spent) != rounds:
+        raise RuntimeError(f"Flower finished {len(spent)} of {rounds} rounds")
+    return np.array(spent), final[0]
+
+
+def veilcast_rounds(rounds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seconds of each veilcast plain round on the workload, of its numpy floor, and the final
+    global parameters."""
+    config = replace(WORKLOAD, rounds=rounds)
+    data, _ = world(config, SEED)
+    run = timed_rounds(config, data, SEED)
+    return run.seconds.subject, run.seconds.floor, run.params
+
+
+def main(argv: list[str]) -> None:
+    """Run both sides and print per-round medians and the ratio, all from this run."""
+    if not FLWR_AVAILABLE:
+        raise SystemExit(MISSING)
+    rounds = int(argv[0]) if argv else SCENARIO.rounds
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    before, floor_before, ours_params = veilcast_rounds(rounds)
+    flower, flower_params = flower_rounds(rounds)
+    after, floor_after, _ = veilcast_rounds(rounds)
+    model, test = LogisticRegression(WORKLOAD.features), world(WORKLOAD, SEED)[1]
+    ours = np.concatenate([before, after])
+    floor = np.concatenate([floor_before, floor_after])
+    ours_s, flower_s = float(np.median(ours)), float(np.median(flower))
+    print(f"\n== Flower {flwr.__version__} simulation engine against veilcast, plain FedAvg ==")
+    print(
+        f"workload: {WORKLOAD.clients} clients x {WORKLOAD.samples_per_client} records, "
+        f"{WORKLOAD.features} features, {rounds} rounds, fraction {WORKLOAD.client_fraction}, "
+        f"{WORKLOAD.local_steps} local steps of batch {WORKLOAD.batch_size}, no dropout"
+    )
+    print(
+        f"veilcast plain round: median {ours_s * 1e3:.2f} ms (before {np.median(before) * 1e3:.2f}"
+        f", after {np.median(after) * 1e3:.2f}); its numpy floor {np.median(floor) * 1e3:.2f} ms"
+    )
+    print(
+        f"Flower round: median {flower_s * 1e3:.1f} ms, first {flower[0] * 1e3:.1f} ms, "
+        f"min {flower.min() * 1e3:.1f} ms, {len(flower)} rounds"
+    )
+    print(
+        f"final holdout Brier: veilcast {brier(model, ours_params, test):.4f}, "
+        f"Flower {brier(model, flower_params, test):.4f} (same work, different client samples)"
+    )
+    print(f"Flower round / veilcast plain round: {flower_s / ours_s:.1f}x (same run)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
