@@ -10,7 +10,9 @@ client with probability 0.5. A Flower round is timed inside its ``ServerApp``, f
 the round to the aggregated model (engine start-up is left out); veilcast's plain round is timed
 round by round, once before Flower's run and once after, beside its numpy floor
 (:func:`benchmarks.fl.numpy_floor_s`). The printed ratio is the median Flower round over the
-median veilcast round, both measured in this run.
+median veilcast round, both measured in this run. Flower's engine polls for messages every
+0.1 s on both sides (its in-memory grid's ``pull_interval`` and the Ray backend's queue loop),
+so its round is latency-bound near 0.2 s: the ratio compares round times, not CPU work.
 
 Flower is not a veilcast dependency: install it in a separate virtual environment with this
 project, e.g. ``python3.11 -m venv /tmp/flwr-venv && /tmp/flwr-venv/bin/pip install
