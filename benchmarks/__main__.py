@@ -29,7 +29,7 @@ def _fl(quick: bool) -> None:
 
 
 def _flower(quick: bool) -> None:
-    flower_fedavg.main(["5"] if quick else [])
+    flower_fedavg.main(["5", "1"] if quick else [])
 
 
 BENCHMARKS: dict[str, Callable[[bool], object]] = {

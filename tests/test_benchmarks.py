@@ -115,8 +115,9 @@ def test_no_remembered_figure_enters_the_ratios() -> None:
     assert constants == {"PLAIN_TARGET": 2.0, "SECURE_TARGET": 1.5}
     for code in (fl.measure, fl.Paired.ratio, fl.timed_rounds):
         assert _float_literals(inspect.getsource(code)) == [], code.__qualname__
-    # the peer's ratio divides its two same-run medians: it holds no float but unit scales
-    assert set(_float_literals(inspect.getsource(flower_fedavg.main))) <= {1e3}
+    # the peer's ratios divide same-run medians: no float there but the millisecond scale
+    for code in (flower_fedavg.main, flower_fedavg._plain, flower_fedavg._secure):
+        assert set(_float_literals(inspect.getsource(code))) <= {1e3}, code.__qualname__
 
 
 @pytest.mark.skipif(flower_fedavg.FLWR_AVAILABLE, reason="flwr is installed here")

@@ -1,5 +1,8 @@
 """Flower's side of :mod:`benchmarks.peers.flower_fedavg`: its ``ServerApp`` and ``ClientApp``.
 
+Plain FedAvg runs on Flower's Message API (its new ``FedAvg``); SecAgg+ runs on the legacy
+strategy its ``SecAggPlusWorkflow`` drives, with ``secaggplus_mod`` on the clients.
+
 Imports ``flwr`` unconditionally (the runner guards the import). A module of its own so that
 Ray's workers find the client's function by this module's name, whatever ran the runner.
 """
@@ -13,7 +16,14 @@ from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.client import NumPyClient
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
+from flwr.common import ndarrays_to_parameters
+from flwr.server import LegacyContext, ServerConfig
+from flwr.server.strategy import FedAvg as LegacyFedAvg
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
@@ -28,6 +38,11 @@ WORKLOAD = replace(SCENARIO, dropout=0.0, secure_aggregation=False)
 SEED = 0
 PER_ROUND = round(WORKLOAD.client_fraction * WORKLOAD.clients)
 """Clients Flower samples per round: the expected count of veilcast's Poisson sampling."""
+COMPLETE_GRAPH = 1.0
+MAJORITY = 0.51
+"""SecAgg+'s reconstruction threshold as a share of ``num_shares``: a strict majority, as in
+veilcast (``⌊n/2⌋ + 1``)."""
+"""SecAgg+'s ``num_shares`` as a share of the sampled clients: all of them, as in veilcast."""
 
 
 @cache
@@ -102,4 +117,80 @@ def apps(rounds: int, spent: list[float], final: list[np.ndarray]) -> tuple[Serv
 
     client = ClientApp()
     client.train()(train)
+    return server, client
+
+
+class _LocalClient(NumPyClient):  # type: ignore[misc]
+    """A Flower NumPyClient that runs veilcast's local SGD (for the SecAgg+ workflow)."""
+
+    def __init__(self, client: int) -> None:
+        self.client = client
+
+    def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> Any:
+        data = _clients(WORKLOAD, SEED)[self.client]
+        local = LogisticRegression(WORKLOAD.features).local_sgd(
+            parameters[0],
+            data.data.x,
+            data.data.y,
+            steps=WORKLOAD.local_steps,
+            lr=WORKLOAD.learning_rate,
+            batch=WORKLOAD.batch_size,
+            rng=client_rng(SEED, int(config["server-round"]), self.client),
+        )
+        return [local], data.samples, {}
+
+
+def _numpy_client(context: Context) -> Any:
+    return _LocalClient(int(context.node_config["partition-id"])).to_client()
+
+
+class TimedLegacyFedAvg(LegacyFedAvg):  # type: ignore[misc]
+    """Flower's legacy FedAvg, which its SecAgg+ workflow drives, with a round clock."""
+
+    def __init__(self, spent: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spent = spent
+        self.started = 0.0
+
+    def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+        self.started = time.perf_counter()
+        return super().configure_fit(server_round, parameters, client_manager)
+
+    def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+        if len(results) != PER_ROUND or failures:
+            raise RuntimeError(f"round {server_round}: {len(results)} results, {failures[:3]}")
+        aggregated = super().aggregate_fit(server_round, results, failures)
+        self.spent.append(time.perf_counter() - self.started)
+        return aggregated
+
+
+def secagg_plus_apps(
+    rounds: int, spent: list[float], final: list[np.ndarray], *, shares: float = COMPLETE_GRAPH
+) -> tuple[ServerApp, ClientApp]:
+    """Flower's SecAgg+ workflow for ``rounds`` rounds, each client's secrets in ``shares``
+    shares (its neighbours and itself) with a majority threshold: :data:`COMPLETE_GRAPH`
+    (every sampled client, as veilcast's protocol), or an integer ``k``, SecAgg+'s sparse
+    graph of ``k − 1`` neighbours."""
+    server = ServerApp()
+
+    @server.main()
+    def _main(grid: Grid, context: Context) -> None:
+        initial = LogisticRegression(WORKLOAD.features).init(np.random.default_rng(SEED))
+        strategy = TimedLegacyFedAvg(
+            spent,
+            fraction_fit=WORKLOAD.client_fraction,
+            fraction_evaluate=0.0,
+            min_fit_clients=PER_ROUND,
+            min_available_clients=WORKLOAD.clients,
+            initial_parameters=ndarrays_to_parameters([initial]),
+            on_fit_config_fn=lambda server_round: {"server-round": server_round},
+        )
+        legacy = LegacyContext(
+            context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy
+        )
+        fit = SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=MAJORITY)
+        DefaultWorkflow(fit_workflow=fit)(grid, legacy)
+        final.append(legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays()[0])
+
+    client = ClientApp(client_fn=_numpy_client, mods=[secaggplus_mod])
     return server, client

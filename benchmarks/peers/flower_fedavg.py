@@ -14,17 +14,24 @@ median veilcast round, both measured in this run. Flower's engine polls for mess
 0.1 s on both sides (its in-memory grid's ``pull_interval`` and the Ray backend's queue loop),
 so its round is latency-bound near 0.2 s: the ratio compares round times, not CPU work.
 
+Then (``secagg_rounds``, default 3) the secure rounds: Flower's ``SecAggPlusWorkflow`` (fresh
+keys every round) on the complete graph (every sampled client shares with every other, the
+work veilcast's protocol does) and on SecAgg+'s sparse graph of ``⌈log2 50⌉ = 6`` neighbours,
+against veilcast's secure round without dropout, timed before and after; veilcast agrees its
+pair keys in its first round and reuses them, so both its first and its median round are shown.
+
 Flower is not a veilcast dependency: install it in a separate virtual environment with this
 project, e.g. ``python3.11 -m venv /tmp/flwr-venv && /tmp/flwr-venv/bin/pip install
 'flwr[simulation]' -e . 'pycryptodome>=4'`` (flwr 1.42 pins pycryptodome below 4, which
-veilcast's ``market.crypto`` outgrew; Flower's plain FedAvg does not use it), then
-``/tmp/flwr-venv/bin/python -m benchmarks.peers.flower_fedavg [rounds]`` from the repository's
-root.
+veilcast's ``market.crypto`` outgrew; Flower's SecAgg+ Shamir, its one use, ran with 4.5), then
+``/tmp/flwr-venv/bin/python -m benchmarks.peers.flower_fedavg [rounds] [secagg_rounds]`` from the
+repository's root.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from dataclasses import replace
@@ -40,7 +47,14 @@ try:
     import flwr
     from flwr.simulation import run_simulation
 
-    from benchmarks.peers.flower_apps import SEED, WORKLOAD, apps
+    from benchmarks.peers.flower_apps import (
+        COMPLETE_GRAPH,
+        PER_ROUND,
+        SEED,
+        WORKLOAD,
+        apps,
+        secagg_plus_apps,
+    )
 except ImportError as missing:
     if not (missing.name or "").startswith("flwr"):
         raise
@@ -56,14 +70,21 @@ MISSING = (
     "then run /tmp/flwr-venv/bin/python -m benchmarks.peers.flower_fedavg [rounds]"
 )
 _ROOT = Path(__file__).resolve().parents[2]
+SECAGG_ROUNDS = 3
+"""SecAgg+ rounds to time: Flower's take tens of seconds each on the complete graph."""
 
 
-def flower_rounds(rounds: int) -> tuple[np.ndarray, np.ndarray]:
+def flower_rounds(
+    rounds: int, *, secagg_shares: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Seconds of each of ``rounds`` Flower rounds (configure to aggregate), in one simulation,
-    and the final global parameters."""
+    and the final global parameters; with ``secagg_shares``, Flower's SecAgg+ workflow."""
     spent: list[float] = []
     final: list[np.ndarray] = []
-    server, client = apps(rounds, spent, final)
+    if secagg_shares is None:
+        server, client = apps(rounds, spent, final)
+    else:
+        server, client = secagg_plus_apps(rounds, spent, final, shares=secagg_shares)
     # Ray's workers import the client's module by name: give them the repository's root
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p
@@ -74,21 +95,19 @@ def flower_rounds(rounds: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(spent), final[0]
 
 
-def veilcast_rounds(rounds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seconds of each veilcast plain round on the workload, of its numpy floor, and the final
-    global parameters."""
-    config = replace(WORKLOAD, rounds=rounds)
+def veilcast_rounds(
+    rounds: int, *, secure: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seconds of each veilcast round on the workload (plain, or with secure aggregation), of
+    its floor, and the final global parameters."""
+    config = replace(WORKLOAD, rounds=rounds, secure_aggregation=secure)
     data, _ = world(config, SEED)
     run = timed_rounds(config, data, SEED)
     return run.seconds.subject, run.seconds.floor, run.params
 
 
-def main(argv: list[str]) -> None:
-    """Run both sides and print per-round medians and the ratio, all from this run."""
-    if not FLWR_AVAILABLE:
-        raise SystemExit(MISSING)
-    rounds = int(argv[0]) if argv else SCENARIO.rounds
-    logging.getLogger("flwr").setLevel(logging.WARNING)
+def _plain(rounds: int) -> None:
+    """Flower's plain FedAvg round against veilcast's, veilcast timed before and after."""
     before, floor_before, ours_params = veilcast_rounds(rounds)
     flower, flower_params = flower_rounds(rounds)
     after, floor_after, _ = veilcast_rounds(rounds)
@@ -115,6 +134,46 @@ def main(argv: list[str]) -> None:
         f"Flower {brier(model, flower_params, test):.4f} (same work, different client samples)"
     )
     print(f"Flower round / veilcast plain round: {flower_s / ours_s:.1f}x (same run)")
+
+
+def _secure(rounds: int) -> None:
+    """Flower's SecAgg+ rounds, on the complete graph and on a sparse one, against veilcast's
+    secure rounds, veilcast timed before and after."""
+    before, floor_before, _ = veilcast_rounds(rounds, secure=True)
+    sparse_shares = math.ceil(math.log2(PER_ROUND)) + 1
+    complete, _ = flower_rounds(rounds, secagg_shares=COMPLETE_GRAPH)
+    sparse, _ = flower_rounds(rounds, secagg_shares=sparse_shares)
+    after, floor_after, _ = veilcast_rounds(rounds, secure=True)
+    first = float(np.median([before[0], after[0]]))
+    ours = float(np.median(np.concatenate([before, after])))
+    floor = float(np.median(np.concatenate([floor_before, floor_after])))
+    print(f"\n== Flower {flwr.__version__} SecAgg+ against veilcast's secure aggregation ==")
+    print(
+        f"same workload, {rounds} rounds, no dropout; Flower agrees fresh keys every round, "
+        "veilcast in its first round only (pair keys are reused)"
+    )
+    print(
+        f"veilcast secure round: first {first:.3f} s, median {ours:.3f} s (its floor {floor:.3f} s)"
+    )
+    for name, seconds in (("complete graph", complete), (f"{sparse_shares} shares", sparse)):
+        flower_s = float(np.median(seconds))
+        print(
+            f"Flower SecAgg+, {name}: median {flower_s:.2f} s, first {seconds[0]:.2f} s; "
+            f"/ veilcast first round {flower_s / first:.1f}x, / veilcast median "
+            f"{flower_s / ours:.1f}x (same run)"
+        )
+
+
+def main(argv: list[str]) -> None:
+    """``[rounds] [secagg_rounds]``: run both sides and print medians and ratios from this run."""
+    if not FLWR_AVAILABLE:
+        raise SystemExit(MISSING)
+    rounds = int(argv[0]) if argv else SCENARIO.rounds
+    secagg_rounds = int(argv[1]) if len(argv) > 1 else SECAGG_ROUNDS
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    _plain(rounds)
+    if secagg_rounds:
+        _secure(secagg_rounds)
 
 
 if __name__ == "__main__":
