@@ -8,7 +8,7 @@ from other processes on a shared machine hits both alike. Holdout scoring is not
 * **Plain round** against the **numpy floor** (:func:`numpy_floor_s`): the same FedAvg
   arithmetic on the same survivors (their local SGD and the weighted average) in a bare numpy
   loop, with nothing else. Target: within 2×.
-* **Secure round** against the numpy floor plus the **crypto floor** (:func:`crypto_floor_s`):
+* **Secure round** against the numpy floor plus the **crypto floor** (:func:`time_crypto_floor`):
   the cryptography the protocol cannot avoid, counted as a deployment runs it
   (:class:`SecureWork`) and done with pycryptodome's primitives alone: one ECDH at each end of
   every new pair key and the server's for each dropped client with each survivor, HKDF, the
@@ -296,7 +296,7 @@ class CryptoFloor:
         return self.keys_s + self.shares_s + self.masks_s
 
 
-def crypto_floor_s(work: SecureWork, keys: FloorKeys, randbytes: RandBytes) -> CryptoFloor:
+def time_crypto_floor(work: SecureWork, keys: FloorKeys, randbytes: RandBytes) -> CryptoFloor:
     """Time ``work`` with pycryptodome's primitives (HMAC and SHA-256 from the standard library)."""
     n, t = work.holders, work.threshold
     start = perf_counter()
@@ -426,7 +426,7 @@ def timed_rounds(config: FLConfig, data: list[ClientData], seed: int) -> TimedRu
             if work is None:
                 continue
             works.append(work)
-            crypto.append(crypto_floor_s(work, keys, randbytes))
+            crypto.append(time_crypto_floor(work, keys, randbytes))
             floor += crypto[-1].total_s
         elif outcome.status != "completed":
             continue

@@ -78,7 +78,7 @@ def test_the_crypto_floor_times_every_part_of_the_work() -> None:
     work = fl.SecureWork(
         agreements=12, server_agreements=2, keygens=1, holders=4, survivors=2, dropped=1, dim=5
     )
-    floor = fl.crypto_floor_s(work, fl.FloorKeys.make(), random.Random(0).randbytes)
+    floor = fl.time_crypto_floor(work, fl.FloorKeys.make(), random.Random(0).randbytes)
     assert floor.keys_s > 0 and floor.shares_s > 0 and floor.masks_s > 0
     assert floor.total_s == floor.keys_s + floor.shares_s + floor.masks_s
 
