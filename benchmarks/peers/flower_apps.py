@@ -30,7 +30,7 @@ from flwr.serverapp.strategy import FedAvg
 from benchmarks.fl import SCENARIO, world
 from sim.federated.model import LogisticRegression
 from sim.federated.strategy import FLConfig
-from sim.federated.training import client_rng
+from sim.federated.training import client_rng, client_update
 from sim.world.forecast import ClientData
 
 WORKLOAD = replace(SCENARIO, dropout=0.0, secure_aggregation=False)
@@ -51,24 +51,33 @@ def _clients(config: FLConfig, seed: int) -> list[ClientData]:
     return world(config, seed)[0]
 
 
-def train(message: Message, context: Context) -> Message:
-    """A Flower client's round: veilcast's local SGD from the global model it was sent."""
-    config = WORKLOAD
-    client = int(context.node_config["partition-id"])
-    data = _clients(config, SEED)[client]
-    params = message.content["arrays"].to_numpy_ndarrays()[0]
-    server_round = int(message.content["config"]["server-round"])
-    local = LogisticRegression(config.features).local_sgd(
+def _local_model(client: int, params: np.ndarray, server_round: int) -> tuple[np.ndarray, int]:
+    """``client``'s model after veilcast's own client step from ``params``, and its records."""
+    data = _clients(WORKLOAD, SEED)[client]
+    result = client_update(
+        LogisticRegression(WORKLOAD.features),
         params,
-        data.data.x,
-        data.data.y,
-        steps=config.local_steps,
-        lr=config.learning_rate,
-        batch=config.batch_size,
+        data,
+        config=WORKLOAD,
         rng=client_rng(SEED, server_round, client),
     )
+    return params + result.delta, data.samples
+
+
+def _initial() -> np.ndarray:
+    """The global model both sides start from."""
+    return LogisticRegression(WORKLOAD.features).init(np.random.default_rng(SEED))
+
+
+def train(message: Message, context: Context) -> Message:
+    """A Flower client's round on the Message API: veilcast's client step."""
+    local, samples = _local_model(
+        int(context.node_config["partition-id"]),
+        message.content["arrays"].to_numpy_ndarrays()[0],
+        int(message.content["config"]["server-round"]),
+    )
     content = RecordDict(
-        {"arrays": ArrayRecord([local]), "metrics": MetricRecord({"num-examples": data.samples})}
+        {"arrays": ArrayRecord([local]), "metrics": MetricRecord({"num-examples": samples})}
     )
     return Message(content=content, reply_to=message)
 
@@ -104,7 +113,7 @@ def apps(rounds: int, spent: list[float], final: list[np.ndarray]) -> tuple[Serv
 
     @server.main()
     def _main(grid: Grid, context: Context) -> None:
-        initial = LogisticRegression(WORKLOAD.features).init(np.random.default_rng(SEED))
+        initial = _initial()
         strategy = TimedFedAvg(
             spent,
             fraction_train=WORKLOAD.client_fraction,
@@ -121,23 +130,14 @@ def apps(rounds: int, spent: list[float], final: list[np.ndarray]) -> tuple[Serv
 
 
 class _LocalClient(NumPyClient):  # type: ignore[misc]
-    """A Flower NumPyClient that runs veilcast's local SGD (for the SecAgg+ workflow)."""
+    """A Flower NumPyClient running veilcast's client step (for the SecAgg+ workflow)."""
 
     def __init__(self, client: int) -> None:
         self.client = client
 
     def fit(self, parameters: list[np.ndarray], config: dict[str, Any]) -> Any:
-        data = _clients(WORKLOAD, SEED)[self.client]
-        local = LogisticRegression(WORKLOAD.features).local_sgd(
-            parameters[0],
-            data.data.x,
-            data.data.y,
-            steps=WORKLOAD.local_steps,
-            lr=WORKLOAD.learning_rate,
-            batch=WORKLOAD.batch_size,
-            rng=client_rng(SEED, int(config["server-round"]), self.client),
-        )
-        return [local], data.samples, {}
+        local, samples = _local_model(self.client, parameters[0], int(config["server-round"]))
+        return [local], samples, {}
 
 
 def _numpy_client(context: Context) -> Any:
@@ -175,7 +175,7 @@ def secagg_plus_apps(
 
     @server.main()
     def _main(grid: Grid, context: Context) -> None:
-        initial = LogisticRegression(WORKLOAD.features).init(np.random.default_rng(SEED))
+        initial = _initial()
         strategy = TimedLegacyFedAvg(
             spent,
             fraction_fit=WORKLOAD.client_fraction,
