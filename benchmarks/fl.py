@@ -43,7 +43,7 @@ from Crypto.Math.Numbers import Integer
 from Crypto.PublicKey import ECC
 
 from sim.federated.model import LogisticRegression
-from sim.federated.secagg import threshold
+from sim.federated.secagg import MIN_PARTICIPANTS, threshold
 from sim.federated.strategy import FLConfig, RoundOutcome
 from sim.federated.training import PhaseTimer, Session, brier, run_round
 from sim.world.forecast import ClientData, Dataset, client_datasets, ground_truth, holdout
@@ -200,7 +200,8 @@ def secure_work(
     """
     holders = sorted(outcome.sampled)
     if outcome.status != "completed":
-        agreed.agree(holders, epochs)
+        if len(holders) >= MIN_PARTICIPANTS:  # below it the roster aborts before agreeing
+            agreed.agree(holders, epochs)
         return None
     survivors = len(outcome.survivors)
     dropped = len(holders) - survivors
