@@ -50,6 +50,7 @@ from sim.federated.attacks import (
     recovered_records,
     thin_roc,
 )
+from sim.federated.consent import ClientPrivacy, ConsentLedger
 from sim.federated.dp import RdpLedger
 from sim.federated.net_rounds import PlainRound, RoundEnd, RoundPlan, SecureRound
 from sim.federated.rounds import Observation, close_round, start_round
@@ -89,6 +90,8 @@ class FlRow:
     """Records the server's inversion recovered from this round (None: it did not complete)."""
     clamped: int | None = None
     """Coordinates secure aggregation clamped to ``secagg_bound`` (None: plain or aborted)."""
+    noise_multiplier: float = math.nan
+    """The multiplier the round is accounted at (its clients-mode effective one; NaN if open)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -137,6 +140,7 @@ class FederatedForecaster(Component):
             sampling_rate=self.config.client_fraction,
             noise_multiplier=self.config.dp_noise_multiplier,
         )
+        self.consent = ConsentLedger.for_config(self.config, self.ledger, self.forecast.withdrawals)
         self.params = self.session.model.init(self.rng)
         self.courier = Courier(
             sim, coordinator=self.forecast.coordinator, nodes=self.forecast.client_nodes
@@ -166,10 +170,11 @@ class FederatedForecaster(Component):
 
     def _start_round(self, number: int) -> None:
         session, now = self.session, self.sim.now
-        sampled = start_round(session.strategy, number, sorted(session.clients), self.rng)
+        eligible = self.consent.eligible(number, sorted(session.clients))
+        sampled = start_round(session.strategy, number, eligible, self.rng)
         drops = self.rng.random(len(sampled)) < self.config.dropout
         dropping = frozenset(c for c, d in zip(sampled, drops, strict=True) if d)
-        plan = RoundPlan(number, self.params.copy(), sampled, dropping)
+        plan = RoundPlan(number, self.params.copy(), sampled, dropping, len(eligible))
         self.open, self.open_since = plan, now
         kind = SecureRound if self.config.secure_aggregation else PlainRound
         kind(self.sim, session, self.courier, plan, close=partial(self._close, plan, now)).start()
@@ -183,12 +188,15 @@ class FederatedForecaster(Component):
             round_number=plan.number,
             sampled=plan.sampled,
             survivors=end.survivors,
-            population=len(session.clients),
+            population=max(plan.eligible, 1),
             rng=self.rng,
             reason=end.reason,
             clamped=end.clamped,
+            client_multiplier=end.client_multiplier,
         )
         self.outcomes.append(outcome)
+        if outcome.status == "completed":  # the survivors' data entered the released sum
+            self.consent.charge(plan.number, outcome.survivors, outcome.multiplier)
         recovered = None
         if outcome.status == "completed" and end.observed is not None:
             self.received.append(end.observed)
@@ -203,6 +211,7 @@ class FederatedForecaster(Component):
                 survivors=len(end.survivors),
                 records_reconstructed=recovered,
                 clamped=outcome.clamped,
+                noise_multiplier=outcome.multiplier,
             )
         )
         self.open = None
@@ -222,6 +231,7 @@ class FederatedForecaster(Component):
         survivors: int,
         records_reconstructed: int | None = None,
         clamped: int | None = None,
+        noise_multiplier: float = math.nan,
     ) -> FlRow:
         model, holdout = self.session.model, self.forecast.holdout
         return FlRow(
@@ -234,10 +244,23 @@ class FederatedForecaster(Component):
             survivors=survivors,
             loss=model.loss(self.params, holdout.x, holdout.y),
             brier=brier(model, self.params, holdout),
-            epsilon=self.ledger.epsilon(plan.number + 1, delta=self.config.dp_delta),
+            epsilon=self._epsilon(open_round=plan.number >= len(self.outcomes)),
             records_reconstructed=records_reconstructed,
             clamped=clamped,
+            noise_multiplier=noise_multiplier,
         )
+
+    def _epsilon(self, *, open_round: bool = False) -> float:
+        """``ε`` at ``δ`` of every round closed so far, and the open one at ``σ`` if asked.
+
+        A closed round counts at its accounted multiplier (``σ``, or its clients-mode
+        effective multiplier); a round the horizon cut off counts at ``σ`` (conservative: it
+        may have released nothing).
+        """
+        spent = [o.multiplier for o in self.outcomes]
+        if open_round:
+            spent.append(self.config.dp_noise_multiplier)
+        return self.ledger.epsilon_of(spent, delta=self.config.dp_delta)
 
     def _trained(self) -> None:
         """Training is over: a forecaster that learnt something starts trading."""
@@ -281,8 +304,11 @@ class FederatedForecaster(Component):
         )
         events = np.array([float(o == 1) for o in self.sim.world.outcomes])
         market_probs = model.predict_proba(self.params, forecast.market_x)
-        eps = self.ledger.epsilon(started, delta=config.dp_delta)
+        eps = self._epsilon(open_round=started > len(self.outcomes))
         bound = membership_advantage_bound(eps, config.dp_delta) if config.dp else math.nan
+        clients = self.client_rows()
+        epsilons = [c.epsilon for c in clients]
+        withdrawn = [c for c in clients if c.withdrawn_at is not None]
         return {
             "fl.model_brier": brier(model, self.params, forecast.holdout),
             "fl.centralized_brier": brier(model, centralized, forecast.holdout),
@@ -292,8 +318,43 @@ class FederatedForecaster(Component):
             "fl.mia_advantage": membership.advantage,
             "fl.mia_advantage_bound": bound,
             "fl.reconstruction_rate": reconstruction_rate(self.received, self.records),
+            "fl.client_epsilon_max": max(epsilons),
+            "fl.client_epsilon_mean": float(np.mean(epsilons)),
+            "fl.clients_withdrawn": float(len(withdrawn)),
+            "fl.clients_exhausted": float(sum(c.exhausted_at is not None for c in clients)),
+            "fl.withdrawn_mia_auc": self._withdrawn_auc([c.client for c in withdrawn]),
             "traders.forecaster_pnl": self.trader.pnl(),
         }
+
+    def _withdrawn_auc(self, withdrawn: list[int]) -> float:
+        """The membership attack on the final model against withdrawn clients' records only.
+
+        The same loss-threshold attack and non-member set as ``fl.mia_auc``; NaN when nobody
+        withdrew.
+        """
+        if not withdrawn:
+            return math.nan
+        members = pooled([self.forecast.clients[c] for c in withdrawn])
+        result = membership_inference(
+            self.session.model, self.params, members, self.forecast.nonmembers
+        )
+        return result.auc
+
+    def client_rows(self) -> list[ClientPrivacy]:
+        """One ``fl_clients`` row per client (its own ``ε``: the individual filter's)."""
+        consent, forecast = self.consent, self.forecast
+        return [
+            ClientPrivacy(
+                client=data.client,
+                node=forecast.client_nodes[data.client],
+                records=data.samples,
+                rounds=consent.rounds(data.client),
+                epsilon=consent.epsilon(data.client),
+                withdrawn_at=consent.withdrawn_at.get(data.client),
+                exhausted_at=consent.exhausted_at.get(data.client),
+            )
+            for data in forecast.clients
+        ]
 
     def metrics(self) -> dict[str, float]:
         """The ``fl.*`` metrics and ``traders.forecaster_pnl``."""
@@ -317,9 +378,40 @@ class FederatedForecaster(Component):
                 "epsilon": [r.epsilon for r in rows],
                 "records_reconstructed": [r.records_reconstructed for r in rows],
                 "clamped": [r.clamped for r in rows],
+                "noise_multiplier": [tables.nan_to_none(r.noise_multiplier) for r in rows],
+                "epsilon_against": [self.config.epsilon_against] * len(rows),
             },
             run_id,
         )
         fpr, tpr = thin_roc(self.report().membership)
         roc = tables.frame("fl_roc", {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, run_id)
-        return {"fl_rounds": fl_rounds, "fl_roc": roc}
+        clients = self.client_rows()
+        fl_clients = tables.frame(
+            "fl_clients",
+            {
+                "client": [c.client for c in clients],
+                "node": [c.node for c in clients],
+                "records": [c.records for c in clients],
+                "rounds": [c.rounds for c in clients],
+                "epsilon": [c.epsilon for c in clients],
+                "withdrawn_at": [c.withdrawn_at for c in clients],
+                "exhausted_at": [c.exhausted_at for c in clients],
+            },
+            run_id,
+        )
+        history = self.consent.history
+        client_epsilon = tables.frame(
+            "fl_client_epsilon",
+            {
+                "round": [h[0] for h in history],
+                "client": [h[1] for h in history],
+                "epsilon": [h[2] for h in history],
+            },
+            run_id,
+        )
+        return {
+            "fl_rounds": fl_rounds,
+            "fl_roc": roc,
+            "fl_clients": fl_clients,
+            "fl_client_epsilon": client_epsilon,
+        }

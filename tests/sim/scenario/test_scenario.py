@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     "forecaster.secure_aggregation": True, "forecaster.dp_noise_multiplier": 0.0,
     "forecaster.dp_clip": 1.0, "forecaster.dp_delta": 1e-5, "forecaster.round_timeout_s": 60.0,
     "forecaster.secagg_bound": 8.0,
+    "forecaster.dp_noise_at": "server",
+    "forecaster.withdraw_fraction": 0.0,
+    "forecaster.client_epsilon_budget": "inf",
     "faults.partitions": [], "faults.crashes": [],
 }  # fmt: skip
 
