@@ -112,10 +112,12 @@ class ConsentLedger:
         """The clients that may be sampled in ``round_number`` (records who left, and why)."""
         allowed = []
         for c in clients:
-            if c in self.withdrawn_at or c in self.exhausted_at:
+            if c in self.withdrawn_at:
                 continue
-            if self.withdrawals.get(c, math.inf) <= round_number:
+            if self.withdrawals.get(c, math.inf) <= round_number:  # exhausted or not
                 self.withdrawn_at[c] = round_number
+                continue
+            if c in self.exhausted_at:
                 continue
             if math.isfinite(self.budget) and self._next_exceeds(c):
                 self.exhausted_at[c] = round_number
