@@ -123,15 +123,12 @@ class RoundPlan:
         params: the global parameters sent to the clients.
         sampled: the Poisson-sampled clients.
         dropping: the sampled clients that will drop out mid-round.
-        eligible: how many clients the round sampled from (those with consent and budget
-            left): DP-FedAvg's population ``N`` in ``q·N``.
     """
 
     number: int
     params: np.ndarray
     sampled: tuple[int, ...]
     dropping: frozenset[int]
-    eligible: int
 
 
 class NetworkRound:

@@ -174,7 +174,7 @@ class FederatedForecaster(Component):
         sampled = start_round(session.strategy, number, eligible, self.rng)
         drops = self.rng.random(len(sampled)) < self.config.dropout
         dropping = frozenset(c for c, d in zip(sampled, drops, strict=True) if d)
-        plan = RoundPlan(number, self.params.copy(), sampled, dropping, len(eligible))
+        plan = RoundPlan(number, self.params.copy(), sampled, dropping)
         self.open, self.open_since = plan, now
         kind = SecureRound if self.config.secure_aggregation else PlainRound
         kind(self.sim, session, self.courier, plan, close=partial(self._close, plan, now)).start()
@@ -188,7 +188,7 @@ class FederatedForecaster(Component):
             round_number=plan.number,
             sampled=plan.sampled,
             survivors=end.survivors,
-            population=max(plan.eligible, 1),
+            population=len(session.clients),
             rng=self.rng,
             reason=end.reason,
             clamped=end.clamped,
