@@ -11,9 +11,9 @@ from dp_accounting.rdp import RdpAccountant
 
 from market.crypto import RandBytes
 from sim.federated.dp import ddg_tau, discrete_gaussian, distributed_multiplier
-from sim.federated.rounds import ClientNoise, secure_sum
+from sim.federated.rounds import ClientNoise, close_round, secure_sum
 from sim.federated.secagg import PairKeys, client_keys
-from sim.federated.strategy import FLConfig
+from sim.federated.strategy import FedAvg, FLConfig
 from sim.federated.training import train
 from sim.world.forecast import client_datasets, ground_truth, holdout
 
@@ -98,19 +98,24 @@ def test_the_unmasked_sum_carries_the_surviving_shares_of_the_noise(dropped: int
 
 
 def test_rounded_updates_stay_within_the_sensitivity_clients_noise_is_calibrated_to() -> None:
-    """‖round(s·x)‖₂ ≤ s·C + √d/2 for every clipped x the rounding can meet."""
+    """‖round(s·x)‖₂ ≤ s·C + √d/2 for every clipped x, the ring's own scale ``s`` included."""
     noise = ClientNoise(1.0, clip=1.0, bound=9.0, seed=0)
     members, dim = 7, 17
+    scale = (2**31 // members - 1) / noise.bound  # the ring's fixed-point scale, by hand
     sensitivity = noise.sensitivity(members, dim)
-    scale = (sensitivity - math.sqrt(dim) / 2) / noise.clip
+    assert sensitivity == pytest.approx(scale * noise.clip + math.sqrt(dim) / 2, rel=1e-15)
     rng = np.random.default_rng(1)
     worst = 0.0
     for _ in range(2000):
         x = rng.normal(size=dim)
         x *= noise.clip / np.linalg.norm(x)
         worst = max(worst, float(np.linalg.norm(np.rint(x * scale))))
+    # a clipped update on an axis: s·C = 34087041.89 here, which rounds up, past s·C
+    axis = np.zeros(dim)
+    axis[0] = noise.clip
+    worst = max(worst, float(np.linalg.norm(np.rint(axis * scale))))
+    assert worst > scale * noise.clip  # rounding can exceed the clip's image: Δ must cover it
     assert worst <= sensitivity
-    assert sensitivity - scale * noise.clip == pytest.approx(math.sqrt(dim) / 2)
 
 
 def _train(**settings: object) -> tuple[float, list[float], list[tuple[int, int, str]]]:
@@ -164,3 +169,27 @@ def test_with_dropouts_clients_mode_is_accounted_at_the_surviving_noise() -> Non
 def test_clients_mode_without_secure_aggregation_is_refused() -> None:
     with pytest.raises(ValueError, match="secure aggregation"):
         _train(dp_noise_multiplier=1.0, dp_noise_at="clients", secure_aggregation=False)
+
+
+def test_a_sum_the_clients_noised_gets_no_second_noise_from_the_server() -> None:
+    """close_round applies a clients-noised sum as is, but still noises an aborted round."""
+    strategy = FedAvg(client_fraction=0.5, noise_multiplier=1.0, clip=1.0, noise_at="clients")
+    params, total = np.zeros(50), np.full(50, 2.0)
+    common = {"round_number": 0, "sampled": (1, 2, 3), "population": 4}
+    new, outcome = close_round(
+        strategy, params, total, survivors=(1, 2), rng=np.random.default_rng(0),
+        client_multiplier=0.8, **common,
+    )  # fmt: skip
+    np.testing.assert_array_equal(new, total / (0.5 * 4))
+    assert outcome.multiplier == 0.8
+    server = FedAvg(client_fraction=0.5, noise_multiplier=1.0, clip=1.0)
+    noised, outcome = close_round(
+        server, params, total, survivors=(1, 2), rng=np.random.default_rng(0), **common
+    )
+    assert outcome.multiplier == 1.0
+    assert float(np.std(noised * 2.0 - total)) == pytest.approx(1.0, rel=0.3)
+    aborted, outcome = close_round(
+        strategy, params, None, survivors=(), rng=np.random.default_rng(0), reason="no_survivors",
+        **common,
+    )  # fmt: skip
+    assert outcome.multiplier == 1.0 and float(np.std(aborted * 2.0)) == pytest.approx(1.0, rel=0.3)
