@@ -21,7 +21,8 @@ Metrics (SPEC section 4): ``fl.model_brier`` (holdout of 10,000 events), ``fl.ce
 (the same model trained on the pooled records), ``fl.market_brier`` (the model's probability of
 each market's event against its realised outcome, averaged over markets, the binary
 ``(p − o)²`` convention of the other two, half of ``market.brier``'s sum over both outcomes),
-``fl.dp_epsilon`` (RDP accountant over every round started; inf without DP),
+``fl.dp_epsilon`` (RDP accountant over every round started, each at its accounted noise
+multiplier; inf without DP; whom it holds against is ``fl_rounds.epsilon_against``),
 ``fl.mia_auc`` / ``fl.mia_advantage`` (loss-threshold attack on the final model: all training
 records against as many fresh ones), ``fl.mia_advantage_bound`` (the largest TPR − FPR any
 membership test can reach against the run's (ε, δ), Kairouz et al. 2015; it bounds a balanced
@@ -29,7 +30,16 @@ game over one whole client's data, and so over any one record of it; NaN without
 ``fl.reconstruction_rate`` (gradient inversion of everything the coordinator received, in every
 completed round and every mode: distinct records recovered over all clients' records; NaN if no
 round completed; ``fl_rounds.records_reconstructed`` per round) and
-``traders.forecaster_pnl``. Tables: ``fl_rounds`` and ``fl_roc`` (the attack's ROC curve).
+``fl.client_epsilon_max`` / ``fl.client_epsilon_mean`` (the clients' own epsilons, the
+individual filter of :mod:`sim.federated.consent`), ``fl.clients_withdrawn`` /
+``fl.clients_exhausted``, ``fl.withdrawn_mia_auc`` (the ``fl.mia_auc`` attack with only the
+withdrawn clients' records as members; NaN when nobody withdrew) and
+``traders.forecaster_pnl``. Tables: ``fl_rounds``, ``fl_roc`` (the attack's ROC curve),
+``fl_clients`` (one row per client) and ``fl_client_epsilon`` (each client's own epsilon after
+each round it took part in).
+
+Consent: before each round the coordinator samples only the clients the consent ledger allows
+(not withdrawn, budget left); a completed round charges its survivors.
 """
 
 from __future__ import annotations

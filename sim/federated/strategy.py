@@ -16,6 +16,9 @@ Two estimators, both built from a plain sum so they work unchanged under secure 
   ``q·N``, not by the realised count, which would itself leak membership:
   ``θ + (Σ_k clip(Δ_k) + N(0, σ²C²I)) / (qN)``. One client changes the sum by at most ``C`` in
   L2, so each round is a Poisson-subsampled Gaussian mechanism with noise multiplier ``σ``.
+  Who adds the noise is ``noise_at``: the server, in :meth:`FedAvg.apply_sum` (the default),
+  or the clients, each its share before masking (:class:`sim.federated.rounds.ClientNoise`),
+  in which case a completed secure sum arrives noised and ``apply_sum`` adds nothing.
 """
 
 from __future__ import annotations
