@@ -1,4 +1,4 @@
-"""Differential privacy for federated averaging: clipping, Gaussian noise and the accountant.
+"""Differential privacy for federated averaging: clipping, central or distributed noise, ε.
 
 The guarantee is **client-level** (user-level) DP in the add-or-remove-one-client relation, as
 in DP-FedAvg (McMahan et al., "Learning Differentially Private Recurrent Language Models",
@@ -15,6 +15,15 @@ is linear in ``T`` under composition, so :class:`RdpLedger` computes the per-rou
 once and converts ``T`` times it to ``ε`` with ``dp_accounting``'s own conversion; this gives
 the same number as composing the event ``T`` times, at a fraction of the cost. Client-level DP
 implies record-level DP with the same ``(ε, δ)``.
+
+Who adds the noise (``dp_noise_at``): the server, as above, or the clients (distributed DP):
+each of a round's ``k`` masking members adds a discrete Gaussian share to its rounded update
+(:func:`discrete_gaussian`, :func:`share_sigma`), and the round is accounted at the Gaussian
+multiplier with the same concentrated-DP parameter as the surviving noise
+(:func:`distributed_multiplier`; rounds then differ, and :class:`RdpLedger` composes each at its
+own multiplier). Amplification by sampling then uses dp_accounting's curve for the continuous
+Gaussian of that multiplier, an approximation for the discrete sum that the unamplified
+per-client charges (:meth:`RdpLedger.client_epsilon`) do not need.
 
 ``dp_accounting`` is imported where the accountant is used, not with this module: it pulls in
 scipy (about a second), which a run without the forecaster, or the CLI, should not pay for.

@@ -45,7 +45,7 @@ Consent: before each round the coordinator samples only the clients the consent 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 import numpy as np
@@ -396,29 +396,15 @@ class FederatedForecaster(Component):
         fpr, tpr = thin_roc(self.report().membership)
         roc = tables.frame("fl_roc", {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, run_id)
         clients = self.client_rows()
+        columns = [f.name for f in fields(ClientPrivacy)]  # the fl_clients columns, in order
         fl_clients = tables.frame(
-            "fl_clients",
-            {
-                "client": [c.client for c in clients],
-                "node": [c.node for c in clients],
-                "records": [c.records for c in clients],
-                "rounds": [c.rounds for c in clients],
-                "epsilon": [c.epsilon for c in clients],
-                "withdrawn_at": [c.withdrawn_at for c in clients],
-                "exhausted_at": [c.exhausted_at for c in clients],
-            },
-            run_id,
+            "fl_clients", {name: [getattr(c, name) for c in clients] for name in columns}, run_id
         )
-        history = self.consent.history
-        client_epsilon = tables.frame(
-            "fl_client_epsilon",
-            {
-                "round": [h[0] for h in history],
-                "client": [h[1] for h in history],
-                "epsilon": [h[2] for h in history],
-            },
-            run_id,
-        )
+        history = self.consent.history  # (round, client, epsilon) rows
+        by_column = {
+            n: [h[i] for h in history] for i, n in enumerate(("round", "client", "epsilon"))
+        }
+        client_epsilon = tables.frame("fl_client_epsilon", by_column, run_id)
         return {
             "fl_rounds": fl_rounds,
             "fl_roc": roc,
