@@ -173,6 +173,10 @@ class RdpLedger:
     noise_multiplier: float
     _curves: dict[tuple[bool, float], np.ndarray] = field(default_factory=dict)
     _orders: list[np.ndarray] = field(default_factory=list)
+    _epsilons: dict[tuple[bool, float, tuple[tuple[float, int], ...]], float] = field(
+        default_factory=dict
+    )
+    """Converted values by (amplified, δ, rounds per multiplier): budget checks repeat them."""
 
     @classmethod
     def for_rounds(cls, *, sampling_rate: float, noise_multiplier: float) -> RdpLedger:
@@ -226,10 +230,13 @@ class RdpLedger:
             return math.inf
         from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 
-        counts = Counter(multipliers)
-        rdp = sum(n * self.curve(m, amplified=amplified) for m, n in sorted(counts.items()))
-        eps, _order = compute_epsilon(self._orders[0], rdp, delta)
-        return float(eps)
+        counts = tuple(sorted(Counter(multipliers).items()))
+        key = (amplified, delta, counts)
+        if key not in self._epsilons:
+            rdp = sum(n * self.curve(m, amplified=amplified) for m, n in counts)
+            eps, _order = compute_epsilon(self._orders[0], rdp, delta)
+            self._epsilons[key] = float(eps)
+        return self._epsilons[key]
 
 
 def epsilon(*, sampling_rate: float, noise_multiplier: float, rounds: int, delta: float) -> float:
