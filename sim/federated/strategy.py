@@ -146,8 +146,8 @@ class FLConfig:
         if not self.dp:
             return "nobody"
         if self.clients_noise:
-            return "everyone incl. coordinator"
-        return "everyone but coordinator"
+            return "everyone, the coordinator included"
+        return "everyone but the coordinator"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

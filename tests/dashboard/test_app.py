@@ -352,7 +352,7 @@ def test_learning_page_draws_each_clients_epsilon_and_who_withdrew(app_argv: Pat
         assert mine["epsilon"][-1] == pytest.approx(eps)
     assert lines.height == history.height + roster.height
     captions = " | ".join(c.value for c in at.caption)
-    assert "holds against **everyone but coordinator**" in captions
+    assert "holds against **everyone but the coordinator**" in captions
     assert "withdrew consent" in captions and "not erasure" in captions
     assert "Max client epsilon" in [m.label for m in at.metric]
     del manifest

@@ -223,7 +223,9 @@ def test_a_budget_that_never_binds_and_no_withdrawal_change_nothing() -> None:
     assert all(v == other[k] or (math.isnan(v) and math.isnan(other[k])) for k, v in same.items())
     assert math.isnan(same["fl.withdrawn_mia_auc"]) and same["fl.clients_withdrawn"] == 0
     assert unlimited.tables["fl_clients"].height == 20
-    assert (unlimited.tables["fl_rounds"]["epsilon_against"] == "everyone but coordinator").all()
+    assert (
+        unlimited.tables["fl_rounds"]["epsilon_against"] == "everyone but the coordinator"
+    ).all()
 
 
 @pytest.mark.slow
@@ -231,6 +233,6 @@ def test_clients_mode_epsilon_holds_against_the_coordinator_too() -> None:
     run = sim.run(_scenario(dp_noise_at="clients", dropout=0.0))
     server = sim.run(_scenario(dropout=0.0))
     rounds = run.tables["fl_rounds"]
-    assert (rounds["epsilon_against"] == "everyone incl. coordinator").all()
+    assert (rounds["epsilon_against"] == "everyone, the coordinator included").all()
     assert run.metric("fl.dp_epsilon") == server.metric("fl.dp_epsilon")
     assert (rounds["noise_multiplier"] == 1.5).all()
