@@ -428,6 +428,32 @@ def fl_rounds(long: pl.DataFrame) -> ChartLike:
     )
 
 
+def client_epsilon(lines: pl.DataFrame, events: pl.DataFrame) -> ChartLike:
+    """Each client's own epsilon over rounds (a step line per client), and who left when.
+
+    Withdrawals and exhausted budgets are vertical ticks at the rounds run when the client was
+    first out, coloured by why.
+    """
+    base = alt.Chart(lines).encode(
+        x=alt.X("rounds:Q", title="rounds run"),
+        y=alt.Y("epsilon:Q", title="client's own epsilon"),
+        detail="client:N",
+        tooltip=["client:N", "rounds:Q", "epsilon:Q"],
+    )
+    layers = [base.mark_line(interpolate="step-after", opacity=0.5, color="#4c78a8")]
+    if not events.is_empty():
+        layers.append(
+            alt.Chart(events)
+            .mark_tick(thickness=2, size=18)
+            .encode(
+                x="rounds:Q",
+                color=alt.Color("event:N", title=None),
+                tooltip=["client:N", "rounds:Q", "event:N"],
+            )
+        )
+    return alt.layer(*layers).properties(height=240)
+
+
 def roc_curve(points: pl.DataFrame) -> ChartLike:
     """Membership-inference ROC with the chance diagonal."""
     diagonal = pl.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]})

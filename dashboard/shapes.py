@@ -255,6 +255,50 @@ def fl_long(fl_rounds: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def client_epsilon(history: pl.DataFrame, clients: pl.DataFrame | None) -> pl.DataFrame:
+    """Each client's own epsilon against rounds run (``client, rounds, epsilon``).
+
+    ``history`` is ``fl_client_epsilon`` (a client's cumulative epsilon after each round it took
+    part in): the epsilon after round ``r`` is drawn at ``rounds = r + 1``, and every client of
+    ``clients`` (``fl_clients``) starts at 0 before any round. Infinite epsilons (no DP) become
+    null: there is nothing to plot.
+    """
+    rows = history.select(
+        pl.col("client").cast(pl.Int64),
+        rounds=pl.col("round").cast(pl.Int64) + 1,
+        epsilon=pl.col("epsilon").cast(pl.Float64),
+    )
+    if clients is not None and "client" in clients.columns:
+        starts = clients.select(
+            pl.col("client").cast(pl.Int64), rounds=pl.lit(0, pl.Int64), epsilon=pl.lit(0.0)
+        )
+        rows = pl.concat([starts, rows])
+    finite = pl.when(pl.col("epsilon").is_infinite()).then(None).otherwise(pl.col("epsilon"))
+    return nan_to_null(rows.with_columns(epsilon=finite)).sort("client", "rounds")
+
+
+def consent_events(clients: pl.DataFrame) -> pl.DataFrame:
+    """Who left and when (``client, rounds, event``): withdrawn consent or an exhausted budget.
+
+    ``rounds`` is the rounds run when the client was first out (its ``withdrawn_at`` or
+    ``exhausted_at`` round), on the same axis as :func:`client_epsilon`.
+    """
+    parts = [
+        clients.filter(pl.col(column).is_not_null()).select(
+            pl.col("client").cast(pl.Int64),
+            rounds=pl.col(column).cast(pl.Int64),
+            event=pl.lit(event),
+        )
+        for column, event in (
+            ("withdrawn_at", "withdrew consent"),
+            ("exhausted_at", "budget spent"),
+        )
+        if column in clients.columns
+    ]
+    schema = {"client": pl.Int64, "rounds": pl.Int64, "event": pl.String}
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
 def brier_sources(metrics: pl.DataFrame) -> pl.DataFrame:
     """Brier score of the federated model, a centralized model and the market, where known."""
     rows = metrics.filter(pl.col("metric").is_in(list(BRIER_SOURCES)))

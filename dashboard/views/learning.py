@@ -1,4 +1,4 @@
-"""Learning: the federated forecaster's rounds, privacy attacks and accuracy."""
+"""Learning: the federated forecaster's rounds, clients' own privacy, attacks and accuracy."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dashboard import charts, data, queries, shapes, ui
 
 ROUND_COLS = ("round", "status", "loss", "brier", "epsilon")
 NO_FORECASTER = " (the federated forecaster is off in this run: forecaster.enabled = false)"
+CLIENT_COLS = ("client", "rounds", "epsilon", "withdrawn_at", "exhausted_at")
 
 
 def rounds(ctx: ui.Context, rel: str) -> None:
@@ -24,6 +25,50 @@ def rounds(ctx: ui.Context, rel: str) -> None:
     aborted = table.filter(pl.col("status") == "aborted").height if "status" in table.columns else 0
     st.caption(f"{table.height} rounds, {aborted} aborted (hollow red).")
     ui.chart(charts.fl_rounds(long))
+
+
+def privacy_holds_against(ctx: ui.Context, rel: str) -> None:
+    """Say whom the run's epsilons hold against (``fl_rounds.epsilon_against``)."""
+    table = data.table(ctx.root, rel, "fl_rounds", ("epsilon_against",))
+    if table is None or "epsilon_against" not in table.columns or table.is_empty():
+        return
+    against = table["epsilon_against"][0]
+    if against == "nobody":
+        st.caption("No differential privacy in this run: no epsilon holds against anyone.")
+        return
+    st.caption(
+        f"Every epsilon on this page holds against **{against}** "
+        "(server-side noise: not the coordinator, which sees the exact sum; "
+        "clients-side noise: the coordinator too)."
+    )
+
+
+def clients(ctx: ui.Context, rel: str, metrics: pl.DataFrame | None) -> None:
+    """Each client's own epsilon over rounds, and who withdrew or ran out of budget when."""
+    history = data.table(ctx.root, rel, "fl_client_epsilon", ("client", "round", "epsilon"))
+    roster = data.table(ctx.root, rel, "fl_clients", CLIENT_COLS)
+    if not ui.have(roster, "fl_clients", ("client",), NO_FORECASTER):
+        return
+    assert roster is not None
+    withdrawn = queries.fmt(queries.metric_value(metrics, "fl.clients_withdrawn"))
+    exhausted = queries.fmt(queries.metric_value(metrics, "fl.clients_exhausted"))
+    remembered = queries.fmt(queries.metric_value(metrics, "fl.withdrawn_mia_auc"))
+    st.caption(
+        f"{roster.height} clients; {withdrawn} withdrew consent, {exhausted} spent their budget. "
+        f"Withdrawal is not erasure: the membership attack on the final model against the "
+        f"withdrawn clients' records alone has AUC {remembered} (0.5: nothing remembered; "
+        "none when nobody withdrew). Each client's epsilon counts only the rounds it took "
+        "part in, unamplified (an individual privacy filter)."
+    )
+    if history is None or "epsilon" not in history.columns:
+        st.info("This run has no `fl_client_epsilon` table.", icon=":material/info:")
+        return
+    lines = shapes.client_epsilon(history, roster)
+    events = shapes.consent_events(roster)
+    if lines["epsilon"].is_null().all() and events.is_empty():
+        st.info("No client epsilon to draw: without DP every round costs an infinite epsilon.")
+        return
+    ui.chart(charts.client_epsilon(lines, events))
 
 
 def attacks(ctx: ui.Context, rel: str, metrics: pl.DataFrame | None) -> None:
@@ -61,6 +106,7 @@ def main() -> None:
         tiles=[
             ("Model Brier", "fl.model_brier"),
             ("DP epsilon", "fl.dp_epsilon"),
+            ("Max client epsilon", "fl.client_epsilon_max"),
             ("MIA advantage", "fl.mia_advantage"),
             ("MIA advantage bound", "fl.mia_advantage_bound"),
             ("Reconstruction rate", "fl.reconstruction_rate"),
@@ -70,7 +116,10 @@ def main() -> None:
         return
     ctx, rel, metrics = page.ctx, page.rel, page.metrics
     st.subheader("Rounds")
+    privacy_holds_against(ctx, rel)
     rounds(ctx, rel)
+    st.subheader("Clients: their own epsilon and consent")
+    clients(ctx, rel, metrics)
     st.subheader("Attacks and accuracy")
     attacks(ctx, rel, metrics)
 

@@ -8,9 +8,13 @@ Modules, from data to attacks:
 * :mod:`~sim.federated.secagg`: secure aggregation (Bonawitz et al. 2017) as pure steps (its
   building blocks in :mod:`~sim.federated.secagg_crypto` and
   :mod:`~sim.federated.secagg_roster`).
-* :mod:`~sim.federated.dp`: clipping, noise and the RDP accountant (``dp_accounting``).
+* :mod:`~sim.federated.dp`: clipping, Gaussian and discrete Gaussian noise, the distributed
+  discrete Gaussian's accounting and the RDP ledger (``dp_accounting``).
+* :mod:`~sim.federated.consent`: consent withdrawal and per-client budgets (an individual
+  privacy filter): who may be sampled each round.
 * :mod:`~sim.federated.attacks`: gradient inversion and loss-threshold membership inference.
-* :mod:`~sim.federated.rounds`: the client and server steps of one round.
+* :mod:`~sim.federated.rounds`: the client and server steps of one round, and each client's
+  share of the noise in clients mode.
 * :mod:`~sim.federated.training`: an in-process driver of those steps, and the pooled baseline.
 * :mod:`~sim.federated.process`: the simulation component that runs the rounds over the
   simulated network and lets the trained forecaster trade.

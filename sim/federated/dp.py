@@ -1,4 +1,4 @@
-"""Differential privacy for federated averaging: clipping, Gaussian noise and the accountant.
+"""Differential privacy for federated averaging: clipping, central or distributed noise, ε.
 
 The guarantee is **client-level** (user-level) DP in the add-or-remove-one-client relation, as
 in DP-FedAvg (McMahan et al., "Learning Differentially Private Recurrent Language Models",
@@ -16,6 +16,15 @@ once and converts ``T`` times it to ``ε`` with ``dp_accounting``'s own conversi
 the same number as composing the event ``T`` times, at a fraction of the cost. Client-level DP
 implies record-level DP with the same ``(ε, δ)``.
 
+Who adds the noise (``dp_noise_at``): the server, as above, or the clients (distributed DP):
+each of a round's ``k`` masking members adds a discrete Gaussian share to its rounded update
+(:func:`discrete_gaussian`, :func:`share_sigma`), and the round is accounted at the Gaussian
+multiplier with the same concentrated-DP parameter as the surviving noise
+(:func:`distributed_multiplier`; rounds then differ, and :class:`RdpLedger` composes each at its
+own multiplier). Amplification by sampling then uses dp_accounting's curve for the continuous
+Gaussian of that multiplier, an approximation for the discrete sum that the unamplified
+per-client charges (:meth:`RdpLedger.client_epsilon`) do not need.
+
 ``dp_accounting`` is imported where the accountant is used, not with this module: it pulls in
 scipy (about a second), which a run without the forecaster, or the CLI, should not pay for.
 """
@@ -23,7 +32,9 @@ scipy (about a second), which a run without the forecaster, or the CLI, should n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,6 +65,83 @@ def gaussian_noise(size: int, *, std: float, rng: np.random.Generator) -> np.nda
     return rng.normal(0.0, std, size=size)
 
 
+NOISE_TAILS = 8.0
+"""Standard deviations of the summed client noise the secure ring leaves room for (clients mode).
+
+The ring's per-coordinate range is widened from ``C`` to ``C·(1 + NOISE_TAILS·σ)`` so that the
+noisy sum wraps modulo ``2^32`` with probability below ``2·d·Φ(−8) ≈ 10^-14`` per round. A wrap
+would cost accuracy, never privacy: reduction modulo the ring commutes with the sum, so it is
+post-processing of the noisy sum (Kairouz, Liu & Steinke 2021, section 4).
+"""
+
+
+def discrete_gaussian(size: int, *, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``size`` independent draws of the discrete Gaussian ``N_Z(0, σ²)`` on the integers.
+
+    The rejection sampler of Canonne, Kamath & Steinke ("The Discrete Gaussian for Differential
+    Privacy", NeurIPS 2020, Algorithm 3), vectorised: propose a discrete Laplace of scale
+    ``t = ⌊σ⌋ + 1`` (a difference of two geometric variables) and accept ``y`` with probability
+    ``exp(−(|y| − σ²/t)² / (2σ²))``. Floating-point acceptance, as in Google's distributed-DP
+    implementation; the exact-arithmetic version differs only at double-precision rounding.
+    """
+    if sigma < 0:
+        raise ValueError(f"sigma must be non-negative, got {sigma}")
+    out = np.zeros(size, dtype=np.int64)
+    if sigma == 0 or size == 0:
+        return out
+    t = math.floor(sigma) + 1
+    p = -math.expm1(-1.0 / t)  # success probability of the geometric halves
+    todo = np.arange(size)
+    while todo.size:
+        y = rng.geometric(p, size=todo.size) - rng.geometric(p, size=todo.size)
+        accept = rng.random(todo.size) < np.exp(-((np.abs(y) - sigma**2 / t) ** 2) / (2 * sigma**2))
+        out[todo[accept]] = y[accept]
+        todo = todo[~accept]
+    return out
+
+
+def ddg_tau(sigma: float, participants: int) -> float:
+    """Kairouz, Liu & Steinke's ``τ = 10 Σ_{k=1}^{n−1} exp(−2π²σ²·k/(k+1))`` (their Theorem 1).
+
+    How far a sum of ``n`` independent ``N_Z(0, σ²)`` is from one discrete Gaussian; it enters
+    the sum's concentrated-DP bound as ``½τd``. At the integer scales of the secure ring
+    (``σ`` in the millions) it underflows to 0.
+    """
+    return 10.0 * sum(
+        math.exp(-2 * math.pi**2 * sigma**2 * k / (k + 1)) for k in range(1, participants)
+    )
+
+
+def share_sigma(noise_multiplier: float, *, sensitivity: float, members: int) -> float:
+    """Each of ``members`` clients' discrete-Gaussian scale: ``σ·Δ/√k`` (the sum has ``σ·Δ``)."""
+    return noise_multiplier * sensitivity / math.sqrt(members)
+
+
+def distributed_multiplier(
+    noise_multiplier: float, *, sensitivity: float, members: int, survivors: int, dim: int
+) -> float:
+    """The Gaussian noise multiplier a clients-mode round is accounted at.
+
+    ``members`` clients each added ``N_Z(0, s²)`` with ``s = share_sigma(σ, Δ, k)`` to their
+    rounded, clipped update (L2 sensitivity ``Δ`` in ring units, rounding included);
+    ``survivors`` of them reached the sum. By Kairouz, Liu & Steinke (2021, Theorem 1) the sum
+    is ``½ε²``-concentrated DP with ``ε² = Δ²/(n·s²) + ½τd = k/(nσ²) + ½τd``, which is the
+    zCDP of a Gaussian with multiplier ``1/ε = σ·√(n/k) / √(1 + ½τd·σ²n/k)``: ``σ`` exactly
+    when every member survives, less when some dropped out (their noise is missing).
+    """
+    if survivors < 1:
+        raise ValueError("a round with no survivors released no sum")
+    tau = ddg_tau(
+        share_sigma(noise_multiplier, sensitivity=sensitivity, members=members), survivors
+    )
+    ratio = survivors / members
+    return (
+        noise_multiplier
+        * math.sqrt(ratio)
+        / math.sqrt(1 + tau * dim * noise_multiplier**2 * ratio / 2)
+    )
+
+
 def round_event(
     *, sampling_rate: float, noise_multiplier: float
 ) -> dp_accounting.PoissonSampledDpEvent:
@@ -67,45 +155,88 @@ def round_event(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RdpLedger:
-    """The RDP curve of one round, ready to turn ``T`` rounds into ``ε`` at any ``δ``.
+    """RDP curves of rounds, ready to turn a run's (or one client's) rounds into ``ε``.
 
-    Build it with :meth:`for_rounds`; without noise (``σ = 0``) every ``ε`` is infinite and
-    the curve is empty.
+    A round is a Poisson-subsampled Gaussian at sampling rate ``q`` with the round's noise
+    multiplier (``σ`` in every round in server mode; in clients mode the round's effective
+    multiplier, see :func:`distributed_multiplier`). :meth:`epsilon` composes the rounds'
+    subsampled curves; :meth:`client_epsilon` composes *unamplified* Gaussian curves (the
+    individual privacy filter of :mod:`sim.federated.consent`). RDP is additive under
+    composition, so each distinct multiplier's curve is computed once by dp_accounting's
+    ``RdpAccountant`` (default orders, add-or-remove neighbouring), multiplied by how many
+    rounds used it and converted with dp_accounting's own ``compute_epsilon``: the same number
+    as composing the events one by one, at a fraction of the cost. Without noise (``σ = 0``)
+    every ``ε`` after a round is infinite.
     """
 
-    orders: np.ndarray
-    per_round: np.ndarray
-    private: bool
+    sampling_rate: float
+    noise_multiplier: float
+    _curves: dict[tuple[bool, float], np.ndarray] = field(default_factory=dict)
+    _orders: list[np.ndarray] = field(default_factory=list)
+    _epsilons: dict[tuple[bool, float, tuple[tuple[float, int], ...]], float] = field(
+        default_factory=dict
+    )
+    """Converted values by (amplified, δ, rounds per multiplier): budget checks repeat them."""
 
     @classmethod
     def for_rounds(cls, *, sampling_rate: float, noise_multiplier: float) -> RdpLedger:
-        """The ledger of rounds sampled at ``q`` with noise multiplier ``σ``."""
+        """The ledger of rounds sampled at ``q`` with base noise multiplier ``σ``."""
         if not 0.0 <= sampling_rate <= 1.0:
             raise ValueError(f"sampling rate must lie in [0, 1], got {sampling_rate}")
         if noise_multiplier < 0:
             raise ValueError(f"noise multiplier must be non-negative, got {noise_multiplier}")
-        if noise_multiplier == 0:  # no guarantee to account: no need for the accountant
-            return cls(orders=np.empty(0), per_round=np.empty(0), private=False)
-        from dp_accounting.rdp import RdpAccountant
+        return cls(sampling_rate, noise_multiplier)
 
-        accountant = RdpAccountant()
-        accountant.compose(
-            round_event(sampling_rate=sampling_rate, noise_multiplier=noise_multiplier)
-        )
-        return cls(orders=accountant.orders, per_round=accountant.rdp, private=True)
+    @property
+    def private(self) -> bool:
+        """False without noise: nothing to account, every ``ε`` is infinite."""
+        return self.noise_multiplier > 0
+
+    def curve(self, multiplier: float, *, amplified: bool = True) -> np.ndarray:
+        """The RDP curve of one round at ``multiplier`` (Poisson-subsampled or plain Gaussian)."""
+        key = (amplified, multiplier)
+        if key not in self._curves:
+            import dp_accounting
+            from dp_accounting.rdp import RdpAccountant
+
+            accountant = RdpAccountant()
+            event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(multiplier)
+            if amplified:
+                event = round_event(sampling_rate=self.sampling_rate, noise_multiplier=multiplier)
+            accountant.compose(event)
+            self._curves[key] = accountant.rdp
+            if not self._orders:
+                self._orders.append(accountant.orders)
+        return self._curves[key]
 
     def epsilon(self, rounds: int, *, delta: float) -> float:
-        """``ε`` at ``δ`` after ``rounds`` started rounds (0 before any, inf without noise)."""
+        """``ε`` at ``δ`` after ``rounds`` started rounds at the base multiplier ``σ``."""
         if rounds < 0:
             raise ValueError(f"rounds must be non-negative, got {rounds}")
-        if rounds == 0:
+        return self.epsilon_of([self.noise_multiplier] * rounds, delta=delta)
+
+    def epsilon_of(self, multipliers: Sequence[float], *, delta: float) -> float:
+        """``ε`` at ``δ`` of subsampled rounds with these multipliers (0 before any round)."""
+        return self._convert(multipliers, delta=delta, amplified=True)
+
+    def client_epsilon(self, multipliers: Sequence[float], *, delta: float) -> float:
+        """``ε`` at ``δ`` of one client's rounds, each an unamplified Gaussian."""
+        return self._convert(multipliers, delta=delta, amplified=False)
+
+    def _convert(self, multipliers: Sequence[float], *, delta: float, amplified: bool) -> float:
+        if not multipliers:
             return 0.0
-        if not self.private:
+        if not self.private or min(multipliers) <= 0:
             return math.inf
         from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 
-        eps, _order = compute_epsilon(self.orders, rounds * self.per_round, delta)
-        return float(eps)
+        counts = tuple(sorted(Counter(multipliers).items()))
+        key = (amplified, delta, counts)
+        if key not in self._epsilons:
+            rdp = sum(n * self.curve(m, amplified=amplified) for m, n in counts)
+            eps, _order = compute_epsilon(self._orders[0], rdp, delta)
+            self._epsilons[key] = float(eps)
+        return self._epsilons[key]
 
 
 def epsilon(*, sampling_rate: float, noise_multiplier: float, rounds: int, delta: float) -> float:

@@ -16,7 +16,9 @@ survivors and what the coordinator saw (or an abort reason) through ``close``.
   (``fl_share_fwd``); a client that drops out does so now, the others train, mask and send
   their masked input (``fl_masked``); the coordinator names survivors and dropped clients
   (``fl_unmask``), the survivors reveal their shares (``fl_reveal``), and the coordinator
-  unmasks the sum. Every step's cryptography is the real one of :mod:`sim.federated.secagg`,
+  unmasks the sum. In clients mode (``dp_noise_at = "clients"``) each member adds its share of
+  the DP noise to its encoded update before masking (:class:`~sim.federated.rounds.ClientNoise`).
+  Every step's cryptography is the real one of :mod:`sim.federated.secagg`,
   metered into the session's meter. A client whose mask key was revealed rotates it
   (:func:`sim.federated.training.rotate`) before it takes part again.
 
@@ -94,6 +96,8 @@ class RoundEnd:
         reason: why it aborted (``""`` when it completed).
         observed: what the coordinator saw of the individual clients (None if aborted).
         clamped: coordinates the secure sum clamped (None: plain, or aborted).
+        client_multiplier: what the members' own noise in ``total`` is worth (clients mode;
+            None when the coordinator adds the noise).
     """
 
     total: np.ndarray | None
@@ -101,6 +105,7 @@ class RoundEnd:
     reason: AbortReason
     observed: Observation | None
     clamped: int | None = None
+    client_multiplier: float | None = None
 
 
 Close = Callable[[RoundEnd], None]
@@ -167,12 +172,15 @@ class NetworkRound:
         survivors: tuple[int, ...],
         reason: AbortReason,
         observed: Observation | None,
+        *,
         clamped: int | None = None,
+        client_multiplier: float | None = None,
     ) -> None:
         """Close the round once."""
         if not self.closed:
             self.closed = True
-            self._close(RoundEnd(total, survivors, reason, observed, clamped))
+            end = RoundEnd(total, survivors, reason, observed, clamped, client_multiplier)
+            self._close(end)
 
 
 class PlainRound(NetworkRound):
@@ -348,7 +356,9 @@ class SecureRound(NetworkRound):
             self.masked.drop(client)
             return
         payload = run.strategy.payload(self.train(client))
-        masked = mask_input(self.states[client], payload, pairs=run.pairs, meter=run.meter)
+        state = self.states[client]
+        noise = None if run.noise is None else run.noise.share(state.roster, client)
+        masked = mask_input(state, payload, pairs=run.pairs, meter=run.meter, noise=noise)
         self.courier.to_coordinator(MaskedUpload(client, masked, len(payload)), to=self.receive)
 
     def _inputs(self, got: Mapping[int, MaskedInput]) -> None:
@@ -390,7 +400,16 @@ class SecureRound(NetworkRound):
             return
         rotate(self.run, result.dropped)
         seen = visible_sum(self.run.strategy, result.total)
-        self.finish(result.total, result.survivors, "", seen, result.clamped)
+        noise, dim = self.run.noise, len(result.total)
+        worth = None if noise is None else noise.of_sum(result, dim)
+        self.finish(
+            result.total,
+            result.survivors,
+            "",
+            seen,
+            clamped=result.clamped,
+            client_multiplier=worth,
+        )
 
     def _abort(self, abort: SecAggAbortError) -> None:
         # once an unmask request went out, the dropped clients' key shares may have been revealed

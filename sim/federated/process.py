@@ -21,7 +21,8 @@ Metrics (SPEC section 4): ``fl.model_brier`` (holdout of 10,000 events), ``fl.ce
 (the same model trained on the pooled records), ``fl.market_brier`` (the model's probability of
 each market's event against its realised outcome, averaged over markets, the binary
 ``(p − o)²`` convention of the other two, half of ``market.brier``'s sum over both outcomes),
-``fl.dp_epsilon`` (RDP accountant over every round started; inf without DP),
+``fl.dp_epsilon`` (RDP accountant over every round started, each at its accounted noise
+multiplier; inf without DP; whom it holds against is ``fl_rounds.epsilon_against``),
 ``fl.mia_auc`` / ``fl.mia_advantage`` (loss-threshold attack on the final model: all training
 records against as many fresh ones), ``fl.mia_advantage_bound`` (the largest TPR − FPR any
 membership test can reach against the run's (ε, δ), Kairouz et al. 2015; it bounds a balanced
@@ -29,13 +30,22 @@ game over one whole client's data, and so over any one record of it; NaN without
 ``fl.reconstruction_rate`` (gradient inversion of everything the coordinator received, in every
 completed round and every mode: distinct records recovered over all clients' records; NaN if no
 round completed; ``fl_rounds.records_reconstructed`` per round) and
-``traders.forecaster_pnl``. Tables: ``fl_rounds`` and ``fl_roc`` (the attack's ROC curve).
+``fl.client_epsilon_max`` / ``fl.client_epsilon_mean`` (the clients' own epsilons, the
+individual filter of :mod:`sim.federated.consent`), ``fl.clients_withdrawn`` /
+``fl.clients_exhausted``, ``fl.withdrawn_mia_auc`` (the ``fl.mia_auc`` attack with only the
+withdrawn clients' records as members; NaN when nobody withdrew) and
+``traders.forecaster_pnl``. Tables: ``fl_rounds``, ``fl_roc`` (the attack's ROC curve),
+``fl_clients`` (one row per client) and ``fl_client_epsilon`` (each client's own epsilon after
+each round it took part in).
+
+Consent: before each round the coordinator samples only the clients the consent ledger allows
+(not withdrawn, budget left); a completed round charges its survivors.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 import numpy as np
@@ -50,6 +60,7 @@ from sim.federated.attacks import (
     recovered_records,
     thin_roc,
 )
+from sim.federated.consent import ClientPrivacy, ConsentLedger
 from sim.federated.dp import RdpLedger
 from sim.federated.net_rounds import PlainRound, RoundEnd, RoundPlan, SecureRound
 from sim.federated.rounds import Observation, close_round, start_round
@@ -89,6 +100,8 @@ class FlRow:
     """Records the server's inversion recovered from this round (None: it did not complete)."""
     clamped: int | None = None
     """Coordinates secure aggregation clamped to ``secagg_bound`` (None: plain or aborted)."""
+    noise_multiplier: float = math.nan
+    """The multiplier the round is accounted at (its clients-mode effective one; NaN if open)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -137,6 +150,7 @@ class FederatedForecaster(Component):
             sampling_rate=self.config.client_fraction,
             noise_multiplier=self.config.dp_noise_multiplier,
         )
+        self.consent = ConsentLedger.for_config(self.config, self.ledger, self.forecast.withdrawals)
         self.params = self.session.model.init(self.rng)
         self.courier = Courier(
             sim, coordinator=self.forecast.coordinator, nodes=self.forecast.client_nodes
@@ -166,7 +180,8 @@ class FederatedForecaster(Component):
 
     def _start_round(self, number: int) -> None:
         session, now = self.session, self.sim.now
-        sampled = start_round(session.strategy, number, sorted(session.clients), self.rng)
+        eligible = self.consent.eligible(number, sorted(session.clients))
+        sampled = start_round(session.strategy, number, eligible, self.rng)
         drops = self.rng.random(len(sampled)) < self.config.dropout
         dropping = frozenset(c for c, d in zip(sampled, drops, strict=True) if d)
         plan = RoundPlan(number, self.params.copy(), sampled, dropping)
@@ -187,8 +202,11 @@ class FederatedForecaster(Component):
             rng=self.rng,
             reason=end.reason,
             clamped=end.clamped,
+            client_multiplier=end.client_multiplier,
         )
         self.outcomes.append(outcome)
+        if outcome.status == "completed":  # the survivors' data entered the released sum
+            self.consent.charge(plan.number, outcome.survivors, outcome.multiplier)
         recovered = None
         if outcome.status == "completed" and end.observed is not None:
             self.received.append(end.observed)
@@ -203,6 +221,7 @@ class FederatedForecaster(Component):
                 survivors=len(end.survivors),
                 records_reconstructed=recovered,
                 clamped=outcome.clamped,
+                noise_multiplier=outcome.multiplier,
             )
         )
         self.open = None
@@ -222,6 +241,7 @@ class FederatedForecaster(Component):
         survivors: int,
         records_reconstructed: int | None = None,
         clamped: int | None = None,
+        noise_multiplier: float = math.nan,
     ) -> FlRow:
         model, holdout = self.session.model, self.forecast.holdout
         return FlRow(
@@ -234,10 +254,23 @@ class FederatedForecaster(Component):
             survivors=survivors,
             loss=model.loss(self.params, holdout.x, holdout.y),
             brier=brier(model, self.params, holdout),
-            epsilon=self.ledger.epsilon(plan.number + 1, delta=self.config.dp_delta),
+            epsilon=self._epsilon(open_round=plan.number >= len(self.outcomes)),
             records_reconstructed=records_reconstructed,
             clamped=clamped,
+            noise_multiplier=noise_multiplier,
         )
+
+    def _epsilon(self, *, open_round: bool = False) -> float:
+        """``ε`` at ``δ`` of every round closed so far, and the open one at ``σ`` if asked.
+
+        A closed round counts at its accounted multiplier (``σ``, or its clients-mode
+        effective multiplier); a round the horizon cut off counts at ``σ`` (conservative: it
+        may have released nothing).
+        """
+        spent = [o.multiplier for o in self.outcomes]
+        if open_round:
+            spent.append(self.config.dp_noise_multiplier)
+        return self.ledger.epsilon_of(spent, delta=self.config.dp_delta)
 
     def _trained(self) -> None:
         """Training is over: a forecaster that learnt something starts trading."""
@@ -281,8 +314,11 @@ class FederatedForecaster(Component):
         )
         events = np.array([float(o == 1) for o in self.sim.world.outcomes])
         market_probs = model.predict_proba(self.params, forecast.market_x)
-        eps = self.ledger.epsilon(started, delta=config.dp_delta)
+        eps = self._epsilon(open_round=started > len(self.outcomes))
         bound = membership_advantage_bound(eps, config.dp_delta) if config.dp else math.nan
+        clients = self.client_rows()
+        epsilons = [c.epsilon for c in clients]
+        withdrawn = [c for c in clients if c.withdrawn_at is not None]
         return {
             "fl.model_brier": brier(model, self.params, forecast.holdout),
             "fl.centralized_brier": brier(model, centralized, forecast.holdout),
@@ -292,8 +328,43 @@ class FederatedForecaster(Component):
             "fl.mia_advantage": membership.advantage,
             "fl.mia_advantage_bound": bound,
             "fl.reconstruction_rate": reconstruction_rate(self.received, self.records),
+            "fl.client_epsilon_max": max(epsilons),
+            "fl.client_epsilon_mean": float(np.mean(epsilons)),
+            "fl.clients_withdrawn": float(len(withdrawn)),
+            "fl.clients_exhausted": float(sum(c.exhausted_at is not None for c in clients)),
+            "fl.withdrawn_mia_auc": self._withdrawn_auc([c.client for c in withdrawn]),
             "traders.forecaster_pnl": self.trader.pnl(),
         }
+
+    def _withdrawn_auc(self, withdrawn: list[int]) -> float:
+        """The membership attack on the final model against withdrawn clients' records only.
+
+        The same loss-threshold attack and non-member set as ``fl.mia_auc``; NaN when nobody
+        withdrew.
+        """
+        if not withdrawn:
+            return math.nan
+        members = pooled([self.forecast.clients[c] for c in withdrawn])
+        result = membership_inference(
+            self.session.model, self.params, members, self.forecast.nonmembers
+        )
+        return result.auc
+
+    def client_rows(self) -> list[ClientPrivacy]:
+        """One ``fl_clients`` row per client (its own ``ε``: the individual filter's)."""
+        consent, forecast = self.consent, self.forecast
+        return [
+            ClientPrivacy(
+                client=data.client,
+                node=forecast.client_nodes[data.client],
+                records=data.samples,
+                rounds=consent.rounds(data.client),
+                epsilon=consent.epsilon(data.client),
+                withdrawn_at=consent.withdrawn_at.get(data.client),
+                exhausted_at=consent.exhausted_at.get(data.client),
+            )
+            for data in forecast.clients
+        ]
 
     def metrics(self) -> dict[str, float]:
         """The ``fl.*`` metrics and ``traders.forecaster_pnl``."""
@@ -317,9 +388,26 @@ class FederatedForecaster(Component):
                 "epsilon": [r.epsilon for r in rows],
                 "records_reconstructed": [r.records_reconstructed for r in rows],
                 "clamped": [r.clamped for r in rows],
+                "noise_multiplier": [tables.nan_to_none(r.noise_multiplier) for r in rows],
+                "epsilon_against": [self.config.epsilon_against] * len(rows),
             },
             run_id,
         )
         fpr, tpr = thin_roc(self.report().membership)
         roc = tables.frame("fl_roc", {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, run_id)
-        return {"fl_rounds": fl_rounds, "fl_roc": roc}
+        clients = self.client_rows()
+        columns = [f.name for f in fields(ClientPrivacy)]  # the fl_clients columns, in order
+        fl_clients = tables.frame(
+            "fl_clients", {name: [getattr(c, name) for c in clients] for name in columns}, run_id
+        )
+        history = self.consent.history  # (round, client, epsilon) rows
+        by_column = {
+            n: [h[i] for h in history] for i, n in enumerate(("round", "client", "epsilon"))
+        }
+        client_epsilon = tables.frame("fl_client_epsilon", by_column, run_id)
+        return {
+            "fl_rounds": fl_rounds,
+            "fl_roc": roc,
+            "fl_clients": fl_clients,
+            "fl_client_epsilon": client_epsilon,
+        }

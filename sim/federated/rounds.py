@@ -9,6 +9,7 @@ latencies and dropouts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ import numpy as np
 
 from market.crypto import CryptoMeter, RandBytes
 from sim.federated.attacks import SecureSumObservation, UpdateObservation
+from sim.federated.dp import discrete_gaussian, distributed_multiplier, share_sigma
 from sim.federated.model import Model
 from sim.federated.secagg import (
     ClientKeys,
@@ -29,6 +31,7 @@ from sim.federated.secagg import (
     ShareCommitment,
     ShareEnvelope,
     agree_keys,
+    fixed_point_scale,
     make_roster,
     mask_input,
     receive_shares,
@@ -81,6 +84,63 @@ def client_rng(seed: int, round_number: int, client: int) -> np.random.Generator
     return np.random.default_rng([seed, round_number, client])
 
 
+NOISE_STREAM = 0x6E6F697365
+"""Tag ("noise") that separates a client's DP-noise generator from its local-SGD one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientNoise:
+    """Distributed DP (``dp_noise_at = "clients"``): each masking member's share of the noise.
+
+    The distributed discrete Gaussian of Kairouz, Liu & Steinke (ICML 2021), on the secure
+    ring's fixed-point integers: a member rounds its clipped update ``x`` (``‖x‖₂ ≤ C``) to
+    ``round(s·x)``, whose L2 norm is at most ``Δ = s·C + √d/2`` (the rounding error, at most
+    ½ per coordinate, is bounded *in the sensitivity*), and adds ``N_Z(0, (σΔ)²/k)`` drawn by
+    :func:`~sim.federated.dp.discrete_gaussian`, ``k`` being the round's masking members. The
+    ``k`` shares sum to the calibrated ``σΔ`` when every member survives; each dropout removes
+    its share, and :meth:`multiplier` says what the surviving noise is worth.
+
+    Randomness: a member's noise generator derives from the run's local-SGD seed, the round,
+    the client and :data:`NOISE_STREAM`, so it is reproducible from the run seed and
+    independent of every other stream.
+    """
+
+    noise_multiplier: float
+    clip: float
+    bound: float
+    seed: int
+
+    def sensitivity(self, members: int, dim: int) -> float:
+        """``Δ``: the L2 norm of one member's encoded clipped update, rounding included."""
+        return fixed_point_scale(members, self.bound) * self.clip + math.sqrt(dim) / 2
+
+    def share(self, roster: Roster, client: int) -> np.ndarray:
+        """``client``'s integer noise vector for this round's masking members."""
+        members = len(roster.members)
+        sigma = share_sigma(
+            self.noise_multiplier,
+            sensitivity=self.sensitivity(members, roster.dim),
+            members=members,
+        )
+        rng = np.random.default_rng([self.seed, roster.round, client, NOISE_STREAM])
+        return discrete_gaussian(roster.dim, sigma=sigma, rng=rng)
+
+    def multiplier(self, *, members: int, survivors: int, dim: int) -> float:
+        """The Gaussian multiplier the round's sum is accounted at (``distributed_multiplier``)."""
+        return distributed_multiplier(
+            self.noise_multiplier,
+            sensitivity=self.sensitivity(members, dim),
+            members=members,
+            survivors=survivors,
+            dim=dim,
+        )
+
+    def of_sum(self, result: SecureSum, dim: int) -> float:
+        """:meth:`multiplier` of a completed secure sum (its members: survivors and dropped)."""
+        members = len(result.survivors) + len(result.dropped)
+        return self.multiplier(members=members, survivors=len(result.survivors), dim=dim)
+
+
 def start_round(
     strategy: FedAvg, round_number: int, clients: Sequence[int], rng: np.random.Generator
 ) -> tuple[int, ...]:
@@ -128,10 +188,12 @@ def secure_sum(
     randbytes: RandBytes,
     meter: CryptoMeter | None = None,
     timer: PhaseTimer | None = None,
+    noise: ClientNoise | None = None,
 ) -> SecureSum:
     """Run one secure-aggregation round in process, phase by phase.
 
-    Sampled clients absent from ``payloads`` dropped out after sharing their keys. Raises
+    Sampled clients absent from ``payloads`` dropped out after sharing their keys; with
+    ``noise`` (clients mode) each member adds its noise share before masking. Raises
     :class:`SecAggAbortError` when the round cannot finish.
     """
     timer = timer if timer is not None else PhaseTimer()
@@ -146,7 +208,13 @@ def secure_sum(
         states, commitments = _share(roster, keys, pairs=pairs, randbytes=randbytes, meter=meter)
     with timer.phase("masking"):
         inputs = {
-            c: mask_input(states[c], payloads[c], pairs=pairs, meter=meter)
+            c: mask_input(
+                states[c],
+                payloads[c],
+                pairs=pairs,
+                meter=meter,
+                noise=None if noise is None else noise.share(states[c].roster, c),
+            )
             for c in roster.members
             if c in payloads
         }
@@ -197,28 +265,38 @@ def close_round(
     rng: np.random.Generator,
     reason: AbortReason = "",
     clamped: int | None = None,
+    client_multiplier: float | None = None,
 ) -> tuple[np.ndarray, RoundOutcome]:
     """Server: the next global parameters and the round's outcome.
 
     ``total`` is the sum of the survivors' payloads, or None when the round aborted (then
-    ``reason`` says why); ``clamped`` is the secure sum's count of clamped coordinates.
+    ``reason`` says why); ``clamped`` is the secure sum's count of clamped coordinates;
+    ``client_multiplier`` is set when the clients already noised ``total`` (clients mode) and
+    says what that noise is worth; otherwise the server adds the noise, worth ``σ``.
     Without DP an aborted round keeps the parameters. Under DP it releases a noise-only update,
-    the mechanism applied to an empty sum: whether a round releases anything would otherwise
-    depend on how many clients were sampled or survived, which the accountant's
-    Poisson-subsampled Gaussian does not model (with secure aggregation a round aborts below 3
-    participants or below the sharing threshold). With the release independent of the count,
-    the accounted mechanism is the one that ran.
+    the mechanism applied to an empty sum (the server adds the noise: nobody's data is in it):
+    whether a round releases anything would otherwise depend on how many clients were sampled
+    or survived, which the accountant's Poisson-subsampled Gaussian does not model (with secure
+    aggregation a round aborts below 3 participants or below the sharing threshold). With the
+    release independent of the count, the accounted mechanism is the one that ran.
     """
+    base = strategy.noise_multiplier
     if total is None:
         if not reason:
             raise ValueError("an aborted round needs a reason")
-        outcome = RoundOutcome(round_number, "aborted", reason, tuple(sampled), tuple(survivors))
+        outcome = RoundOutcome(
+            round_number, "aborted", reason, tuple(sampled), tuple(survivors), multiplier=base
+        )
         if strategy.dp:
             empty = np.zeros(strategy.payload_size(params.shape[0]))
             return strategy.apply_sum(params, empty, population=population, rng=rng), outcome
         return params.copy(), outcome
-    new = strategy.apply_sum(params, total, population=population, rng=rng)
-    outcome = RoundOutcome(round_number, "completed", "", tuple(sampled), tuple(survivors), clamped)
+    noised = client_multiplier is not None
+    new = strategy.apply_sum(params, total, population=population, rng=rng, noised=noised)
+    multiplier = client_multiplier if client_multiplier is not None else base
+    outcome = RoundOutcome(
+        round_number, "completed", "", tuple(sampled), tuple(survivors), clamped, multiplier
+    )
     return new, outcome
 
 

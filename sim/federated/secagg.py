@@ -239,8 +239,15 @@ def mask_input(
     *,
     pairs: PairKeys,
     meter: CryptoMeter | None = None,
+    noise: np.ndarray | None = None,
 ) -> MaskedInput:
-    """Step 2: ``y_u = encode(x_u) + PRG(b_u) + Σ ±PRG(k_uv)`` over the other members."""
+    """Step 2: ``y_u = encode(x_u) + z_u + PRG(b_u) + Σ ±PRG(k_uv)`` over the other members.
+
+    ``noise`` is the client's integer share ``z_u`` of distributed DP noise (clients mode),
+    added in the ring after the encoding and reduced modulo ``2^32`` like every term, never
+    clamped: the reduction commutes with the sum, so the server's view is post-processing of
+    the noisy sum of encodings.
+    """
     keys, roster = state.keys, state.roster
     me = keys.client
     if me not in roster.members:
@@ -250,6 +257,8 @@ def mask_input(
     peers = [v for v in roster.members if v != me]
     prgs = [pairs.mask(keys, roster.adverts[v]) for v in peers]
     y = quantise(vector, scale=roster.scale, bound=roster.bound)
+    if noise is not None:
+        y += (noise % MODULUS).astype(np.uint32)
     y += self_mask(state.seed, roster.round, roster.dim, meter)
     for v, prg in zip(peers, prgs, strict=True):
         mask = prg.mask(roster.round, roster.dim, meter=meter)

@@ -16,19 +16,24 @@ Two estimators, both built from a plain sum so they work unchanged under secure 
   ``q·N``, not by the realised count, which would itself leak membership:
   ``θ + (Σ_k clip(Δ_k) + N(0, σ²C²I)) / (qN)``. One client changes the sum by at most ``C`` in
   L2, so each round is a Poisson-subsampled Gaussian mechanism with noise multiplier ``σ``.
+  Who adds the noise is ``noise_at``: the server, in :meth:`FedAvg.apply_sum` (the default),
+  or the clients, each its share before masking (:class:`sim.federated.rounds.ClientNoise`),
+  in which case a completed secure sum arrives noised and ``apply_sum`` adds nothing.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from sim.federated.dp import clip_l2, gaussian_noise
+from sim.federated.dp import NOISE_TAILS, clip_l2, gaussian_noise
 
 RoundStatus = Literal["completed", "aborted"]
+NoiseAt = Literal["server", "clients"]
 AbortReason = Literal[
     "",  # completed
     "none_sampled",  # Poisson sampling picked nobody (only without DP: DP rounds always release)
@@ -65,6 +70,11 @@ class FLConfig:
             layer only).
         secagg_bound: per-coordinate clamp of a client's weighted update in the secure ring
             when DP is off (under DP the clip ``C`` bounds every coordinate already).
+        dp_noise_at: who adds the Gaussian noise: ``"server"`` (the coordinator, to the
+            unmasked sum) or ``"clients"`` (each masking member its share, before masking).
+        withdraw_fraction: share of clients that withdraw consent at a round drawn from the
+            world seed (:mod:`sim.federated.consent`).
+        client_epsilon_budget: each client's own ``ε`` budget at ``dp_delta`` (inf: none).
     """
 
     enabled: bool = True
@@ -84,6 +94,9 @@ class FLConfig:
     dp_delta: float = 1e-5
     round_timeout_s: float = 60.0
     secagg_bound: float = 8.0
+    dp_noise_at: NoiseAt = "server"
+    withdraw_fraction: float = 0.0
+    client_epsilon_budget: float = math.inf
 
     def __post_init__(self) -> None:
         checks = {
@@ -102,6 +115,9 @@ class FLConfig:
             "dp_delta": 0.0 < self.dp_delta < 1.0,
             "round_timeout_s": self.round_timeout_s > 0,
             "secagg_bound": self.secagg_bound > 0,
+            "dp_noise_at": self.dp_noise_at in ("server", "clients"),
+            "withdraw_fraction": 0.0 <= self.withdraw_fraction <= 1.0,
+            "client_epsilon_budget": self.client_epsilon_budget > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -111,6 +127,27 @@ class FLConfig:
     def dp(self) -> bool:
         """True when updates are clipped and noised."""
         return self.dp_noise_multiplier > 0
+
+    @property
+    def clients_noise(self) -> bool:
+        """True when each client adds its share of the noise before masking (distributed DP)."""
+        return self.dp and self.dp_noise_at == "clients"
+
+    @property
+    def epsilon_against(self) -> str:
+        """Whom the run's ``ε`` holds against (the ``fl_rounds.epsilon_against`` column).
+
+        Server mode: everyone who sees only the released models, but not the coordinator,
+        which holds the exact sum of the clipped updates before it adds the noise. Clients
+        mode (with secure aggregation, which it requires): the coordinator too, since it only
+        ever unmasks an already noised sum (clients that pool their noise shares with it
+        are not covered: each share is only ``1/k`` of the noise). Without DP: nobody.
+        """
+        if not self.dp:
+            return "nobody"
+        if self.clients_noise:
+            return "everyone, the coordinator included"
+        return "everyone but the coordinator"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -135,6 +172,9 @@ class RoundOutcome:
     ``clamped`` counts the payload coordinates secure aggregation clamped to its bound in a
     completed round (a round with ``clamped > 0`` is flagged: its sum is not the true sum);
     None when nothing was quantised (plain aggregation, or the round aborted).
+    ``multiplier`` is the Gaussian noise multiplier the round is accounted at: ``σ`` (server
+    mode, and every aborted round's noise-only update), the round's effective multiplier in
+    clients mode (:func:`sim.federated.dp.distributed_multiplier`), 0 without DP.
     """
 
     round: int
@@ -143,6 +183,7 @@ class RoundOutcome:
     sampled: tuple[int, ...]
     survivors: tuple[int, ...]
     clamped: int | None = None
+    multiplier: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +196,8 @@ class FedAvg:
         clip: ``C``, the L2 clip of each update under DP.
         weight_unit: sample count that gets weight 1 in plain FedAvg.
         secagg_bound: per-coordinate range of a plain-FedAvg payload in the secure ring.
+        noise_at: ``"server"`` adds the noise to the sum in :meth:`apply_sum`; ``"clients"``
+            leaves it to the masking members (a completed secure sum arrives noised).
     """
 
     client_fraction: float
@@ -162,6 +205,7 @@ class FedAvg:
     clip: float = 1.0
     weight_unit: float = 1.0
     secagg_bound: float = 8.0
+    noise_at: NoiseAt = "server"
 
     @classmethod
     def from_config(cls, config: FLConfig) -> FedAvg:
@@ -172,6 +216,7 @@ class FedAvg:
             clip=config.dp_clip,
             weight_unit=float(config.samples_per_client),
             secagg_bound=config.secagg_bound,
+            noise_at=config.dp_noise_at,
         )
 
     @property
@@ -183,8 +228,19 @@ class FedAvg:
         """Length of a client's payload: the update, plus its weight without DP."""
         return params_size if self.dp else params_size + 1
 
+    @property
+    def clients_noise(self) -> bool:
+        """True when the clients add the noise (distributed DP, :mod:`sim.federated.rounds`)."""
+        return self.dp and self.noise_at == "clients"
+
     def payload_bound(self) -> float:
-        """A bound on every payload coordinate's magnitude, for fixed-point secure sums."""
+        """A bound on every payload coordinate's magnitude, for fixed-point secure sums.
+
+        Under DP the clip bounds every coordinate; in clients mode the ring also leaves room
+        for :data:`~sim.federated.dp.NOISE_TAILS` standard deviations of the summed noise.
+        """
+        if self.clients_noise:
+            return self.clip * (1 + NOISE_TAILS * self.noise_multiplier)
         return self.clip if self.dp else self.secagg_bound
 
     def configure(
@@ -221,15 +277,23 @@ class FedAvg:
         return self.apply_sum(params, total, population=population, rng=rng)
 
     def apply_sum(
-        self, params: np.ndarray, total: np.ndarray, *, population: int, rng: np.random.Generator
+        self,
+        params: np.ndarray,
+        total: np.ndarray,
+        *,
+        population: int,
+        rng: np.random.Generator,
+        noised: bool = False,
     ) -> np.ndarray:
         """New global parameters from the sum of payloads (from plain or secure aggregation).
 
-        Under DP, draws the noise from ``rng`` and divides by ``q·population``; without DP,
-        divides by the summed weights, and returns ``params`` unchanged if that is zero.
+        Under DP, draws the noise from ``rng`` (unless the clients already added it:
+        ``noised``) and divides by ``q·population``; without DP, divides by the summed weights,
+        and returns ``params`` unchanged if that is zero.
         """
         if self.dp:
-            noise = gaussian_noise(total.shape[0], std=self.noise_multiplier * self.clip, rng=rng)
+            std = 0.0 if noised else self.noise_multiplier * self.clip
+            noise = gaussian_noise(total.shape[0], std=std, rng=rng)
             return params + (total + noise) / (self.client_fraction * population)
         weight = float(total[-1])
         if weight <= 0:

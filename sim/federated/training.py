@@ -12,8 +12,11 @@ base seed from which each client's local-SGD generator derives by ``(round, clie
 (:func:`client_rng`), so a client's local steps do not depend on the order in which clients run.
 ``randbytes`` provides every key, seed and Shamir coefficient.
 
-Under secure aggregation with DP, the server adds the Gaussian noise to the unmasked sum: it
-never sees an individual update, and everyone downstream sees only the noised model. A dropped
+Under secure aggregation with DP, the server adds the Gaussian noise to the unmasked sum
+(``dp_noise_at = "server"``): it never sees an individual update, but it does see their exact
+sum; everyone downstream sees only the noised model. With ``dp_noise_at = "clients"`` each
+masking member adds its share of the noise before masking (:class:`ClientNoise`), so the
+server too sees only a noised sum. A dropped
 client's mask secret was revealed to unmask the round, so the driver rotates that client's mask
 key pair before it can take part again (:func:`rotate`); the simpy layer does the same.
 """
@@ -30,6 +33,7 @@ from sim.federated.attacks import UpdateObservation
 from sim.federated.dp import ACCOUNTANT, RdpLedger
 from sim.federated.model import LogisticRegression, Model
 from sim.federated.rounds import (
+    ClientNoise,
     Observation,
     PhaseTimer,
     client_rng,
@@ -170,6 +174,8 @@ class Session:
     timer: PhaseTimer | None
     keys: dict[int, ClientKeys]
     pairs: PairKeys
+    noise: ClientNoise | None = None
+    """Each member's share of the DP noise (clients mode with secure aggregation), else None."""
 
     @classmethod
     def start(
@@ -189,22 +195,33 @@ class Session:
         keys = {}
         if config.secure_aggregation:
             keys = {c: client_keys(c, randbytes, meter=meter) for c in sorted(clients)}
+        strategy = FedAvg.from_config(config)
+        noise = None
+        if config.clients_noise:
+            if not config.secure_aggregation:
+                raise ValueError("clients-side DP noise needs secure aggregation")
+            bound = strategy.payload_bound()
+            noise = ClientNoise(config.dp_noise_multiplier, config.dp_clip, bound, sgd_seed)
         return cls(
-            config, model or LogisticRegression(config.features), FedAvg.from_config(config),
+            config, model or LogisticRegression(config.features), strategy,
             clients, rng, sgd_seed, central_seed, randbytes, meter, timer, keys,
-            PairKeys(meter=meter),
+            PairKeys(meter=meter), noise,
         )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Aggregate:
-    """A round's payload sum (None: aborted), survivors, abort reason, view and clamp count."""
+    """A round's payload sum (None: aborted), survivors, abort reason, view and clamp count.
+
+    ``client_multiplier``: what the clients' own noise in ``total`` is worth (clients mode).
+    """
 
     total: np.ndarray | None
     survivors: tuple[int, ...]
     reason: AbortReason
     seen: Observation | None
     clamped: int | None = None
+    client_multiplier: float | None = None
 
 
 def _aggregate(
@@ -231,6 +248,7 @@ def _aggregate(
             randbytes=run.randbytes,
             meter=run.meter,
             timer=run.timer,
+            noise=run.noise,
         )
     except SecAggAbortError as abort:
         if abort.reason != "too_few_clients":  # shares went out: the server may hold some
@@ -238,7 +256,8 @@ def _aggregate(
         return _Aggregate(None, tuple(sorted(alive)), abort.reason, None)
     rotate(run, secure.dropped)
     summed = visible_sum(strategy, secure.total)
-    return _Aggregate(secure.total, secure.survivors, "", summed, secure.clamped)
+    worth = None if run.noise is None else run.noise.of_sum(secure, size)
+    return _Aggregate(secure.total, secure.survivors, "", summed, secure.clamped, worth)
 
 
 def rotate(run: Session, dropped: Sequence[int]) -> None:
@@ -281,6 +300,7 @@ def run_round(
         rng=run.rng,
         reason=summed.reason,
         clamped=summed.clamped,
+        client_multiplier=summed.client_multiplier,
     )
     return new, outcome, summed.seen
 
@@ -312,8 +332,9 @@ def train(
         params, outcome, seen = run_round(run, params, r)
         observed = seen if seen is not None else observed
         outcomes.append(outcome)
+        spent = [o.multiplier for o in outcomes]
         rows.append(
-            _row(model, params, outcome, holdout, ledger.epsilon(r + 1, delta=config.dp_delta))
+            _row(model, params, outcome, holdout, ledger.epsilon_of(spent, delta=config.dp_delta))
         )
     centralized = train_centralized(
         config, datasets, rng=np.random.default_rng(run.central_seed), model=model
@@ -325,7 +346,7 @@ def train(
         initial=initial,
         centralized=centralized,
         observed=observed,
-        epsilon=ledger.epsilon(config.rounds, delta=config.dp_delta),
+        epsilon=ledger.epsilon_of([o.multiplier for o in outcomes], delta=config.dp_delta),
         accountant=ACCOUNTANT,
     )
 

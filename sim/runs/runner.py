@@ -226,6 +226,8 @@ def _frames(sim: Simulation, run_id: str) -> dict[str, pl.DataFrame]:
         "messages": frames.messages_table(sim, run_id),
         "fl_rounds": tables.frame("fl_rounds", {}, run_id),
         "fl_roc": tables.frame("fl_roc", {}, run_id),
+        "fl_clients": tables.frame("fl_clients", {}, run_id),
+        "fl_client_epsilon": tables.frame("fl_client_epsilon", {}, run_id),
         "nodes": frames.nodes_table(sim, run_id),
         "edges": frames.edges_table(sim, run_id),
     }

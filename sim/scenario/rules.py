@@ -100,11 +100,28 @@ def cross_field_rules(s: Sections) -> list[tuple[str, str]]:
          f"equal beta, got alpha = {show(m.prior.alpha)}, beta = {show(m.prior.beta)}"),
         (s.forecaster.enabled and m.outcomes != 2, "forecaster.enabled",
          f"the forecaster needs binary markets (market.outcomes = 2), got {m.outcomes}"),
+        *_forecaster_rules(s.forecaster),
         (runs > MAX_RUNS, "sweep" if s.sweep else "replications",
          f"{runs} runs (sweep points × replications) exceed the limit of {MAX_RUNS}"),
     ]
     # fmt: on
     return [(key, message) for broken, key, message in rules if broken]
+
+
+def _forecaster_rules(f: Forecaster) -> list[Rule]:
+    """Distributed DP needs secure aggregation; a per-client budget needs DP."""
+    # fmt: off
+    return [
+        (f.enabled and f.dp_noise_at == "clients" and not f.secure_aggregation,
+         "forecaster.dp_noise_at",
+         '"clients" needs forecaster.secure_aggregation = true: without masking the coordinator '
+         "sees each client's update with only its 1/k share of the noise"),
+        (f.enabled and math.isfinite(f.client_epsilon_budget) and f.dp_noise_multiplier == 0,
+         "forecaster.client_epsilon_budget",
+         f"a budget ({show(f.client_epsilon_budget)}) needs DP: set forecaster."
+         "dp_noise_multiplier > 0 (without noise every round costs an infinite epsilon)"),
+    ]
+    # fmt: on
 
 
 def _at_most(name: str, limit: float, got: float) -> str:

@@ -8,9 +8,10 @@ the simulator converts them to micro-units.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 MAX_SEED = 2**63 - 1  # seeds are TOML integers (signed 64-bit), never negative
 
@@ -55,6 +56,20 @@ Instant = Annotated[float, Field(ge=0.0, le=MAX_DURATION_S)]
 
 Interval = Annotated[float, Field(ge=MIN_INTERVAL_S, le=MAX_DURATION_S)]
 """A repeating interval or a timeout, in seconds: from :data:`MIN_INTERVAL_S` to a year."""
+
+
+def _inf_from_text(value: Any) -> Any:
+    return math.inf if value == "inf" else value
+
+
+Budget = Annotated[
+    float,
+    Field(gt=0.0, allow_inf_nan=True),
+    BeforeValidator(_inf_from_text),
+    PlainSerializer(lambda v: "inf" if math.isinf(v) else v, when_used="json"),
+]
+"""A privacy budget: a positive ``ε``, or ``inf`` (TOML's ``inf``, or the text ``"inf"`` in
+JSON, where it round-trips) for none. NaN is refused."""
 
 
 class Section(BaseModel):
@@ -257,3 +272,8 @@ class Forecaster(Section):
     dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
     round_timeout_s: Interval = 60.0
     secagg_bound: float = Field(default=8.0, gt=0.0)  # secure aggregation's per-coordinate clamp
+    # who adds the DP noise: the coordinator after unmasking, or each client before masking
+    dp_noise_at: Literal["server", "clients"] = "server"
+    withdraw_fraction: UnitInterval = 0.0  # clients that withdraw consent at a random round
+    # each client's own epsilon budget at dp_delta; inf (the default) = no budget
+    client_epsilon_budget: Budget = math.inf

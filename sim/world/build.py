@@ -14,7 +14,7 @@ its own stream of the world seed); with it disabled the world is exactly what it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from sim.net.network import Topology, build_topology
 from sim.rng import Streams
 from sim.scenario import Scenario
-from sim.world.forecast import ForecastWorld, forecast_world
+from sim.world.forecast import ForecastWorld, consent_withdrawals, forecast_world
 from sim.world.information import concentration, evidence, favoured, pooled, posterior_mean
 
 TraderKind = Literal["informed", "noise"]
@@ -153,7 +153,7 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
     truth = streams.numpy("truth")
     n_out = scenario.market.outcomes
     alpha = concentration(scenario.market.prior, n_out)
-    forecast = _forecast(scenario, streams.numpy("forecast"))
+    forecast = _forecast(scenario, streams.numpy("forecast"), streams.numpy("withdrawals"))
     if forecast is None:
         probs = tuple(
             tuple(float(p) for p in truth.dirichlet(alpha)) for _ in range(scenario.market.count)
@@ -188,12 +188,21 @@ def build_world(scenario: Scenario, world_seed: int) -> World:
     )
 
 
-def _forecast(scenario: Scenario, rng: np.random.Generator) -> ForecastWorld | None:
-    """The forecasting world when the forecaster is enabled (None otherwise, drawing nothing)."""
+def _forecast(
+    scenario: Scenario, rng: np.random.Generator, consent: np.random.Generator
+) -> ForecastWorld | None:
+    """The forecasting world when the forecaster is enabled (None otherwise, drawing nothing).
+
+    Consent withdrawals come from their own world stream, so the data and roles are the same
+    whatever ``withdraw_fraction`` is.
+    """
     cfg = scenario.forecaster
     if not cfg.enabled:
         return None
-    return forecast_world(
+    withdrawals = consent_withdrawals(
+        clients=cfg.clients, fraction=cfg.withdraw_fraction, rounds=cfg.rounds, rng=consent
+    )
+    world = forecast_world(
         features=cfg.features,
         clients=cfg.clients,
         samples=cfg.samples_per_client,
@@ -202,3 +211,4 @@ def _forecast(scenario: Scenario, rng: np.random.Generator) -> ForecastWorld | N
         nodes=scenario.network.nodes,
         rng=rng,
     )
+    return replace(world, withdrawals=withdrawals)

@@ -29,8 +29,8 @@ the held-out events and the membership-inference non-members.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -225,6 +225,8 @@ class ForecastWorld:
         coordinator: the node that runs the federated rounds (and the forecaster trader).
         holdout: :data:`HOLDOUT_EVENTS` fresh events from the base distribution.
         nonmembers: fresh records drawn like the clients' own, never trained on.
+        withdrawals: client → the round from which it withdraws consent
+            (:func:`consent_withdrawals`; empty when nobody does).
     """
 
     truth: GroundTruth
@@ -235,6 +237,24 @@ class ForecastWorld:
     coordinator: int
     holdout: Dataset
     nonmembers: Dataset
+    withdrawals: Mapping[int, int] = field(default_factory=dict)
+
+
+def consent_withdrawals(
+    *, clients: int, fraction: float, rounds: int, rng: np.random.Generator
+) -> dict[int, int]:
+    """Which clients withdraw consent, and from which round (a stream of the world seed).
+
+    ``floor(fraction·clients + 0.5)`` clients (the role-count rule), the first of a random
+    permutation, so a larger fraction withdraws a superset; each withdraws from a round drawn
+    uniformly from ``1 … rounds − 1`` (it may have taken part before: withdrawal is not
+    erasure), or from round 0 when there is only one round. Drawn in full whatever the
+    fraction, so the rounds do not depend on it.
+    """
+    order = rng.permutation(clients)
+    at = rng.integers(1, rounds, size=clients) if rounds > 1 else np.zeros(clients, dtype=int)
+    count = int(np.floor(fraction * clients + 0.5))
+    return {int(order[i]): int(at[i]) for i in range(count)}
 
 
 def forecast_world(

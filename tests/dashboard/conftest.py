@@ -43,6 +43,8 @@ REAL_SCENARIO: dict[str, Any] = {
         "rounds": 3,
         "client_fraction": 0.8,
         "secure_aggregation": False,
+        "dp_noise_multiplier": 1.0,  # so each client has a finite epsilon to draw
+        "withdraw_fraction": 0.3,  # and the Learning page has withdrawals to mark
     },
     "sweep": {"privacy.order_flow": list(FLOWS)},
 }

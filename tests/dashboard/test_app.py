@@ -210,6 +210,7 @@ def test_missing_tables_show_messages_not_exceptions(
     root = tmp_path / "results"
     shutil.copytree(app_argv, root)
     gone = ["prices", "orders", "traders", "nodes", "messages", "settlement", "fl_rounds", "fl_roc"]
+    gone += ["fl_clients", "fl_client_epsilon"]
     for manifest_path in root.glob("*/*/manifest.json"):
         manifest = json.loads(manifest_path.read_text())
         for name in gone:
@@ -223,7 +224,7 @@ def test_missing_tables_show_messages_not_exceptions(
         "privacy": ["no usable `orders` table"],
         "network": ["`nodes`", "`messages`"],
         "settlement": ["`settlement`"],
-        "learning": ["`fl_rounds`", "forecaster", "`fl_roc`"],
+        "learning": ["`fl_rounds`", "forecaster", "`fl_roc`", "`fl_clients`"],
     }
     for page, phrases in expected.items():
         infos = _infos(_open(page))
@@ -324,6 +325,37 @@ def test_learning_page_shows_the_attack_beside_its_dp_bound(app_argv: Path) -> N
     labels = [m.label for m in _open("learning").metric]
     assert "MIA advantage" in labels and "MIA advantage bound" in labels
     assert labels.index("MIA advantage bound") == labels.index("MIA advantage") + 1
+
+
+def test_learning_page_draws_each_clients_epsilon_and_who_withdrew(app_argv: Path) -> None:
+    at = _open("learning")
+    rel, manifest = _first_run(app_argv)
+    tables = app_argv / rel / "tables"
+    roster = pl.read_parquet(tables / "fl_clients.parquet")
+    history = pl.read_parquet(tables / "fl_client_epsilon.parquet")
+    specs = _charts(at)
+    [index] = [
+        i
+        for i, spec in enumerate(specs)
+        if any(layer.get("mark", {}).get("type") == "tick" for layer in spec.get("layer", []))
+    ]
+    lines, events = _chart_rows(at, index)
+    withdrawn = roster.filter(pl.col("withdrawn_at").is_not_null())
+    assert withdrawn.height == 3  # 30 % of 10 clients
+    assert sorted(events.filter(pl.col("event") == "withdrew consent").rows()) == sorted(
+        (c, r, "withdrew consent") for c, r in withdrawn.select("client", "withdrawn_at").rows()
+    )
+    # every client's line starts at 0 before any round and ends at its epsilon in fl_clients
+    for client, eps in roster.select("client", "epsilon").rows():
+        mine = lines.filter(pl.col("client") == client).sort("rounds")
+        assert mine["rounds"][0] == 0 and mine["epsilon"][0] == 0.0
+        assert mine["epsilon"][-1] == pytest.approx(eps)
+    assert lines.height == history.height + roster.height
+    captions = " | ".join(c.value for c in at.caption)
+    assert "holds against **everyone but the coordinator**" in captions
+    assert "withdrew consent" in captions and "not erasure" in captions
+    assert "Max client epsilon" in [m.label for m in at.metric]
+    del manifest
 
 
 def test_the_market_page_draws_beliefs_and_the_posterior_beside_the_price(app_argv: Path) -> None:

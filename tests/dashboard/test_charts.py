@@ -196,6 +196,13 @@ def test_other_builders_produce_valid_specs() -> None:
     fl = _spec(charts.fl_rounds(long))
     assert fl["facet"]["column"]["field"] == "measure"
     assert len(fl["spec"]["layer"]) == 2  # the line and the aborted-round marker
+    lines = pl.DataFrame({"client": [1, 1], "rounds": [0, 1], "epsilon": [0.0, 2.0]})
+    events = pl.DataFrame({"client": [1], "rounds": [1], "event": ["withdrew consent"]})
+    consent = _spec(charts.client_epsilon(lines, events))
+    assert [layer["mark"]["type"] for layer in consent["layer"]] == ["line", "tick"]
+    assert consent["layer"][0]["mark"]["interpolate"] == "step-after"
+    empty = pl.DataFrame(schema={"client": pl.Int64, "rounds": pl.Int64, "event": pl.String})
+    assert len(_spec(charts.client_epsilon(lines, empty))["layer"]) == 1
     roc = _spec(charts.roc_curve(shapes.roc_points(pl.DataFrame({"fpr": [0.5], "tpr": [0.8]}))))
     assert roc["layer"][0]["mark"]["strokeDash"]  # the chance diagonal
     brier = pl.DataFrame({"source": ["market price"], "brier": [0.2]})

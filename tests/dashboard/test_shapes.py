@@ -186,3 +186,26 @@ def test_aggregation_lines_weigh_beliefs_by_wealth_by_hand() -> None:
     assert posterior["value"].to_list() == [0.7, 0.7]
     assert posterior["t"].to_list() == [0.0, 20.0]  # across the whole run
     assert set(lines["outcome"].to_list()) == {"1"}
+
+
+def test_client_epsilon_lines_start_at_zero_and_drop_infinite_values() -> None:
+    history = pl.DataFrame(
+        {"round": [0, 2, 1], "client": [4, 4, 5], "epsilon": [1.5, 2.5, math.inf]}
+    )
+    roster = pl.DataFrame(
+        {"client": [4, 5, 6], "withdrawn_at": [3, None, None], "exhausted_at": [None, 2, None]}
+    )
+    lines = shapes.client_epsilon(history, roster)
+    assert lines.rows() == [
+        (4, 0, 0.0),
+        (4, 1, 1.5),  # after round 0: one round run
+        (4, 3, 2.5),
+        (5, 0, 0.0),
+        (5, 2, None),  # without DP a round costs an infinite epsilon: nothing to draw
+        (6, 0, 0.0),  # never took part
+    ]
+    assert sorted(shapes.consent_events(roster).rows()) == [
+        (4, 3, "withdrew consent"),
+        (5, 2, "budget spent"),
+    ]
+    assert shapes.consent_events(roster.select("client")).is_empty()

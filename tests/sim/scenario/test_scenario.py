@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     "forecaster.secure_aggregation": True, "forecaster.dp_noise_multiplier": 0.0,
     "forecaster.dp_clip": 1.0, "forecaster.dp_delta": 1e-5, "forecaster.round_timeout_s": 60.0,
     "forecaster.secagg_bound": 8.0,
+    "forecaster.dp_noise_at": "server",
+    "forecaster.withdraw_fraction": 0.0,
+    "forecaster.client_epsilon_budget": "inf",
     "faults.partitions": [], "faults.crashes": [],
 }  # fmt: skip
 
@@ -195,6 +198,14 @@ BAD = [
     ("[forecaster]\nenabled = true\n[market]\noutcomes = 3\n", "forecaster.enabled",
      "market.outcomes = 2"),
     ("replications = 10001\n", "replications", "less than or equal to 10000"),
+    ('[forecaster]\nenabled = true\ndp_noise_multiplier = 1.0\nsecure_aggregation = false\n'
+     'dp_noise_at = "clients"\n', "forecaster.dp_noise_at", "needs forecaster.secure_aggregation"),
+    ("[forecaster]\nenabled = true\nclient_epsilon_budget = 3.0\n",
+     "forecaster.client_epsilon_budget", "needs DP"),
+    ("[forecaster]\nclient_epsilon_budget = nan\n", "forecaster.client_epsilon_budget",
+     "greater than 0"),
+    ("[forecaster]\nwithdraw_fraction = 1.5\n", "forecaster.withdraw_fraction",
+     "less than or equal to 1"),
 ]  # fmt: skip
 
 
