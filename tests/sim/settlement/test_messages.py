@@ -1,9 +1,12 @@
 """How settlement messages scale, as the README states it, recomputed from the topology.
 
 On a loss-free ``d``-regular network of ``N`` nodes a flood delivers ``N(d − 1) + 1`` messages
-(the origin sends to ``d`` neighbours, every other node forwards to ``d − 1``). A BFT round is one
-flood by the leader and one bundle flooded by every honest reporter that votes: ``(r + 1)``
-floods with ``r`` honest reporters, whatever the number of markets open in the round.
+(the origin sends to ``d`` neighbours, every other node forwards to ``d − 1``), every one of them
+sent. A Tendermint round that decides is, per market, one prevote bundle and one precommit bundle
+flooded by each of the ``r`` honest reporters, the proposer's proposal riding in its prevote
+bundle (it prevotes its own proposal at once): ``2r`` floods. Markets have their own proposers
+(the rota turns with market and round), so their steps fall at different instants and each
+market pays its own ``2r``.
 """
 
 from __future__ import annotations
@@ -32,16 +35,14 @@ def _messages(reporters: int, markets: int) -> tuple[dict[str, float], int]:
 
 
 @pytest.mark.parametrize("reporters", [4, 7, 13])
-def test_a_round_costs_reporters_plus_one_floods_shared_by_every_open_market(
-    reporters: int,
-) -> None:
+def test_a_round_costs_two_floods_per_reporter_and_market(reporters: int) -> None:
     network = SMALL["network"]
     per_flood = network["nodes"] * (network["degree"] - 1) + 1
     by_markets = {}
     for markets in (1, 3):
         m, rounds = _messages(reporters, markets)
         assert m["settlement.finalized_fraction"] == 1.0 and rounds == 1
-        assert m["settlement.messages"] == rounds * (reporters + 1) * per_flood
+        assert m["settlement.messages"] == markets * rounds * 2 * reporters * per_flood
         assert m["settlement.messages_per_market"] == m["settlement.messages"] / markets
-        by_markets[markets] = m["settlement.messages"]
-    assert by_markets[1] == by_markets[3]  # one bundle per reporter carries every market
+        by_markets[markets] = m["settlement.messages_per_market"]
+    assert by_markets[1] == by_markets[3]
