@@ -74,6 +74,8 @@ def audit(run: Simulation, protocol: SettlementProtocol) -> None:
             settled, before = exchange.ledger.is_settled(s.market), exchange.state_hash()
             requests = exchange.requests.get(s.market, ())
             apply_tx(exchange, tx, settlement_ok=check, t=block.t)
+            if s.kind == "evidence":  # accountability: taken on a settled market too
+                continue
             if settled:  # no payout twice: a settled market's steps change nothing
                 assert exchange.state_hash() == before
             elif exchange.ledger.is_settled(s.market):  # this step paid out: justify it
@@ -373,21 +375,19 @@ def schedule(seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(st.integers(min_value=0, max_value=2**31 - 1))
 def test_random_fault_schedules_never_lose_money_diverge_or_pay_without_proof(seed: int) -> None:
-    run, m, protocol = _simulate(schedule(seed))
+    """The optimistic oracle's money and replicas under random faults (BFT's safety and
+    liveness have their own property: ``test_bft_property``). Examples are drawn afresh."""
+    world = schedule(seed)
+    world["settlement"]["protocol"] = "optimistic"
+    run, m, protocol = _simulate(world)
     assert m["ledger.conservation_error"] == 0 and m["ledger.payout_error"] == 0
     assert m["ledger.replica_divergence"] == 0
     _honest_live_replicas_match_the_chain(run)
     audit(run, protocol)
-    # BFT safety: fewer than 2f + 1 colluders never make a wrong outcome final, whatever
-    # crashes and partitions do. (The optimistic oracle's safety also needs an honest disputer
-    # to see each proposal within its liveness, which a schedule may prevent.)
-    if protocol.protocol == "bft" and len(protocol.plan.byzantine) < protocol.quorum:
-        finals = final_outcomes(run.exchange)
-        assert all(run.world.outcomes[market] == o for market, o in finals.items())
 
 
 def test_a_replica_hears_of_blocks_its_neighbours_only_fetched() -> None:
