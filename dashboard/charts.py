@@ -388,6 +388,27 @@ def votes_by_round(votes: pl.DataFrame) -> ChartLike:
     )
 
 
+def step_votes_by_round(votes: pl.DataFrame) -> ChartLike:
+    """Prevotes and precommits per value (nil included) in each round: a row per step, a
+    column per market."""
+    return (
+        alt.Chart(votes)
+        .mark_bar()
+        .encode(
+            x=alt.X("round:O", title="round", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("votes:Q", title="votes"),
+            color=alt.Color("value:N", title="value", scale=CATEGORIES),
+            xOffset="value:N",
+            tooltip=["market:Q", "round:Q", "step:N", "value:N", "votes:Q"],
+        )
+        .properties(width=220, height=140)
+        .facet(
+            row=alt.Row("step:N", title="step", sort=["prevote", "precommit"]),
+            column=alt.Column("market:N", title="market"),
+        )
+    )
+
+
 def bonds_by_market(summary: pl.DataFrame) -> ChartLike:
     """Bonds moved (slashed or paid out) per market, with disputes in the tooltip."""
     return (
