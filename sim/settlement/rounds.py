@@ -6,9 +6,11 @@ is the driver: it signs what a machine says to send, floods it, arms its timeout
 host's clock, and feeds each checked message that arrives to the machine it is for.
 
 * **Messages.** Every proposal and vote is signed on its own (:func:`.rules.sign_vote`,
-  :func:`.rules.sign_proposal`). What one node sends at one simulated instant goes out as one
-  :class:`StepBundle` flood, across markets (markets opened together move in step, so one
-  bundle per reporter per step carries all of them). A node checks every message it receives
+  :func:`.rules.sign_proposal`). What one node has to send goes out as one
+  :class:`StepBundle` flood after a short window (:data:`BUNDLE_WINDOW` of
+  ``round_timeout_s``), across markets: each market has its own proposer, so proposals and the
+  votes they cause arrive at slightly different instants, and the window gathers one step of
+  every market opened together into one bundle per reporter. A node checks every message it receives
   (:func:`.rules.check_signed`: reporter, signature, value), and the market's record counts the
   distinct rejected ones by reason.
 * **Timeouts.** ``timeoutPropose``, ``timeoutPrevote`` and ``timeoutPrecommit`` of round ``r``
@@ -67,6 +69,9 @@ from sim.settlement.rules import (
 from sim.settlement.tendermint import Action, Arm, Decide, Send, Step, Tendermint
 
 SIGNATURE_BYTES = 64
+BUNDLE_WINDOW = 1 / 30
+"""How long a node gathers its outgoing messages into one bundle, as a share of
+``round_timeout_s`` (a tenth of the first propose timeout: 1 s at the default 30 s)."""
 RoundHook = Callable[[int, int], None]
 """``hook(market, round_)``: an honest reporter entered ``round_`` of ``market``."""
 CastHook = Callable[[int, Sequence[Signed]], None]
@@ -208,6 +213,7 @@ class Voting:
                 rng=sim.streams.python("settlement-observations"),
             )
         self.round_timeout_s = round_timeout_s
+        self.bundle_window_s = round_timeout_s * BUNDLE_WINDOW
         self.order = list(self.reporters)
         sim.streams.python("settlement-rota").shuffle(self.order)
         self.records, self.first_row = records, first_row
@@ -353,7 +359,7 @@ class Voting:
     def _queue(self, node: int, item: Signed) -> None:
         pending = self.outbox.setdefault(node, [])
         if not pending:
-            self.sim.after(0.0, partial(self._flush, node))
+            self.sim.after(self.bundle_window_s, partial(self._flush, node))
         pending.append(item)
 
     def _flush(self, node: int) -> None:
