@@ -126,10 +126,14 @@ def test_votes_are_parsed_as_json_only() -> None:
 
 
 def test_step_votes_have_a_row_per_step_and_value_nil_included() -> None:
-    steps = _settlement().head(2).with_columns(
-        prevotes=pl.Series([json.dumps([1, 4]), json.dumps([0, 5])]),
-        nil_prevotes=pl.Series([2, 0]),
-        nil_precommits=pl.Series([1, 0]),
+    steps = (
+        _settlement()
+        .head(2)
+        .with_columns(
+            prevotes=pl.Series([json.dumps([1, 4]), json.dumps([0, 5])]),
+            nil_prevotes=pl.Series([2, 0]),
+            nil_precommits=pl.Series([1, 0]),
+        )
     )
     rows = shapes.step_votes_long(steps).rows()
     assert rows[:6] == [
