@@ -230,17 +230,6 @@ def _parse_votes(text: str | None) -> list[float]:
     return [float(v) for v in votes if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
-def votes_long(settlement: pl.DataFrame) -> pl.DataFrame:
-    """One row per (market, round, outcome) with the votes cast for that outcome."""
-    rows = [
-        {"market": m, "round": r, "outcome": str(i), "votes": v}
-        for m, r, text in settlement.select("market", "round", "votes").iter_rows()
-        for i, v in enumerate(_parse_votes(text))
-    ]
-    schema = {"market": pl.Int64, "round": pl.Int64, "outcome": pl.String, "votes": pl.Float64}
-    return pl.DataFrame(rows, schema=schema)
-
-
 def step_votes_long(steps: pl.DataFrame) -> pl.DataFrame:
     """One row per (market, round, step, value): prevotes and precommits cast, nil included.
 

@@ -325,8 +325,10 @@ class Exchange:
 
     def _slash(self, s: Settlement) -> dict[int, int]:
         """Take a piece of evidence once; the first against a reporter slashes its account."""
+        if len(s.voters) != 1 or not 0 <= s.market < len(self.makers):
+            return {}
         key = (s.voters[0], s.market, s.round, s.step)
-        if len(s.voters) != 1 or key in self.evidence:
+        if key in self.evidence:
             return {}
         self.evidence.add(key)
         self.applied.append(s)

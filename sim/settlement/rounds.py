@@ -223,6 +223,7 @@ class Voting:
         self.formed: dict[int, set[int]] = {}
         """The values certified for each market at any honest node."""
         self.rejected: set[tuple[Signed, Reason]] = set()
+        self.verdicts: dict[Signed, Reason | None] = {}
         self.refused: set[Settlement] = set()
         self.outbox: dict[int, list[Signed]] = {}
         self.sent: dict[tuple[int, int], dict[tuple[int, str], Signed]] = {}
@@ -448,7 +449,7 @@ class Voting:
         """An honest listener checks a message and hands it on; True if it was valid."""
         if node not in self.listeners or item.market not in self.opened:
             return False
-        reason = check_signed(item, keyring=self.keyring, outcomes=self.outcomes)
+        reason = self._verdict(item)
         if reason is not None:
             if (item, reason) not in self.rejected:
                 self.rejected.add((item, reason))
@@ -470,6 +471,19 @@ class Voting:
         if machine.round > before:
             self.row(item.market, machine.round)
         return True
+
+    def _verdict(self, item: Signed) -> Reason | None:
+        """:func:`.rules.check_signed`'s answer for ``item``, remembered by the item itself.
+
+        The keyring already verifies each signature once per run; this also spares
+        re-encoding the signed bytes each time one of the many nodes that receive the same
+        message looks it up (every field, signature included, is part of the key).
+        """
+        if item in self.verdicts:
+            return self.verdicts[item]
+        reason = check_signed(item, keyring=self.keyring, outcomes=self.outcomes)
+        self.verdicts[item] = reason
+        return reason
 
     def _listen(self, node: int, vote: Vote) -> None:
         listener = self.listeners.get(node)

@@ -120,8 +120,11 @@ def _settlement() -> pl.DataFrame:
 
 
 def test_votes_are_parsed_as_json_only() -> None:
-    votes = shapes.votes_long(_settlement())
-    assert votes.rows() == [(0, 0, "0", 2.0), (0, 0, "1", 3.0), (0, 1, "0", 0.0), (0, 1, "1", 5.0)]
+    votes = shapes.step_votes_long(_settlement())
+    assert votes.rows() == [
+        (0, 0, "precommit", "0", 2.0), (0, 0, "precommit", "1", 3.0),
+        (0, 1, "precommit", "0", 0.0), (0, 1, "precommit", "1", 5.0),
+    ]  # fmt: skip
     # the malformed (code-like) entry of market 1 yields no votes rather than being run
 
 
