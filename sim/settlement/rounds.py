@@ -12,7 +12,7 @@ host's clock, and feeds each checked message that arrives to the machine it is f
   votes they cause arrive at slightly different instants, and the window gathers one step of
   every market opened together into one bundle per reporter. A node checks every message it receives
   (:func:`.rules.check_signed`: reporter, signature, value), and the market's record counts the
-  distinct rejected ones by reason.
+  distinct rejected ones by reason, in its latest round.
 * **Timeouts.** ``timeoutPropose``, ``timeoutPrevote`` and ``timeoutPrecommit`` of round ``r``
   are each ``(round_timeout_s / 3)·(1 + r/2)``: a round without faults takes a few hops, a
   round that times out takes ``round_timeout_s`` at first and longer after each failure, so
@@ -218,6 +218,8 @@ class Voting:
         sim.streams.python("settlement-rota").shuffle(self.order)
         self.records, self.first_row = records, first_row
         self.opened: set[int] = set()
+        self.latest: dict[int, int] = {}
+        """Each open market's latest round with a record."""
         self.machines: dict[tuple[int, int], Tendermint] = {}
         self.listeners: dict[int, Listener] = {}
         self.formed: dict[int, set[int]] = {}
@@ -257,6 +259,7 @@ class Voting:
             record.prevotes = [0] * self.outcomes
             record.leader = self.proposer(market, round_)
             self.records[key] = record
+            self.latest[market] = max(round_, self.latest.get(market, 0))
             for hook in self.on_round:
                 hook(market, round_)
         return record
@@ -453,8 +456,8 @@ class Voting:
         if reason is not None:
             if (item, reason) not in self.rejected:
                 self.rejected.add((item, reason))
-                if item.round >= 0:
-                    self.row(item.market, item.round).rejected[reason] += 1
+                # counted in the round under way: a forged round number makes no row
+                self.row(item.market, self.latest[item.market]).rejected[reason] += 1
             return False
         if isinstance(item, Vote):
             self._listen(node, item)
