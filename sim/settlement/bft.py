@@ -17,13 +17,13 @@ from sim.settlement.protocol import SettlementProtocol
 
 
 class BFT(SettlementProtocol):
-    """Signed votes, a ``⌊2n/3⌋ + 1`` quorum, rounds with timeouts and a new leader each."""
+    """Tendermint per market: signed steps, a ``⌊2n/3⌋ + 1`` quorum, locks, growing timeouts."""
 
     protocol = "bft"
     collects_evidence = True
 
     def start(self) -> None:
-        """Open voting on every market at ``resolve_s``."""
+        """Start consensus on every market at ``resolve_s``."""
         self.sim.after(self.market.resolve_s, self._open)
 
     def _open(self) -> None:

@@ -123,7 +123,7 @@ class SettlementProtocol(Component):
         return sorted([*self.records.values(), *empty], key=lambda r: (r.market, r.round))
 
     def metrics(self) -> dict[str, float]:
-        """``settlement.*``: correct and finalized fractions, latency, messages delivered."""
+        """``settlement.*``: finality, correctness, latency, messages sent, conflicts, slashing."""
         stats = self.sim.net.stats
         messages = sum(stats.sent.get(kind, 0) for kind in MESSAGE_KINDS)
         summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
@@ -137,15 +137,12 @@ class SettlementProtocol(Component):
         )
 
     def payouts(self) -> PayoutRecords:
-        """The outcome each final market's record says the chain paid, and the bonds posted."""
+        """The outcome each final market's record says the chain paid, the bonds posted, and who
+        the chain slashed."""
         summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
         outcomes = {s.market: s.outcome for s in summaries if not math.isnan(s.t_final)}
-        slashes = tuple(sorted({e.voters[0] for e in self.evidence_taken()}))
+        slashes = tuple(sorted({e.voters[0] for e in self.taken}))
         return PayoutRecords(outcomes, self.bond_records(), slashes)
-
-    def evidence_taken(self) -> list[Settlement]:
-        """The evidence this protocol recorded the chain took (block by block)."""
-        return list(self.taken)
 
     def bond_records(self) -> tuple[BondRecord, ...]:
         """The bonds posted (none without an optimistic oracle)."""
