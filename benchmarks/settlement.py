@@ -2,15 +2,16 @@
 
 Each size is a network whose every node is a reporter (n nodes, degree 8, the sequencers too),
 with 50 markets resolving at once and a few traders beforehand. Per size it prints: wall seconds,
-markets settled, settlement messages delivered (leader proposals and vote bundles) and wall
+markets settled, settlement messages sent (consensus bundles, hop by hop) and wall
 milliseconds per settled market, the seconds spent inside signing and verifying
 (``perf.crypto_cpu_s``, measured in the same run) and the mean latency from resolve to finality.
 
-BFT voting is all-to-all: every reporter's votes reach every node, so messages grow as ``n²``
-(here ``n`` reporters times ``n`` nodes times the degree). The benchmark runs ``n/2`` and ``n``
-and shows the growth next to the 4× that ``n²`` predicts. Each signed vote is verified once per
-run, however many nodes check it (:class:`sim.settlement.rules.Keyring`), so the cryptography
-grows as ``n`` times the markets. ``quick`` runs 20 and 40 reporters on 10 markets.
+Tendermint consensus is all-to-all: every reporter's prevotes and precommits reach every node,
+so messages grow as ``n²`` (here about ``2n`` bundles per round, each flooded to ``n`` nodes
+times the degree). The benchmark runs ``n/2`` and ``n`` and shows the growth next to the 4× that
+``n²`` predicts. Each signed message is verified once per run, however many nodes check it
+(:class:`sim.settlement.rules.Keyring`), so the cryptography grows as ``n`` times the markets
+(two votes and a share of a proposal each). ``quick`` runs 20 and 40 reporters on 10 markets.
 """
 
 from __future__ import annotations

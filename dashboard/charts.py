@@ -371,20 +371,29 @@ def message_bars(counts: pl.DataFrame) -> ChartLike:
 # --- Settlement -------------------------------------------------------------------------------
 
 
-def votes_by_round(votes: pl.DataFrame) -> ChartLike:
-    """Votes per outcome in each settlement round, one panel per market."""
+def _round_bars(votes: pl.DataFrame, value: str, tooltip: list[str], height: int) -> alt.Chart:
+    """Bars of ``votes`` per ``value`` side by side in each round."""
     return (
         alt.Chart(votes)
         .mark_bar()
         .encode(
             x=alt.X("round:O", title="round", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("votes:Q", title="votes"),
-            color=alt.Color("outcome:N", title="outcome", scale=CATEGORIES),
-            xOffset="outcome:N",
-            tooltip=["market:Q", "round:Q", "outcome:N", "votes:Q"],
+            color=alt.Color(f"{value}:N", title=value, scale=CATEGORIES),
+            xOffset=f"{value}:N",
+            tooltip=tooltip,
         )
-        .properties(width=220, height=160)
-        .facet(facet=alt.Facet("market:N", title="market"), columns=4)
+        .properties(width=220, height=height)
+    )
+
+
+def step_votes_by_round(votes: pl.DataFrame) -> ChartLike:
+    """Prevotes and precommits per value (nil included) in each round: a row per step, a
+    column per market."""
+    tooltip = ["market:Q", "round:Q", "step:N", "value:N", "votes:Q"]
+    return _round_bars(votes, "value", tooltip, 140).facet(
+        row=alt.Row("step:N", title="step", sort=["prevote", "precommit"]),
+        column=alt.Column("market:N", title="market"),
     )
 
 

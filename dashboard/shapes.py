@@ -230,14 +230,37 @@ def _parse_votes(text: str | None) -> list[float]:
     return [float(v) for v in votes if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
-def votes_long(settlement: pl.DataFrame) -> pl.DataFrame:
-    """One row per (market, round, outcome) with the votes cast for that outcome."""
-    rows = [
-        {"market": m, "round": r, "outcome": str(i), "votes": v}
-        for m, r, text in settlement.select("market", "round", "votes").iter_rows()
-        for i, v in enumerate(_parse_votes(text))
-    ]
-    schema = {"market": pl.Int64, "round": pl.Int64, "outcome": pl.String, "votes": pl.Float64}
+def step_votes_long(steps: pl.DataFrame) -> pl.DataFrame:
+    """One row per (market, round, step, value): prevotes and precommits cast, nil included.
+
+    ``votes`` holds the precommits per outcome, ``prevotes`` the prevotes (absent in runs made
+    before consensus had steps: those give precommits only); ``nil_*`` the votes for no value.
+    """
+    cols = set(steps.columns)
+    rows = []
+    for row in steps.iter_rows(named=True):
+        for step, per_outcome, nil in (
+            ("prevote", row.get("prevotes"), row.get("nil_prevotes")),
+            ("precommit", row.get("votes"), row.get("nil_precommits")),
+        ):
+            if step == "prevote" and "prevotes" not in cols:
+                continue
+            counts = _parse_votes(per_outcome) if per_outcome is not None else []
+            values = [(str(i), v) for i, v in enumerate(counts)]
+            if nil is not None:
+                values.append(("nil", float(nil)))
+            rows += [
+                {"market": row["market"], "round": row["round"], "step": step, "value": value,
+                 "votes": votes}
+                for value, votes in values
+            ]  # fmt: skip
+    schema = {
+        "market": pl.Int64,
+        "round": pl.Int64,
+        "step": pl.String,
+        "value": pl.String,
+        "votes": pl.Float64,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -18,6 +18,11 @@ winner of each dispute gets its bond back plus half of the loser's and the treas
 every bond is a ledger transfer, so conservation holds through every step. The exchange checks
 what the state allows; signatures and quorums are checked before (``settlement_ok`` in
 :mod:`sim.chain.blocks`).
+
+``evidence`` (a reporter's two signatures on different values in one consensus step) is
+accountability, not settlement: it is taken whether the market is settled or not, once per
+``(signer, market, round, step)``, and the first piece against a reporter *slashes* it: its
+whole reporter account (its endowment, its stake) goes to the treasury, a zero-sum transfer.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ class Exchange:
         "applied",
         "closed",
         "commitments",
+        "evidence",
         "fee_per_share",
         "ledger",
         "makers",
@@ -91,6 +97,7 @@ class Exchange:
         "requests",
         "reveal_deadline_s",
         "sealed",
+        "slashed",
         "terms",
     )
 
@@ -111,6 +118,10 @@ class Exchange:
         """The optimistic oracle's terms; None: no proposal is accepted (BFT settlement)."""
         self.requests: dict[int, tuple[Request, ...]] = {}
         """Each market's optimistic requests, oldest first."""
+        self.evidence: set[tuple[int, int, int, str]] = set()
+        """The ``(signer, market, round, step)`` of every piece of evidence taken."""
+        self.slashed: dict[int, int] = {}
+        """Micro-units slashed from each equivocating reporter (its account, at the first piece)."""
         self.applied: list[Settlement] = []
         """Every settlement step that changed the state, in order: an audit trail derived from
         the blocks (so not part of the state hash)."""
@@ -126,6 +137,8 @@ class Exchange:
         other.sealed = {epoch: list(blobs) for epoch, blobs in self.sealed.items()}
         other.terms = self.terms
         other.requests = dict(self.requests)
+        other.evidence = set(self.evidence)
+        other.slashed = dict(self.slashed)
         other.applied = list(self.applied)
         other.pool = self.pool
         return other
@@ -290,6 +303,8 @@ class Exchange:
         every step that changed the state is appended to :attr:`applied`.
         """
         s = settlement
+        if s.kind == "evidence":
+            return self._slash(s)
         if not (0 <= s.market < len(self.makers) and 0 <= s.outcome < len(self.makers[s.market].q)):
             return {}
         if self.ledger.is_settled(s.market):
@@ -307,6 +322,22 @@ class Exchange:
             return {}
         self.applied.append(s)
         return paid
+
+    def _slash(self, s: Settlement) -> dict[int, int]:
+        """Take a piece of evidence once; the first against a reporter slashes its account."""
+        if len(s.voters) != 1 or not 0 <= s.market < len(self.makers):
+            return {}
+        key = (s.voters[0], s.market, s.round, s.step)
+        if key in self.evidence:
+            return {}
+        self.evidence.add(key)
+        self.applied.append(s)
+        signer = s.voters[0]
+        if signer not in self.slashed:
+            stake = self.ledger.cash(reporter_account(signer))
+            self.ledger.transfer(reporter_account(signer), TREASURY, stake)
+            self.slashed[signer] = stake
+        return {}
 
     def _certificate(self, s: Settlement) -> dict[int, int] | None:
         requests = self.requests.get(s.market, ())
@@ -376,6 +407,8 @@ class Exchange:
         digest.update(struct.pack(f">{len(self.closed)}I", *sorted(self.closed)))
         for commitment, (trader, deposit, t) in sorted(self.commitments.items()):
             digest.update(commitment + struct.pack(">qqd", trader, deposit, t))
+        for signer, market, round_, step in sorted(self.evidence):
+            digest.update(struct.pack(">qqq", signer, market, round_) + step.encode())
         for epoch, sealed in sorted(self.sealed.items()):
             digest.update(struct.pack(">qq", epoch, len(sealed)))
             for sender, blob in sealed:

@@ -3,6 +3,8 @@
 A market settles through :class:`Settlement` steps applied by :class:`market.exchange.Exchange`:
 a ``certificate`` (BFT voting) settles at once; the optimistic oracle goes through ``propose``,
 ``dispute`` and ``expire``, with bonds released by :func:`bond_release` once the market is final.
+``evidence`` (a reporter's two signatures on one consensus step) slashes that reporter's stake,
+settled market or not.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Literal
 
 from market.accounts import TREASURY, reporter_account
 
-SettlementKind = Literal["certificate", "propose", "dispute", "expire"]
+SettlementKind = Literal["certificate", "propose", "dispute", "expire", "evidence"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,10 @@ class Settlement:
         request: ``propose``/``dispute``/``expire``: the market's request number (0, then 1
             after a first dispute).
         t: the time of the block carrying the step (the liveness window is checked with it).
+        step: ``evidence``: the consensus step the signer signed twice (``prevote`` or
+            ``precommit``); ``round`` is the round and ``voters`` the one signer.
+        values: ``evidence``: the two values signed, with ``signatures`` aligned to them
+            (``outcome`` is unused).
     """
 
     market: int
@@ -41,10 +47,12 @@ class Settlement:
     kind: SettlementKind = "certificate"
     request: int = 0
     t: float = 0.0
+    step: str = ""
+    values: tuple[int, ...] = ()
 
     def evidence_bytes(self) -> int:
         """Bytes of the evidence on the wire: voter ids, signatures, request and time."""
-        header = 0 if self.kind == "certificate" else 12
+        header = {"certificate": 0, "evidence": 6 + 2 * len(self.values)}.get(self.kind, 12)
         return 2 * len(self.voters) + sum(len(sig) for sig in self.signatures) + header
 
 

@@ -248,7 +248,9 @@ def apply_tx(
             exchange.close(market)
             return None
         case SettleTx(settlement=settlement):
-            if settlement_ok(settlement) and not exchange.ledger.is_settled(settlement.market):
+            accountable = settlement.kind == "evidence"  # taken on a settled market too
+            settled = exchange.ledger.is_settled(settlement.market)
+            if settlement_ok(settlement) and (accountable or not settled):
                 exchange.settle(settlement)
                 return True
             return False

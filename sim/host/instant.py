@@ -25,7 +25,7 @@ What it has to fake: components still make a few network calls below ``spread`` 
 implements that protocol (mypy checks it), and its members are the map of what remains to
 narrow:
 
-* ``flood(origin, msg, to=)``: BFT leaders' proposals and vote bundles
+* ``flood(origin, msg, to=)``: BFT consensus bundles (proposals and votes)
   (:mod:`sim.settlement.rounds`), optimistic bond steps (:mod:`sim.settlement.optimistic`);
   here the same as :meth:`InstantHost.broadcast` to every node;
 * ``route(src, dst)`` and ``send(src, dst, ...)``: the operator's hop-by-hop path
@@ -223,7 +223,7 @@ class InstantNet(Outages):
         relay_along(self, path, msg, to=to)
 
     def flood(self, origin: int, msg: Message, *, to: Receive) -> Flood:
-        """Diffuse to every node (a protocol message: leader proposals, votes, bond steps)."""
+        """Diffuse to every node (a protocol message: consensus bundles, bond steps)."""
         return self.host.broadcast(origin, msg, to=to)
 
 

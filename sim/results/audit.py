@@ -15,7 +15,12 @@ rules:
   they name one micro-unit per micro-share;
 * every optimistic bond: it leaves its poster for the bond escrow; once the market is final an
   undisputed bond goes back to its proposer, a disputed one's right side gets its bond back plus
-  half of the loser's (rounded down) and the treasury the rest.
+  half of the loser's (rounded down) and the treasury the rest;
+* every reporter the settlement records say was slashed (evidence of its equivocation taken on
+  chain): its whole reporter account goes to the treasury. The protocol records *who* was
+  slashed, never how much: the audit's own balance of that account says what it held (exact
+  where nothing else moves the account after the slash, as in BFT, where reporters post no
+  bonds and evidence is collected).
 
 ``ledger.payout_error`` is the sum over accounts of the gap, in micro-units, between this and
 the canonical ledger's balance: 0 when every payout went where the records say it should.
@@ -57,10 +62,12 @@ class PayoutRecords:
     Attributes:
         outcomes: the outcome each final market was settled to, by market.
         bonds: every request whose proposal the chain took.
+        slashed: the reporter nodes whose equivocation evidence the chain took.
     """
 
     outcomes: Mapping[int, int]
     bonds: tuple[BondRecord, ...] = ()
+    slashed: tuple[int, ...] = ()
 
 
 def _bonds(ledger: Counter[int], bonds: Iterable[BondRecord], outcomes: Mapping[int, int]) -> None:
@@ -106,6 +113,10 @@ def recomputed_balances(
             ledger[maker_account(market)] -= shares
             ledger[account] += shares
     _bonds(ledger, payouts.bonds, payouts.outcomes)
+    for node in payouts.slashed:
+        stake = ledger[reporter_account(node)]
+        ledger[reporter_account(node)] -= stake
+        ledger[TREASURY] += stake
     return dict(ledger)
 
 

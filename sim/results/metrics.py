@@ -167,8 +167,9 @@ def settlement_metrics(
 ) -> dict[str, float]:
     """How many markets settled, correctly, how fast, at what message cost.
 
-    ``settlement.messages_per_market`` divides every settlement message by every market (one
-    flood carries votes for all markets open in its round, so the messages are shared).
+    ``settlement.messages`` counts settlement messages as sent, hop by hop (a flood's every
+    forward, a direct send's every hop); ``settlement.messages_per_market`` divides them by the
+    markets (one bundle carries what a reporter sends for every market at one instant).
     """
     final = [r for r in records if not math.isnan(r.t_final)]
     return {
@@ -177,6 +178,27 @@ def settlement_metrics(
         "settlement.latency_s": mean(r.t_final - resolve_s for r in final),
         "settlement.messages": float(messages),
         "settlement.messages_per_market": messages / len(records) if records else NAN,
+    }
+
+
+def accountability_metrics(
+    *, conflicting: int, evidence: int | None, slashed: int | None
+) -> dict[str, float]:
+    """Whether finality conflicted, and what the chain did to those who equivocated.
+
+    ``settlement.conflicting_certificates``: markets for which valid certificates (``q``
+    precommits, Buchman, Kwon & Milosevic 2018) for two different outcomes exist anywhere in
+    the run, formed at an honest node or on chain: Tendermint's safety property is that this
+    is 0 while fewer than ``2q − n`` reporters are Byzantine.
+    ``settlement.equivocations_detected``: distinct ``(signer, market, round, step)`` pieces of
+    evidence (two valid signatures of one signer on two values of one step, the paper's
+    accountability) the chain took; ``settlement.slashed``: units the chain slashed for them.
+    Both NaN where the protocol collects no evidence (``optimistic``).
+    """
+    return {
+        "settlement.conflicting_certificates": float(conflicting),
+        "settlement.equivocations_detected": NAN if evidence is None else float(evidence),
+        "settlement.slashed": NAN if slashed is None else slashed / MICRO,
     }
 
 

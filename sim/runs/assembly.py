@@ -118,7 +118,7 @@ def components(host: Host, scenario: Scenario, world: World) -> list[Component]:
     )
     built.append(protocol)
     if scenario.settlement.byzantine_fraction > 0:
-        built.append(ByzantineReporters(host, protocol))
+        built.append(ByzantineReporters(host, protocol, scenario.settlement.byzantine_strategy))
     if scenario.forecaster.enabled:
         built.append(
             FederatedForecaster(

@@ -203,6 +203,9 @@ class Settlement(Section):
     protocol: Literal["bft", "optimistic"] = "bft"
     reporters: Count = Field(default=21, ge=1)
     byzantine_fraction: UnitInterval = 0.0
+    # what the Byzantine reporters do (sim.adversary.byzantine): vote one fixed wrong outcome,
+    # sign each honest group's observation to that group, or send nothing
+    byzantine_strategy: Literal["fixed", "equivocate", "silent"] = "fixed"
     crash_fraction: UnitInterval = 0.0
     # crash_fraction's crashes are drawn uniformly within this window centred on resolve_s
     # (clipped to the run), where they meet settlement, not uniformly over the whole run

@@ -2,19 +2,23 @@
 
 Two protocols (``settlement.protocol``), each a :class:`sim.host.component.Component`:
 
-* ``bft`` (:mod:`.bft`): rounds of ECDSA-signed votes with a ``⌊2n/3⌋ + 1`` quorum, a new leader
-  each round, certificates that every replica verifies before paying out;
+* ``bft`` (:mod:`.bft`): Tendermint consensus per market (propose, prevote, precommit, with
+  locks and growing timeouts; a proposer per market and round), ECDSA-signed steps,
+  certificates of ``⌊2n/3⌋ + 1`` precommits that every replica verifies before paying out,
+  equivocation evidence that the chain slashes;
 * ``optimistic`` (:mod:`.optimistic`): UMA-style bonded proposals, disputes, a liveness window
   and a vote of all reporters after a second dispute.
 
 The runner (:mod:`sim.runs.assembly`) builds the run's faults (:mod:`sim.host.faults`: Byzantine
 and crashed reporters, scheduled crashes and partitions) and the protocol from their sections.
-The pure rules (votes, certificates, checks) are in :mod:`.rules`, the voting rounds in
-:mod:`.rounds`.
+The pure rules are in :mod:`.rules` (messages, checks, certificates, evidence) and
+:mod:`.tendermint` (one reporter's state machine per market); :mod:`.rounds` drives them on the
+host's clock and network.
 
 The protocols run the honest reporters only. The Byzantine ones are an adversary component the
-runner plugs beside the protocol, acting through the protocols' public calls (a leader's
-proposal, a reporter's votes, a bond step, a block's certificates) and their hook lists.
+runner plugs beside the protocol (:mod:`sim.adversary.byzantine`, one of three strategies),
+acting through the protocols' public calls (floods and direct sends of signed steps, a bond
+step, a block's certificates) and their hook lists.
 """
 
 from __future__ import annotations

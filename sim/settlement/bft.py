@@ -1,10 +1,13 @@
-"""``bft``: every market is settled by rounds of signed votes, from ``resolve_s`` on.
+"""``bft``: every market is settled by Tendermint consensus among the reporters from ``resolve_s``.
 
-See :mod:`sim.settlement.rounds` for the rounds and :mod:`sim.settlement.rules` for the
-rules: ``⌊2n/3⌋ + 1`` signatures of distinct reporters on one outcome make a certificate, which
-every replica verifies before it pays out. With fewer than a third of the reporters Byzantine and
-enough honest ones able to reach each other, every market settles to the true outcome; with a
-third or more the run shows what happens (no finality, or a wrong one) and records it.
+See :mod:`sim.settlement.tendermint` for one reporter's rules, :mod:`sim.settlement.rounds` for
+the driver and :mod:`sim.settlement.rules` for messages and checks: ``⌊2n/3⌋ + 1`` precommits of
+distinct reporters on one value in one round make a certificate, which every replica verifies
+before it pays out. With ``b`` Byzantine reporters, safety (no two certificates for different
+outcomes of a market) holds whatever they do while ``b < 2q − n`` (two quorums' smallest
+overlap, more than ``f`` for every ``n``); liveness needs ``b ≤ n − q = f``, the network healed
+and ``q`` honest live reporters who observed the same outcome.
+Honest sequencers also put equivocation evidence on chain, and the chain slashes the signer.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from sim.settlement.protocol import SettlementProtocol
 
 
 class BFT(SettlementProtocol):
-    """Signed votes, a ``⌊2n/3⌋ + 1`` quorum, rounds with timeouts and a new leader each."""
+    """Tendermint per market: signed steps, a ``⌊2n/3⌋ + 1`` quorum, locks, growing timeouts."""
 
     protocol = "bft"
+    collects_evidence = True
 
     def start(self) -> None:
-        """Open voting on every market at ``resolve_s``."""
+        """Start consensus on every market at ``resolve_s``."""
         self.sim.after(self.market.resolve_s, self._open)
 
     def _open(self) -> None:
@@ -27,7 +31,8 @@ class BFT(SettlementProtocol):
             self.voting.open(market)
 
     def propose(self, proposer: int) -> list[Tx]:
-        """The certificates the proposer holds for markets the chain has not settled."""
+        """The certificates and evidence the proposer holds that the chain has not taken."""
         if not self.up(proposer):
             return []
-        return [SettleTx(cert) for cert in self.voting.certificates_for(proposer)]
+        held = [*self.voting.certificates_for(proposer), *self.voting.evidence_for(proposer)]
+        return [SettleTx(step) for step in held]

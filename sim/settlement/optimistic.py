@@ -3,7 +3,7 @@
 At ``resolve_s`` a reporter proposes each market's outcome with a ``bond``. During
 ``liveness_s`` any reporter who disagrees disputes it with an equal bond: the first dispute
 resets the request and a new proposal is made; a second dispute sends the market to a vote of
-all reporters (the BFT rounds of :mod:`sim.settlement.rounds`). An undisputed proposal
+all reporters (Tendermint consensus, :mod:`sim.settlement.rounds`). An undisputed proposal
 settles the market when its liveness ends. Bonds wait in escrow until the market is final, then
 the right side of each dispute gets its bond back plus half of the loser's and the treasury the
 rest (:func:`market.exchange.bond_release`). Every step is a signed transaction on chain;

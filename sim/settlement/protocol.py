@@ -23,15 +23,15 @@ from sim.host.component import Component, Genesis
 from sim.host.faults import FaultPlan
 from sim.host.host import Host
 from sim.results.audit import BondRecord, PayoutRecords
-from sim.results.metrics import settlement_metrics
+from sim.results.metrics import accountability_metrics, settlement_metrics
 from sim.scenario import MarketConfig
 from sim.scenario import Settlement as SettlementConfig
 from sim.settlement.records import RoundRecord, market_summaries, settlement_table, steps_table
 from sim.settlement.rounds import Voting, reporter_keys
 from sim.settlement.rules import bft_quorum, settlement_ok
 
-MESSAGE_KINDS = ("leader", "vote", "oracle")
-"""The message kinds settlement sends (``settlement.messages`` counts their deliveries)."""
+MESSAGE_KINDS = ("vote", "oracle")
+"""What settlement sends: consensus bundles, optimistic bond steps (counted as sent, per hop)."""
 
 
 class SettlementProtocol(Component):
@@ -48,6 +48,8 @@ class SettlementProtocol(Component):
     protocol = "abstract"
     first_vote_row = 0
     """The table's ``round`` of a market's first voting round."""
+    collects_evidence = False
+    """Whether honest sequencers put equivocation evidence on chain (and the chain slashes)."""
 
     def __init__(
         self,
@@ -77,6 +79,8 @@ class SettlementProtocol(Component):
         )
         self.terms = terms
         self.seen = len(sim.exchange.applied)
+        self.taken: list[Settlement] = []
+        """Every piece of evidence the chain took, as the blocks were committed."""
 
     def genesis(self) -> Genesis:
         """Reporters' endowments, the oracle's terms, and the check of settlement evidence."""
@@ -104,6 +108,7 @@ class SettlementProtocol(Component):
         self, block: Block, applied: Sequence[Settlement], refused: Sequence[Settlement]
     ) -> None:
         """What a protocol does about the steps a block applied and refused."""
+        self.taken += [s for s in applied if s.kind == "evidence"]
         self.voting.on_chain(block.t, applied, refused)
 
     def rows(self) -> list[RoundRecord]:
@@ -118,18 +123,26 @@ class SettlementProtocol(Component):
         return sorted([*self.records.values(), *empty], key=lambda r: (r.market, r.round))
 
     def metrics(self) -> dict[str, float]:
-        """``settlement.*``: correct and finalized fractions, latency, messages delivered."""
+        """``settlement.*``: finality, correctness, latency, messages sent, conflicts, slashing."""
         stats = self.sim.net.stats
-        messages = sum(stats.delivered.get(kind, 0) for kind in MESSAGE_KINDS)
+        messages = sum(stats.sent.get(kind, 0) for kind in MESSAGE_KINDS)
         summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
         resolve_s = self.market.resolve_s
-        return settlement_metrics(summaries, resolve_s=resolve_s, messages=messages)
+        metrics = settlement_metrics(summaries, resolve_s=resolve_s, messages=messages)
+        chain = self.sim.exchange
+        return metrics | accountability_metrics(
+            conflicting=self.voting.conflicting(),
+            evidence=len(chain.evidence) if self.collects_evidence else None,
+            slashed=sum(chain.slashed.values()) if self.collects_evidence else None,
+        )
 
     def payouts(self) -> PayoutRecords:
-        """The outcome each final market's record says the chain paid, and the bonds posted."""
+        """The outcome each final market's record says the chain paid, the bonds posted, and who
+        the chain slashed."""
         summaries = market_summaries(self.rows(), truth=self.sim.world.outcomes)
         outcomes = {s.market: s.outcome for s in summaries if not math.isnan(s.t_final)}
-        return PayoutRecords(outcomes, self.bond_records())
+        slashes = tuple(sorted({e.voters[0] for e in self.taken}))
+        return PayoutRecords(outcomes, self.bond_records(), slashes)
 
     def bond_records(self) -> tuple[BondRecord, ...]:
         """The bonds posted (none without an optimistic oracle)."""

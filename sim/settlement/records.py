@@ -36,7 +36,7 @@ class RoundRecord:
         market, round: which; optimistic requests are rounds 0 and 1, its votes follow.
         step: ``vote`` or ``proposal``.
         true_outcome: the outcome that happened.
-        votes: valid signed votes cast per outcome in this round.
+        votes: signed votes cast per outcome in this round (BFT: precommits).
         t_start: when the round began (the request was recorded).
         leader: the round's leader, or the request's proposer (-1: none).
         proposed: the outcome the leader or proposer put forward (-1: none).
@@ -50,6 +50,11 @@ class RoundRecord:
         bonds_moved: micro-units bonded in this request (proposal and dispute).
         bond_slashed: micro-units the wrong side of this request's dispute lost (-1: none yet).
         disputer: the reporter who disputed this request's proposal (-1: nobody).
+        prevotes: BFT prevotes cast per outcome in this round.
+        nil_prevotes, nil_precommits: BFT votes cast for no value (timeouts, locks, invalid
+            proposals).
+        equivocations: pieces of evidence of this round the chain took (a signer's two values
+            in one step).
     """
 
     market: int
@@ -69,6 +74,10 @@ class RoundRecord:
     bonds_moved: int = 0
     bond_slashed: int = -1
     disputer: int = -1
+    prevotes: list[int] = field(default_factory=list)
+    nil_prevotes: int = 0
+    nil_precommits: int = 0
+    equivocations: int = 0
 
     @property
     def finalized(self) -> bool:
@@ -117,6 +126,7 @@ def settlement_table(records: Sequence[RoundRecord], *, protocol: str, run_id: s
         "certificate_size": [None if f is None else f.certificate_size for _, _, f in rows],
         "disputes": [sum(r.disputes for r in steps) for _, steps, _ in rows],
         "rejected_votes": [sum(sum(r.rejected.values()) for r in steps) for _, steps, _ in rows],
+        "equivocations": [sum(r.equivocations for r in steps) for _, steps, _ in rows],
         "refused_settlements": [sum(r.refused for r in steps) for _, steps, _ in rows],
         "bonds_moved": [sum(r.bonds_moved for r in steps) / MICRO for _, steps, _ in rows],
         "bond_slashed": [sum(lost) / MICRO if lost else None for lost in slashed],
@@ -136,7 +146,6 @@ def steps_table(records: Sequence[RoundRecord], *, protocol: str, run_id: str) -
     ``bond_slashed`` is null where no bond was lost.
     """
     recs = records
-    reasons = ("non_reporter", "wrong_market", "replayed_round", "bad_signature")
     columns: dict[str, list[Any]] = {
         "market": [r.market for r in recs],
         "round": [r.round for r in recs],
@@ -148,7 +157,11 @@ def steps_table(records: Sequence[RoundRecord], *, protocol: str, run_id: str) -
         "true_outcome": [r.true_outcome for r in recs],
         "votes": [json.dumps(r.votes) for r in recs],
         "rejected_votes": [sum(r.rejected.values()) for r in recs],
-        **{f"rejected_{k}": [r.rejected[k] for r in recs] for k in reasons},  # type: ignore[index]
+        **{f"rejected_{k}": [r.rejected[k] for r in recs] for k in REASONS},
+        "prevotes": [json.dumps(r.prevotes) for r in recs],
+        "nil_prevotes": [r.nil_prevotes for r in recs],
+        "nil_precommits": [r.nil_precommits for r in recs],
+        "equivocations": [r.equivocations for r in recs],
         "refused_settlements": [r.refused for r in recs],
         "disputes": [r.disputes for r in recs],
         "bonds_moved": [r.bonds_moved / MICRO for r in recs],

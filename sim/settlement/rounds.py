@@ -1,96 +1,96 @@
-"""BFT voting rounds among the reporters, as events on the simulated network.
+"""Tendermint consensus on every market, as events on the simulated network.
 
-Voting runs in rounds of ``round_timeout_s``, shared by every market open for voting (a market
-that opens while a round runs joins the next one). Each round has a leader (a rota drawn from
-the run seed: a new leader every round), which floods one signed proposal naming an outcome for
-every open market. Every honest reporter that receives it signs a vote ``(market, round,
-outcome)`` for each market whose proposed outcome it agrees with (it observes the truth, or
-with chance ``settlement.observation_error`` a wrong outcome) and has not seen settle, and
-floods its votes together in one message (a *bundle*: one broadcast per reporter and round,
-each vote still signed on its own). Every honest sequencer node counts the
-votes it receives, each against the market it is bundled for: :func:`.rules.check_vote` rejects,
-and the round's record counts by reason, votes from non-reporters, for another market, from
-another round and with bad signatures. Once a node holds a quorum (``⌊2n/3⌋ + 1``) of votes for
-one outcome it holds a certificate and puts it in the next block it closes; replicas verify it
-before paying out. A market without a quorum (a Byzantine or crashed leader, lost votes, a
-partition) goes on to the next round, until its certificate is in the chain: no round follows
-that (a lagging replica fetches the block instead).
+The rules are :mod:`sim.settlement.tendermint` (one state machine per honest reporter per
+market) and :mod:`sim.settlement.rules` (messages, checks, certificates, evidence); this module
+is the driver: it signs what a machine says to send, floods it, arms its timeouts on the
+host's clock, and feeds each checked message that arrives to the machine it is for.
 
-:class:`Voting` runs the honest reporters only, and the checks every node makes. Byzantine
-reporters are an adversary component of their own, which acts through the same calls an honest
-reporter's code goes through: :meth:`Voting.propose` (a leader's signed proposal),
-:meth:`Voting.cast` (a reporter's own signed votes, one bundle) and :meth:`Voting.flood` (any
-bundle of votes, as it is); and, like every component, offers certificates to the next block
-from its ``propose``. It learns what it acts on from two hook lists: :attr:`Voting.on_round`
-(a round began) and :attr:`Voting.on_cast` (a reporter flooded its votes).
+* **Messages.** Every proposal and vote is signed on its own (:func:`.rules.sign_vote`,
+  :func:`.rules.sign_proposal`). What one node has to send goes out as one
+  :class:`StepBundle` flood after a short window (:data:`BUNDLE_WINDOW` of
+  ``round_timeout_s``), across markets: each market has its own proposer, so proposals and the
+  votes they cause arrive at slightly different instants, and the window gathers one step of
+  every market opened together into one bundle per reporter. A node checks every message it receives
+  (:func:`.rules.check_signed`: reporter, signature, value), and the market's record counts the
+  distinct rejected ones by reason, in its latest round.
+* **Timeouts.** ``timeoutPropose``, ``timeoutPrevote`` and ``timeoutPrecommit`` of round ``r``
+  are each ``(round_timeout_s / 3)·(1 + r/2)``: a round without faults takes a few hops, a
+  round that times out takes ``round_timeout_s`` at first and longer after each failure, so
+  after the network heals some round lasts long enough for every honest message to arrive.
+  A crashed reporter's timers wait until it is running again.
+* **Certificates.** Every honest *listener* (honest reporters, and honest sequencers, who
+  close the blocks) keeps the valid precommits it has seen; ``⌊2n/3⌋ + 1`` for one value in one
+  round of a market is a certificate (:func:`.rules.certificate`), which an honest sequencer
+  offers to the next block it closes; every replica verifies it before paying out. Consensus
+  on a market stops once its certificate is in the chain (a lagging replica fetches the block,
+  :mod:`sim.host.catchup`, rather than voting on).
+* **Evidence.** A listener that holds two valid votes of one signer in one ``(market, round,
+  step)`` with different values holds evidence (:func:`.rules.equivocation`); honest sequencers
+  offer it to the chain, which slashes the signer. A message that reached a listener by a
+  direct send (not a flood, so perhaps seen by it alone) is relayed in its next bundle, as
+  Tendermint's vote gossip does; that is how the evidence of an equivocator who tells each
+  honest group something else reaches everyone.
+
+:class:`Voting` runs the honest reporters only. Byzantine reporters are an adversary component
+of their own (:mod:`sim.adversary.byzantine`), acting through :meth:`Voting.flood` and
+:meth:`Voting.send`, and told what happens through :attr:`Voting.on_round` (a market entered a
+round) and :attr:`Voting.on_cast` (an honest node sent a bundle).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
-from market.crypto import keypair, sign
+from market.crypto import keypair
 from market.exchange import Exchange
 from market.oracle import Settlement
 from sim.host.host import Host
 from sim.net.network import Message, unexpected
 from sim.settlement.records import RoundRecord
 from sim.settlement.rules import (
-    VOTE_BYTES,
+    NIL,
     Keyring,
+    Proposal,
     Reason,
-    Tally,
+    Signed,
     Vote,
     bft_quorum,
     certificate,
-    check_vote,
-    leader_message,
+    check_signed,
+    equivocation,
     observations,
-    rota,
+    proposer,
+    sign_proposal,
     sign_vote,
 )
+from sim.settlement.tendermint import Action, Arm, Decide, Send, Step, Tendermint
 
 SIGNATURE_BYTES = 64
-Ballot = tuple[int, Vote]
-"""A vote in a bundle, with the market it is bundled for (its envelope)."""
-RoundHook = Callable[[int, Sequence[int]], None]
-"""``hook(round_, markets)``: round ``round_`` began on ``markets`` (after an honest leader's
-proposal, when the leader is honest)."""
-CastHook = Callable[[int, Sequence[Ballot]], None]
-"""``hook(origin, bundle)``: reporter ``origin`` is flooding its own signed votes."""
+BUNDLE_WINDOW = 1 / 30
+"""How long a node gathers its outgoing messages into one bundle, as a share of
+``round_timeout_s`` (a tenth of the first propose timeout: 1 s at the default 30 s)."""
+RoundHook = Callable[[int, int], None]
+"""``hook(market, round_)``: an honest reporter entered ``round_`` of ``market``."""
+CastHook = Callable[[int, Sequence[Signed]], None]
+"""``hook(origin, items)``: honest ``origin`` is flooding these messages."""
+Timer = tuple[int, Step, int]
+"""``(market, step, round)`` of an armed timeout."""
 
 
 @dataclass(frozen=True, slots=True)
-class Proposal:
-    """A round leader's signed proposal: one outcome per market it puts to the vote."""
-
-    kind: ClassVar[str] = "leader"
-    round: int
-    leader: int
-    choices: tuple[tuple[int, int], ...]
-    """``(market, outcome)`` pairs."""
-    signature: bytes
-    """The leader's signature over :func:`.rules.leader_message` of the three fields above."""
-
-    @property
-    def size(self) -> int:
-        """Bytes on the wire: round and leader, three bytes a choice, the signature."""
-        return 16 + 3 * len(self.choices) + SIGNATURE_BYTES
-
-
-@dataclass(frozen=True, slots=True)
-class VoteBundle:
-    """Signed votes flooded together by one reporter, each with the market it is bundled for."""
+class StepBundle:
+    """Signed proposals and votes sent together by one node, each signed on its own."""
 
     kind: ClassVar[str] = "vote"
-    ballots: tuple[Ballot, ...]
+    items: tuple[Signed, ...]
 
     @property
     def size(self) -> int:
-        """Bytes on the wire: one signed vote each."""
-        return VOTE_BYTES * len(self.ballots)
+        """Bytes on the wire: each item's."""
+        return sum(item.size for item in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +117,68 @@ def settled_at(sim: Host, node: int, market: int) -> bool:
     return exchange.ledger.is_settled(market)
 
 
+def step_timeout(round_timeout_s: float, round_: int) -> float:
+    """Each step's timeout in ``round_``: a third of ``round_timeout_s``, half more a round."""
+    return round_timeout_s / 3 * (1 + round_ / 2)
+
+
+class Listener:
+    """What one honest node keeps of the votes it saw: precommits by value, first votes, evidence.
+
+    Args:
+        quorum: precommits a certificate needs.
+    """
+
+    __slots__ = ("certificates", "evidence", "first", "precommits", "quorum")
+
+    def __init__(self, quorum: int) -> None:
+        self.quorum = quorum
+        self.precommits: dict[tuple[int, int, int], dict[int, Vote]] = {}
+        """Valid precommits by ``(market, round, value)`` and signer."""
+        self.first: dict[tuple[int, int, int, str], Vote] = {}
+        """The first valid vote of each ``(signer, market, round, step)``."""
+        self.certificates: dict[int, list[Settlement]] = {}
+        """Every certificate formed here, by market (two only if someone equivocated)."""
+        self.evidence: dict[tuple[int, int, int, str], Settlement] = {}
+
+    def add(self, vote: Vote) -> tuple[Settlement | None, Settlement | None]:
+        """Keep a checked vote; returns a certificate it completed and evidence it makes."""
+        key = (vote.reporter, vote.market, vote.round, vote.step)
+        first = self.first.setdefault(key, vote)
+        evidence = equivocation(first, vote)
+        if evidence is not None and key not in self.evidence:
+            self.evidence[key] = evidence
+        else:
+            evidence = None
+        if vote.step != "precommit" or vote.outcome == NIL:
+            return None, evidence
+        signers = self.precommits.setdefault((vote.market, vote.round, vote.outcome), {})
+        if vote.reporter in signers:
+            return None, evidence
+        signers[vote.reporter] = vote
+        if len(signers) != self.quorum:
+            return None, evidence
+        cert = certificate(list(signers.values()))
+        self.certificates.setdefault(vote.market, []).append(cert)
+        return cert, evidence
+
+
 class Voting:
-    """Rounds of signed votes on the markets' outcomes.
+    """Tendermint rounds on the markets' outcomes, for the honest reporters.
 
     Args:
         sim: the run.
         keys: the reporters' keys.
-        byzantine: the reporters this class does not run (an adversary component acts for
-            them); they neither count votes nor vote where they agree.
+        byzantine: the reporters this class does not run (an adversary component acts for them).
         records: where each market's rounds are recorded, keyed ``(market, row)``.
         outcomes: how many outcomes each market has.
-        round_timeout_s: how long a round lasts.
-        first_row: the table's ``round`` of a market's first voting round.
+        round_timeout_s: the first round's propose + prevote + precommit timeouts together.
+        first_row: the table's ``round`` of a market's round 0.
+        observation_error: chance an honest reporter observes a wrong outcome.
 
     Attributes:
-        on_round: called as each round begins, after an honest leader proposed.
-        on_cast: called with every bundle of a reporter's own votes, before it is flooded.
+        on_round: called as a market enters a round at its first honest reporter.
+        on_cast: called with every bundle an honest node floods.
     """
 
     def __init__(
@@ -166,23 +212,28 @@ class Voting:
                 error=observation_error,
                 rng=sim.streams.python("settlement-observations"),
             )
-        self.timeout = round_timeout_s
+        self.round_timeout_s = round_timeout_s
+        self.bundle_window_s = round_timeout_s * BUNDLE_WINDOW
         self.order = list(self.reporters)
         sim.streams.python("settlement-rota").shuffle(self.order)
         self.records, self.first_row = records, first_row
-        self.round = -1
-        """The current round (-1: none yet)."""
-        self.joined: dict[int, int] = {}
-        """Open markets, with the round each joined in."""
-        self.waiting: list[int] = []
-        self.current: frozenset[int] = frozenset()
-        """The markets the current round votes on."""
-        self.running = False
-        self.counters: frozenset[int] = frozenset()
-        self.tallies: dict[tuple[int, int], Tally] = {}
-        self.certificates: dict[int, dict[int, Settlement]] = {}
-        self.rejected: set[tuple[int, Vote, Reason]] = set()
+        self.opened: set[int] = set()
+        self.latest: dict[int, int] = {}
+        """Each open market's latest round with a record."""
+        self.machines: dict[tuple[int, int], Tendermint] = {}
+        self.listeners: dict[int, Listener] = {}
+        self.formed: dict[int, set[int]] = {}
+        """The values certified for each market at any honest node."""
+        self.rejected: set[tuple[Signed, Reason]] = set()
+        self.verdicts: dict[Signed, Reason | None] = {}
         self.refused: set[Settlement] = set()
+        self.outbox: dict[int, list[Signed]] = {}
+        self.sent: dict[tuple[int, int], dict[tuple[int, str], Signed]] = {}
+        """Each honest reporter's own messages by ``(node, market)``, keyed ``(round, step)``."""
+        self.progress: dict[tuple[int, int], tuple[int, str, bool]] = {}
+        """Where each machine stood at the last gossip tick."""
+        self.gossiping: set[int] = set()
+        self.timers: dict[tuple[int, float], list[Timer]] = {}
         self.on_round: list[RoundHook] = []
         self.on_cast: list[CastHook] = []
 
@@ -191,191 +242,302 @@ class Voting:
         return node not in self.sim.net.down
 
     def observation(self, node: int, market: int) -> int:
-        """The outcome honest ``node`` observed for ``market``: what it proposes and signs."""
+        """The outcome honest ``node`` observed for ``market``: what it proposes and accepts."""
         return self.observed.get((node, market), self.truth[market])
 
-    def leader(self, round_: int) -> int:
-        """The leader of (global) round ``round_``: the rota drawn from the run seed."""
-        return rota(self.order, round_)
+    def proposer(self, market: int, round_: int) -> int:
+        """``proposer(market, round)``: the rota drawn from the run seed, turned by both."""
+        return proposer(self.order, market, round_)
 
-    def row(self, market: int, round_: int) -> RoundRecord | None:
-        """The record of ``market`` in (global) round ``round_``, if it voted then."""
-        joined = self.joined.get(market)
-        if joined is None or round_ < joined:
-            return None
-        return self.records.get((market, self.first_row + round_ - joined))
+    def row(self, market: int, round_: int) -> RoundRecord:
+        """The record of ``market``'s ``round_``, made when the round is first entered."""
+        key = (market, self.first_row + round_)
+        record = self.records.get(key)
+        if record is None:
+            truth = self.truth[market]
+            record = RoundRecord(market, key[1], "vote", truth, [0] * self.outcomes, self.sim.now)
+            record.prevotes = [0] * self.outcomes
+            record.leader = self.proposer(market, round_)
+            self.records[key] = record
+            self.latest[market] = max(round_, self.latest.get(market, 0))
+            for hook in self.on_round:
+                hook(market, round_)
+        return record
 
-    # -- rounds ----------------------------------------------------------------------------------
+    # -- markets, machines and timers -----------------------------------------------------------
 
     def open(self, market: int) -> None:
-        """Put ``market`` to the vote: in a round starting now, or in the next one."""
-        if not self.counters:
-            # the order flow decides who closes blocks; the honest ones count votes
-            self.counters = frozenset(self.sim.sequencers) - self.byzantine
-        self.waiting.append(market)
-        if not self.running:
-            self.running = True
-            self.sim.every(self.timeout, self._round, at_once=True)
+        """Start consensus on ``market`` at every honest reporter: its round 0."""
+        if market in self.opened:
+            return
+        self.opened.add(market)
+        if not self.listeners:
+            watchers = (set(self.sim.sequencers) | set(self.reporters)) - self.byzantine
+            self.listeners = {node: Listener(self.quorum) for node in sorted(watchers)}
+        self.row(market, 0)
+        for node in self.honest:
+            seen = self.observation(node, market)
+            machine = Tendermint(
+                me=node,
+                reporters=len(self.reporters),
+                proposer=partial(self.proposer, market),
+                own_value=seen,
+                valid=seen.__eq__,
+            )
+            self.machines[(node, market)] = machine
+            self._act(node, market, machine.start(0))
+            if node not in self.gossiping:
+                self.gossiping.add(node)
+                interval = step_timeout(self.round_timeout_s, 0)
+                self.sim.every(interval, partial(self._gossip, node))
 
-    def _round(self) -> bool:
-        """Begin the next round over every undecided market; False once none is left."""
-        for market in self.waiting:
-            self.joined[market] = self.round + 1
-        self.waiting.clear()
-        active = [m for m in sorted(self.joined) if self._undecided(m)]
-        if not active:
-            self.running, self.current = False, frozenset()
-            return False
-        self.round += 1
-        self._begin(active)
-        return True
-
-    def _undecided(self, market: int) -> bool:
-        """Voting goes on until the market's certificate is in the chain, and not a round more.
-
-        A reporter whose replica lags catches up by fetching the block that settled it
-        (:mod:`sim.host.catchup`), not by more voting.
-        """
+    def _live(self, market: int) -> bool:
+        """Consensus goes on until the market's certificate is in the chain, not a round more."""
         return not self.sim.exchange.ledger.is_settled(market)
 
-    def _begin(self, active: Sequence[int]) -> None:
-        round_, now = self.round, self.sim.now
-        lead = self.leader(round_)
-        self.current = frozenset(active)
-        for market in active:
-            row = self.first_row + round_ - self.joined[market]
-            record = RoundRecord(market, row, "vote", self.truth[market], [0] * self.outcomes, now)
-            record.leader = lead
-            self.records[(market, row)] = record
-        if lead in self.honest_set and self.up(lead):
-            self._lead(lead, round_, active)
-        for hook in self.on_round:
-            hook(round_, active)
+    def _act(self, node: int, market: int, actions: Sequence[Action]) -> None:
+        """Carry out what ``node``'s machine for ``market`` says: sign and send, arm, decide."""
+        for action in actions:
+            match action:
+                case Send(step="propose", round=round_, value=value, valid_round=vr):
+                    self._send_own(node, self._proposal(node, market, round_, value, vr))
+                case Send(step="prevote" | "precommit" as step, round=round_, value=value):
+                    vote = sign_vote(
+                        self.keys.secrets[node],
+                        reporter=node,
+                        market=market,
+                        round_=round_,
+                        outcome=value,
+                        meter=self.sim.meter,
+                        step=step,
+                    )
+                    self._send_own(node, vote)
+                    self._listen(node, vote)
+                case Arm(step=step, round=round_):
+                    self._arm(node, (market, step, round_))
+                case Decide():
+                    pass  # the listener holds the certificate; the machine stops
 
-    def _lead(self, lead: int, round_: int, active: Sequence[int]) -> None:
-        """An honest leader proposes what it observed of every market it has not seen settle."""
-        choices = tuple(
-            (m, self.observation(lead, m)) for m in active if not settled_at(self.sim, lead, m)
+    def _proposal(self, node: int, market: int, round_: int, value: int, vr: int) -> Proposal:
+        return sign_proposal(
+            self.keys.secrets[node],
+            reporter=node,
+            market=market,
+            round_=round_,
+            outcome=value,
+            valid_round=vr,
+            meter=self.sim.meter,
         )
-        message = leader_message(round_, lead, choices)
-        self.propose(
-            lead, round_, choices, sign(self.keys.secrets[lead], message, meter=self.sim.meter)
-        )
 
-    def propose(
-        self, lead: int, round_: int, choices: Sequence[tuple[int, int]], signature: bytes
-    ) -> None:
-        """``lead`` floods its proposal of ``choices`` for ``round_``, signed ``signature``.
+    def _send_own(self, node: int, item: Signed) -> None:
+        """Queue ``node``'s own message for the bundle it floods at the end of this instant."""
+        self._count([item])
+        self.sent.setdefault((node, item.market), {})[(item.round, item.step)] = item
+        self._queue(node, item)
 
-        Every honest reporter it reaches checks the signature and votes, in one bundle, for each
-        proposed outcome it agrees with (what it observed) on a market still voted on that it has
-        not seen settle.
+    def _gossip(self, node: int) -> bool:
+        """Flood again what ``node`` sent in a round where it has made no progress since the last
+        tick; False once no market it votes on is live.
+
+        Tendermint assumes that every message between honest nodes eventually arrives (its
+        gossip layer re-sends what a peer is missing); a lossy flood loses some for good, so a
+        stalled reporter repeats its own messages of the current round (the same signatures:
+        nothing is signed again, and every receiver counts a signer once).
         """
-        choices = tuple(choices)
-        for market, outcome in choices:
-            record = self.row(market, round_)
-            if record is not None:
-                record.proposed = outcome
-        self.sim.net.flood(lead, Proposal(round_, lead, choices, signature), to=self.receive)
+        live = [m for m in sorted(self.opened) if (node, m) in self.machines and self._live(m)]
+        if not live:
+            self.gossiping.discard(node)
+            return False
+        if not self.up(node):
+            return True
+        for market in live:
+            machine = self.machines[(node, market)]
+            state = (machine.round, machine.step, machine.decision is not None)
+            if self.progress.get((node, market)) == state:
+                for (round_, _), item in self.sent.get((node, market), {}).items():
+                    if round_ == machine.round:
+                        self._queue(node, item)
+            self.progress[(node, market)] = state
+        return True
+
+    def _queue(self, node: int, item: Signed) -> None:
+        pending = self.outbox.setdefault(node, [])
+        if not pending:
+            self.sim.after(self.bundle_window_s, partial(self._flush, node))
+        pending.append(item)
+
+    def _flush(self, node: int) -> None:
+        items = self.outbox.pop(node, [])
+        if items:
+            for hook in self.on_cast:
+                hook(node, items)
+            self.sim.net.flood(node, StepBundle(tuple(items)), to=self.receive)
+
+    def _arm(self, node: int, timer: Timer) -> None:
+        _, _, round_ = timer
+        due = self.sim.now + step_timeout(self.round_timeout_s, round_)
+        armed = self.timers.setdefault((node, due), [])
+        if not armed:
+            self.sim.after(due - self.sim.now, partial(self._fire, node, due))
+        armed.append(timer)
+
+    def _fire(self, node: int, due: float) -> None:
+        """Timeouts of ``node`` due now; a crashed node's wait until it runs again."""
+        timers = self.timers.pop((node, due), [])
+        if not self.up(node):
+            for timer in timers:
+                self._arm(node, timer)
+            return
+        for market, step, round_ in timers:
+            machine = self.machines[(node, market)]
+            if self._live(market):
+                self._act(node, market, machine.on_timeout(step, round_))
+                if machine.round > round_:
+                    self.row(market, machine.round)
+
+    # -- the network -------------------------------------------------------------------------
+
+    def flood(self, origin: int, items: Sequence[Signed]) -> None:
+        """Flood a bundle from ``origin`` as it is (the adversary's way to broadcast)."""
+        self.sim.net.flood(origin, StepBundle(tuple(items)), to=self.receive)
+
+    def send(self, origin: int, dst: int, items: Sequence[Signed]) -> None:
+        """Send a bundle from ``origin`` to ``dst`` alone, hop by hop along a shortest path."""
+        path = self.sim.net.route(origin, dst)
+        self.sim.net.relay(path, StepBundle(tuple(items)), to=self.receive_direct)
+
+    def count(self, items: Sequence[Signed]) -> None:
+        """Count messages as cast in their rounds' records: the adversary's genuine ones (once
+        each, however many nodes it sends them to; its junk is not a cast vote)."""
+        self._count(items)
+
+    def _count(self, items: Sequence[Signed]) -> None:
+        for item in items:
+            if item.market not in self.opened:
+                continue
+            record = self.row(item.market, item.round)
+            match item:
+                case Proposal(outcome=value):
+                    if record.proposed < 0:
+                        record.proposed = value
+                case Vote(step="prevote", outcome=value):
+                    record.nil_prevotes += value == NIL
+                    if 0 <= value < self.outcomes:
+                        record.prevotes[value] += 1
+                case Vote(outcome=value):
+                    record.nil_precommits += value == NIL
+                    if 0 <= value < self.outcomes:
+                        record.votes[value] += 1
 
     def receive(self, node: int, _sender: int, msg: Message) -> None:
-        """A leader's proposal or a bundle of votes reaches ``node``."""
+        """A flooded bundle reaches ``node``."""
         match msg:
-            case Proposal():
-                self._proposal_at(node, msg)
-            case VoteBundle(ballots=ballots):
-                self._count(node, ballots)
+            case StepBundle(items=items):
+                for item in items:
+                    self._hear(node, item)
             case _:
                 unexpected(msg)
 
-    def _proposal_at(self, node: int, proposal: Proposal) -> None:
-        """An honest reporter votes for each proposed outcome it agrees with, if it is signed."""
-        round_ = proposal.round
-        if node not in self.honest_set or self.round != round_:
+    def receive_direct(self, node: int, _sender: int, msg: Message) -> None:
+        """A bundle sent to ``node`` alone: heard, and relayed in its next bundle."""
+        match msg:
+            case StepBundle(items=items):
+                for item in items:
+                    if self._hear(node, item):
+                        self._queue(node, item)
+            case _:
+                unexpected(msg)
+
+    def _hear(self, node: int, item: Signed) -> bool:
+        """An honest listener checks a message and hands it on; True if it was valid."""
+        if node not in self.listeners or item.market not in self.opened:
+            return False
+        reason = self._verdict(item)
+        if reason is not None:
+            if (item, reason) not in self.rejected:
+                self.rejected.add((item, reason))
+                # counted in the round under way: a forged round number makes no row
+                self.row(item.market, self.latest[item.market]).rejected[reason] += 1
+            return False
+        if isinstance(item, Vote):
+            self._listen(node, item)
+        machine = self.machines.get((node, item.market))
+        if machine is None or not self._live(item.market):
+            return True
+        before = machine.round
+        match item:
+            case Proposal():
+                actions = machine.on_proposal(item)
+            case Vote():
+                actions = machine.on_vote(item)
+        self._act(node, item.market, actions)
+        if machine.round > before:
+            self.row(item.market, machine.round)
+        return True
+
+    def _verdict(self, item: Signed) -> Reason | None:
+        """:func:`.rules.check_signed`'s answer for ``item``, remembered by the item itself.
+
+        The keyring already verifies each signature once per run; this also spares
+        re-encoding the signed bytes each time one of the many nodes that receive the same
+        message looks it up (every field, signature included, is part of the key).
+        """
+        if item in self.verdicts:
+            return self.verdicts[item]
+        reason = check_signed(item, keyring=self.keyring, outcomes=self.outcomes)
+        self.verdicts[item] = reason
+        return reason
+
+    def _listen(self, node: int, vote: Vote) -> None:
+        listener = self.listeners.get(node)
+        if listener is None:
             return
-        agreed = [
-            (m, o)
-            for m, o in proposal.choices
-            if o == self.observation(node, m)
-            and m in self.current
-            and not settled_at(self.sim, node, m)
-        ]
-        message = leader_message(round_, proposal.leader, proposal.choices)
-        if agreed and self.keyring.authentic(proposal.leader, message, proposal.signature):
-            self._vote(node, round_, agreed)
-
-    def _vote(self, node: int, round_: int, choices: Sequence[tuple[int, int]]) -> None:
-        """Honest ``node`` signs a vote for each ``(market, outcome)`` and casts them."""
-        secret, meter = self.keys.secrets[node], self.sim.meter
-        ballots = [
-            (m, sign_vote(secret, reporter=node, market=m, round_=round_, outcome=o, meter=meter))
-            for m, o in choices
-        ]
-        self.cast(node, ballots)
-
-    def cast(self, node: int, ballots: Sequence[Ballot]) -> None:
-        """``node`` floods its own signed votes as one bundle; each counts in its round's record."""
-        for market, vote in ballots:
-            record = self.row(market, vote.round)
-            if record is not None:
-                record.votes[vote.outcome] += 1
-        for hook in self.on_cast:
-            hook(node, ballots)
-        self.flood(node, ballots)
-
-    def flood(self, origin: int, ballots: Sequence[Ballot]) -> None:
-        """Flood a bundle of votes from ``origin`` as it is; sequencers check each vote they get."""
-        self.sim.net.flood(origin, VoteBundle(tuple(ballots)), to=self.receive)
-
-    def _count(self, node: int, bundle: Sequence[Ballot]) -> None:
-        """An honest sequencer node checks and counts the votes of a bundle it received."""
-        if node not in self.counters:
-            return
-        round_, current = self.round, self.current
-        for market, vote in bundle:
-            if market not in current or settled_at(self.sim, node, market):
-                continue
-            reason = check_vote(vote, market=market, round_=round_, keyring=self.keyring)
-            if reason is None:
-                self._tally(node, market, vote)
-            elif (market, vote, reason) not in self.rejected:
-                self.rejected.add((market, vote, reason))
-                record = self.row(market, round_)
-                if record is not None:
-                    record.rejected[reason] += 1
-
-    def _tally(self, node: int, market: int, vote: Vote) -> None:
-        tally = self.tallies.get((node, market))
-        if tally is None or tally.round != vote.round:
-            tally = self.tallies[(node, market)] = Tally(vote.round, self.outcomes)
-        if tally.add(vote) and tally.counts[vote.outcome] == self.quorum:
-            votes = [v for v in tally.by_reporter.values() if v.outcome == vote.outcome]
-            self.certificates.setdefault(node, {})[market] = certificate(votes)
+        cert, _ = listener.add(vote)
+        if cert is not None:
+            self.formed.setdefault(cert.market, set()).add(cert.outcome)
 
     # -- the chain ---------------------------------------------------------------------------------
 
     def certificates_for(self, proposer: int) -> list[Settlement]:
         """The certificates honest ``proposer`` holds for markets the chain has not settled."""
+        listener = self.listeners.get(proposer)
+        if listener is None:
+            return []
         chain = self.sim.exchange.ledger
-        held = self.certificates.get(proposer, {})
         return [
             cert
-            for market, cert in sorted(held.items())
-            if not chain.is_settled(market) and cert not in self.refused
+            for market, certs in sorted(listener.certificates.items())
+            if not chain.is_settled(market)
+            for cert in certs
+            if cert not in self.refused
         ]
+
+    def evidence_for(self, proposer: int) -> list[Settlement]:
+        """The evidence honest ``proposer`` holds that the chain has not taken."""
+        listener = self.listeners.get(proposer)
+        if listener is None:
+            return []
+        taken = self.sim.exchange.evidence
+        return [e for key, e in sorted(listener.evidence.items()) if key not in taken]
 
     def on_chain(
         self, t: float, applied: Sequence[Settlement], refused: Sequence[Settlement]
     ) -> None:
-        """Record the certificates a block made final, and those the chain refused."""
+        """Record the certificates a block made final, the evidence it took, what it refused."""
         for s in applied:
-            record = self.row(s.market, s.round)
-            if s.kind == "certificate" and record is not None:
+            if s.kind == "certificate" and s.market in self.opened:
+                record = self.row(s.market, s.round)
                 record.outcome, record.t_final = s.outcome, t
                 record.certificate_size = len(s.signatures)
+                self.formed.setdefault(s.market, set()).add(s.outcome)
+            elif s.kind == "evidence" and s.market in self.opened:
+                self.row(s.market, s.round).equivocations += 1
         for s in refused:
             if s.kind == "certificate":
                 self.refused.add(s)
-                record = self.row(s.market, s.round)
-                if record is not None:
-                    record.refused += 1
+                if s.market in self.opened:
+                    self.row(s.market, s.round).refused += 1
+
+    def conflicting(self) -> int:
+        """Markets with valid certificates for two or more outcomes, at honest nodes or on chain."""
+        return sum(len(values) > 1 for values in self.formed.values())

@@ -1,13 +1,17 @@
-"""Signed votes, certificates and the checks every node makes: the pure rules of BFT voting.
+"""Signed consensus messages, certificates, evidence and the checks every node makes.
 
-A vote is an ECDSA P-256 signature (:func:`market.crypto.sign`) by a reporter on one
-``(market, round, outcome)``; it is valid only for that market and that round, so a vote cannot
-be replayed into another market's count or a later round. With ``n`` reporters the protocol
-tolerates ``f = ⌊(n − 1)/3⌋`` Byzantine ones, and a *certificate* is ``q = ⌊2n/3⌋ + 1`` valid
-signatures from distinct reporters on the same ``(market, round, outcome)``: every replica
+The pure rules of the ``bft`` settlement protocol (its state machine is
+:mod:`sim.settlement.tendermint`). Every step a reporter takes is an ECDSA P-256 signature
+(:func:`market.crypto.sign`): a :class:`Proposal` binds ``(market, round, value, validRound)``,
+a :class:`Vote` binds ``(market, round, step, value)`` with step ``prevote`` or ``precommit``,
+so a vote cannot be replayed into another market, round or step. With ``n`` reporters the
+protocol tolerates ``f = ⌊(n − 1)/3⌋`` Byzantine ones, and a *certificate* is ``q = ⌊2n/3⌋ + 1``
+valid precommits from distinct reporters on the same ``(market, round, value)``: every replica
 verifies it before it pays anything out. Two quorums then share ``2q − n > f`` reporters, so at
 least one honest reporter is in both (``2f + 1`` equals ``q`` only when ``n = 3f + 1``: at
 ``n = 21`` two quorums of 13 share 5 reporters, fewer than the 6 Byzantine ones tolerated).
+Two votes of one signer in one ``(market, round, step)`` with different values are *evidence*
+(:func:`equivocation`), which the chain checks (:func:`evidence_ok`) and slashes.
 
 Verification is the expensive part (~270 µs against ~2 µs for the rest of a vote's handling),
 and with ``n`` reporters every node sees every vote, ``n²`` checks per market. A signature check
@@ -23,7 +27,7 @@ import random
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from Crypto.PublicKey.ECC import EccPoint
 
@@ -31,17 +35,27 @@ from market.crypto import CryptoMeter, sign, verify
 from market.errors import CryptoError
 from market.oracle import Settlement
 
-VOTE_DOMAIN = b"veilcast/settlement/vote/v1|"
-LEADER_DOMAIN = b"veilcast/settlement/leader/v1|"
+VOTE_DOMAIN = b"veilcast/settlement/vote/v2|"
+PROPOSAL_DOMAIN = b"veilcast/settlement/proposal/v2|"
 STEP_DOMAIN = b"veilcast/settlement/oracle/v1|"
 
-VOTE_BYTES = 2 + 4 + 1 + 2 + 64
-"""A vote on the wire: market, round, outcome, reporter id and the 64-byte signature."""
+NIL = -1
+"""The value of a vote for no value (Tendermint's ``nil``)."""
 
-Reason = Literal["non_reporter", "wrong_market", "replayed_round", "bad_signature"]
-"""Why a vote was rejected, in the order the checks run (cheapest first)."""
+VoteStep = Literal["prevote", "precommit"]
+"""The two voting steps of a Tendermint round (the third, ``propose``, is :class:`Proposal`)."""
+STEP_CODES: dict[str, int] = {"propose": 0, "prevote": 1, "precommit": 2}
+"""Each step's byte in the signed messages, so a vote cannot be replayed into another step."""
 
-REASONS: tuple[Reason, ...] = ("non_reporter", "wrong_market", "replayed_round", "bad_signature")
+VOTE_BYTES = 2 + 4 + 1 + 2 + 2 + 64
+"""A vote on the wire: market, round, step, value, reporter id and the 64-byte signature."""
+PROPOSAL_BYTES = 2 + 4 + 2 + 4 + 2 + 64
+"""A proposal on the wire: market, round, value, valid round, proposer, signature."""
+
+Reason = Literal["non_reporter", "bad_signature", "out_of_range"]
+"""Why a vote or proposal was rejected, in the order the checks run (cheapest first)."""
+
+REASONS: tuple[Reason, ...] = ("non_reporter", "bad_signature", "out_of_range")
 
 
 def fault_tolerance(reporters: int) -> int:
@@ -54,7 +68,7 @@ def bft_quorum(reporters: int) -> int:
 
     Any two quorums share more than ``f`` reporters (so an honest one) whatever ``n`` is, and
     the ``n − f`` honest reporters still make one; ``2f + 1`` has the first property only when
-    ``n = 3f + 1``.
+    ``n = 3f + 1``. ``n − q = f`` for every ``n``.
     """
     return 2 * reporters // 3 + 1
 
@@ -86,20 +100,33 @@ def rota(order: Sequence[int], index: int) -> int:
     """The ``index``-th turn of a rota: ``order`` over and over.
 
     Consecutive turns fall to different reporters (while there are two or more), so a
-    Byzantine or crashed leader holds the vote back one round only.
+    Byzantine or crashed proposer holds a market back one round only.
     """
     return order[index % len(order)]
 
 
-def vote_message(market: int, round_: int, outcome: int, reporter: int) -> bytes:
-    """The bytes a reporter signs to vote ``outcome`` for ``market`` in ``round_``."""
-    return VOTE_DOMAIN + struct.pack(">QQQQ", market, round_, outcome, reporter)
+def proposer(order: Sequence[int], market: int, round_: int) -> int:
+    """Tendermint's ``proposer(h, r)`` with heights as markets: the rota at ``market + round``."""
+    return rota(order, market + round_)
 
 
-def leader_message(round_: int, reporter: int, choices: Sequence[tuple[int, int]]) -> bytes:
-    """The bytes a round's leader signs to propose an outcome for each open market."""
-    flat = [value for pair in choices for value in pair]
-    return LEADER_DOMAIN + struct.pack(f">QQQ{len(flat)}Q", round_, reporter, len(choices), *flat)
+def vote_message(market: int, round_: int, step: VoteStep, value: int, reporter: int) -> bytes:
+    """The bytes a reporter signs to ``step`` ``value`` (or nil) on ``market`` in ``round_``.
+
+    Market, round, step and value are all bound: a signature taken into another market, round
+    or step (or onto another value) does not verify.
+    """
+    return VOTE_DOMAIN + struct.pack(">QQBqQ", market, round_, STEP_CODES[step], value, reporter)
+
+
+def proposal_message(
+    market: int, round_: int, value: int, valid_round: int, reporter: int
+) -> bytes:
+    """The bytes a round's proposer signs to propose ``value`` (with its ``validRound``)."""
+    code = STEP_CODES["propose"]
+    return PROPOSAL_DOMAIN + struct.pack(
+        ">QQBqqQ", market, round_, code, value, valid_round, reporter
+    )
 
 
 def step_message(step: Settlement) -> bytes:
@@ -111,17 +138,55 @@ def step_message(step: Settlement) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Vote:
-    """One reporter's signed vote (its fields are what it signed)."""
+    """One reporter's signed prevote or precommit (its fields are what it signed).
+
+    ``outcome`` is the value voted for, :data:`NIL` for none.
+    """
 
     reporter: int
     market: int
     round: int
     outcome: int
     signature: bytes
+    step: VoteStep = "precommit"
 
     def message(self) -> bytes:
         """The signed bytes."""
-        return vote_message(self.market, self.round, self.outcome, self.reporter)
+        return vote_message(self.market, self.round, self.step, self.outcome, self.reporter)
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return VOTE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A round's proposer's signed ``PROPOSAL(h, r, v, validRound)``, heights being markets."""
+
+    reporter: int
+    market: int
+    round: int
+    outcome: int
+    valid_round: int
+    signature: bytes
+
+    step: ClassVar[str] = "propose"
+
+    def message(self) -> bytes:
+        """The signed bytes."""
+        return proposal_message(
+            self.market, self.round, self.outcome, self.valid_round, self.reporter
+        )
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire."""
+        return PROPOSAL_BYTES
+
+
+Signed = Vote | Proposal
+"""A signed consensus message."""
 
 
 class Keyring:
@@ -171,61 +236,48 @@ def sign_vote(
     round_: int,
     outcome: int,
     meter: CryptoMeter | None,
+    step: VoteStep = "precommit",
 ) -> Vote:
-    """``reporter``'s vote for ``outcome``, signed with its ``secret`` key."""
-    signature = sign(secret, vote_message(market, round_, outcome, reporter), meter=meter)
-    return Vote(reporter, market, round_, outcome, signature)
+    """``reporter``'s ``step`` vote for ``outcome`` (or :data:`NIL`), signed with its ``secret``."""
+    message = vote_message(market, round_, step, outcome, reporter)
+    return Vote(reporter, market, round_, outcome, sign(secret, message, meter=meter), step)
 
 
-def check_vote(vote: Vote, *, market: int, round_: int, keyring: Keyring) -> Reason | None:
-    """Why a node counting ``market``'s votes in ``round_`` rejects ``vote``, or None.
+def sign_proposal(
+    secret: int,
+    *,
+    reporter: int,
+    market: int,
+    round_: int,
+    outcome: int,
+    valid_round: int,
+    meter: CryptoMeter | None,
+) -> Proposal:
+    """``reporter``'s proposal of ``outcome`` for ``market`` in ``round_``, signed."""
+    message = proposal_message(market, round_, outcome, valid_round, reporter)
+    signature = sign(secret, message, meter=meter)
+    return Proposal(reporter, market, round_, outcome, valid_round, signature)
 
-    The cheap checks run first, so a replayed or misdirected vote costs no verification.
+
+def check_signed(message: Signed, *, keyring: Keyring, outcomes: int) -> Reason | None:
+    """Why a node rejects a vote or proposal, or None: the checks every node makes on arrival.
+
+    The cheap checks run first, so a sybil's message costs no verification. A vote replayed
+    into another market, round or step carries a signature over the original fields, so it
+    fails the signature check (there is no other way to move it).
     """
-    if vote.reporter not in keyring:
+    if message.reporter not in keyring:
         return "non_reporter"
-    if vote.market != market:
-        return "wrong_market"
-    if vote.round != round_:
-        return "replayed_round"
-    if not keyring.authentic(vote.reporter, vote.message(), vote.signature):
+    if not keyring.authentic(message.reporter, message.message(), message.signature):
         return "bad_signature"
+    low = NIL if isinstance(message, Vote) else 0
+    if not low <= message.outcome < outcomes:
+        return "out_of_range"
     return None
 
 
-class Tally:
-    """The valid votes one node holds for one market in one round.
-
-    A reporter counts once: its first valid vote. A second, different one (equivocation) is
-    ignored, so no reporter can appear twice in a certificate.
-    """
-
-    __slots__ = ("by_reporter", "counts", "round")
-
-    def __init__(self, round_: int, outcomes: int) -> None:
-        self.round = round_
-        self.by_reporter: dict[int, Vote] = {}
-        self.counts = [0] * outcomes
-
-    def add(self, vote: Vote) -> bool:
-        """Count an already checked vote; False if its reporter has been counted."""
-        if vote.reporter in self.by_reporter or not 0 <= vote.outcome < len(self.counts):
-            return False
-        self.by_reporter[vote.reporter] = vote
-        self.counts[vote.outcome] += 1
-        return True
-
-    def certificate(self, quorum: int) -> Settlement | None:
-        """A certificate for the outcome with ``quorum`` votes, if one has them."""
-        for outcome, count in enumerate(self.counts):
-            if count >= quorum:
-                votes = [v for v in self.by_reporter.values() if v.outcome == outcome]
-                return certificate(votes)
-        return None
-
-
 def certificate(votes: Sequence[Vote]) -> Settlement:
-    """The settlement a set of votes on one ``(market, round, outcome)`` justifies."""
+    """The settlement a set of precommits on one ``(market, round, outcome)`` justifies."""
     ordered = sorted(votes, key=lambda v: v.reporter)
     first = ordered[0]
     return Settlement(
@@ -238,18 +290,66 @@ def certificate(votes: Sequence[Vote]) -> Settlement:
 
 
 def certificate_ok(settlement: Settlement, *, keyring: Keyring, quorum: int) -> bool:
-    """Whether ``settlement`` carries ``quorum`` valid signatures of distinct reporters.
+    """Whether ``settlement`` carries ``quorum`` valid precommits of distinct reporters.
 
-    Each signature must be on exactly the settlement's market, round and outcome: one taken
-    from another market or round does not verify.
+    Each signature must be a precommit on exactly the settlement's market, round and outcome:
+    one taken from another market, round or step (a prevote) does not verify.
     """
     s = settlement
     voters, signatures = s.voters, s.signatures
     if len(voters) < quorum or len(set(voters)) != len(voters) or len(signatures) != len(voters):
         return False
     return all(
-        keyring.authentic(v, vote_message(s.market, s.round, s.outcome, v), sig)
+        keyring.authentic(v, vote_message(s.market, s.round, "precommit", s.outcome, v), sig)
         for v, sig in zip(voters, signatures, strict=True)
+    )
+
+
+def equivocation(first: Vote, second: Vote) -> Settlement | None:
+    """Evidence that one reporter signed two values in one step, or None if these are not it.
+
+    The evidence is a ``Settlement`` of kind ``evidence``: the signer, the market and round,
+    the step, both values and both signatures; any replica can check it alone
+    (:func:`evidence_ok`). Two votes are conflicting when they share signer, market, round and
+    step and differ in value (a vote for a value against a nil vote counts, as in Tendermint).
+    """
+    same = (first.reporter, first.market, first.round, first.step) == (
+        second.reporter,
+        second.market,
+        second.round,
+        second.step,
+    )
+    if not same or first.outcome == second.outcome:
+        return None
+    a, b = sorted((first, second), key=lambda v: v.outcome)
+    return Settlement(
+        a.market,
+        0,
+        (a.reporter,),
+        a.round,
+        (a.signature, b.signature),
+        kind="evidence",
+        step=a.step,
+        values=(a.outcome, b.outcome),
+    )
+
+
+def evidence_key(evidence: Settlement) -> tuple[int, int, int, str]:
+    """``(signer, market, round, step)``: what one piece of evidence is about."""
+    return (evidence.voters[0], evidence.market, evidence.round, evidence.step)
+
+
+def evidence_ok(evidence: Settlement, *, keyring: Keyring) -> bool:
+    """Whether ``evidence`` holds two valid signatures of its signer on two values of one step."""
+    e = evidence
+    if len(e.voters) != 1 or len(e.signatures) != 2 or len(e.values) != 2:
+        return False
+    if e.step not in ("prevote", "precommit") or e.values[0] == e.values[1]:
+        return False
+    signer = e.voters[0]
+    return all(
+        keyring.authentic(signer, vote_message(e.market, e.round, e.step, value, signer), sig)  # type: ignore[arg-type]
+        for value, sig in zip(e.values, e.signatures, strict=True)
     )
 
 
@@ -273,4 +373,6 @@ def settlement_ok(settlement: Settlement, *, keyring: Keyring, quorum: int) -> b
             return step_ok(settlement, keyring=keyring)
         case "expire":
             return not settlement.voters and not settlement.signatures
+        case "evidence":
+            return evidence_ok(settlement, keyring=keyring)
     return False

@@ -188,8 +188,11 @@ def test_other_builders_produce_valid_specs() -> None:
         pl.DataFrame({"kind": ["order"], "sent": [3], "delivered": [2], "lost": [1]})
     )
     assert _spec(charts.message_bars(counts))["encoding"]["color"]["field"] == "fate"
-    votes = pl.DataFrame({"market": [0], "round": [0], "outcome": ["1"], "votes": [3.0]})
-    assert _spec(charts.votes_by_round(votes))["facet"]["field"] == "market"
+    votes = pl.DataFrame(
+        {"market": [0], "round": [0], "step": ["prevote"], "value": ["1"], "votes": [3.0]}
+    )
+    facet = _spec(charts.step_votes_by_round(votes))["facet"]
+    assert (facet["row"]["field"], facet["column"]["field"]) == ("step", "market")
     long = shapes.fl_long(
         pl.DataFrame({"round": [0, 1], "status": ["completed", "aborted"], "loss": [0.7, NAN]})
     )

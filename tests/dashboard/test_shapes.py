@@ -120,9 +120,34 @@ def _settlement() -> pl.DataFrame:
 
 
 def test_votes_are_parsed_as_json_only() -> None:
-    votes = shapes.votes_long(_settlement())
-    assert votes.rows() == [(0, 0, "0", 2.0), (0, 0, "1", 3.0), (0, 1, "0", 0.0), (0, 1, "1", 5.0)]
+    votes = shapes.step_votes_long(_settlement())
+    assert votes.rows() == [
+        (0, 0, "precommit", "0", 2.0), (0, 0, "precommit", "1", 3.0),
+        (0, 1, "precommit", "0", 0.0), (0, 1, "precommit", "1", 5.0),
+    ]  # fmt: skip
     # the malformed (code-like) entry of market 1 yields no votes rather than being run
+
+
+def test_step_votes_have_a_row_per_step_and_value_nil_included() -> None:
+    steps = (
+        _settlement()
+        .head(2)
+        .with_columns(
+            prevotes=pl.Series([json.dumps([1, 4]), json.dumps([0, 5])]),
+            nil_prevotes=pl.Series([2, 0]),
+            nil_precommits=pl.Series([1, 0]),
+        )
+    )
+    rows = shapes.step_votes_long(steps).rows()
+    assert rows[:6] == [
+        (0, 0, "prevote", "0", 1.0), (0, 0, "prevote", "1", 4.0), (0, 0, "prevote", "nil", 2.0),
+        (0, 0, "precommit", "0", 2.0), (0, 0, "precommit", "1", 3.0),
+        (0, 0, "precommit", "nil", 1.0),
+    ]  # fmt: skip
+    assert sum(v for *_, v in rows) == 1 + 4 + 2 + 2 + 3 + 1 + 0 + 5 + 0 + 0 + 5 + 0
+    # a run from before the steps: precommits only, no nil
+    old = shapes.step_votes_long(_settlement().head(1))
+    assert old.rows() == [(0, 0, "precommit", "0", 2.0), (0, 0, "precommit", "1", 3.0)]
 
 
 def test_pnl_by_kind_ignores_not_applicable_profit() -> None:

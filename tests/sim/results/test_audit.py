@@ -64,3 +64,14 @@ def test_the_error_sums_every_account_gap_in_micro_units() -> None:
     # a double payout to 1 paid out of 2, and a payout to the wrong account 3 instead of 2
     assert payout_error({1: 10, 2: 5}, {1: 20, 2: -5}) == 20
     assert payout_error({1: 10, 2: 5}, {1: 10, 3: 5}) == 10
+
+
+def test_a_slashed_reporter_loses_its_whole_account_to_the_treasury() -> None:
+    seven, nine = reporter_account(7), reporter_account(9)
+    opening = {seven: 2_000, nine: 2_000, TREASURY: 10}
+    balances = recomputed_balances(opening, [], PayoutRecords({}, slashed=(7,)))
+    assert balances[seven] == 0 and balances[nine] == 2_000  # only the equivocator
+    assert balances[TREASURY] == 10 + 2_000
+    # a ledger that slashed to the wrong account, or not at all, shows in the error
+    assert payout_error(balances, {**balances, TREASURY: 10, MAKER0: 2_000}) == 4_000
+    assert payout_error(balances, opening) == 4_000

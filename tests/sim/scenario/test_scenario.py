@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "settlement.protocol": "bft", "settlement.reporters": 21,
     "settlement.byzantine_fraction": 0.0, "settlement.crash_fraction": 0.0,
     "settlement.crash_window_s": 1200.0, "settlement.observation_error": 0.0,
+    "settlement.byzantine_strategy": "fixed",
     "settlement.round_timeout_s": 30.0, "settlement.bond": 750.0, "settlement.liveness_s": 7200.0,
     "settlement.endowment": 2000.0,
     "forecaster.enabled": False, "forecaster.clients": 40, "forecaster.features": 16,

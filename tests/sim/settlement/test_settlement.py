@@ -74,6 +74,8 @@ def audit(run: Simulation, protocol: SettlementProtocol) -> None:
             settled, before = exchange.ledger.is_settled(s.market), exchange.state_hash()
             requests = exchange.requests.get(s.market, ())
             apply_tx(exchange, tx, settlement_ok=check, t=block.t)
+            if s.kind == "evidence":  # accountability: taken on a settled market too
+                continue
             if settled:  # no payout twice: a settled market's steps change nothing
                 assert exchange.state_hash() == before
             elif exchange.ledger.is_settled(s.market):  # this step paid out: justify it
@@ -124,7 +126,7 @@ def test_honest_reporters_settle_every_market_on_a_verified_certificate(
     assert m["settlement.correct_fraction"] == 1.0 and m["settlement.finalized_fraction"] == 1.0
     assert 0 < m["settlement.latency_s"] <= TIMEOUT
     stats = run.net.stats
-    assert m["settlement.messages"] == stats.delivered["vote"] + stats.delivered["leader"] > 0
+    assert m["settlement.messages"] == stats.sent["vote"] > 0
     assert m["ledger.conservation_error"] == 0 and m["ledger.replica_divergence"] == 0
     assert final_outcomes(run.exchange) == dict(enumerate(run.world.outcomes))
     for step in run.exchange.applied:
@@ -142,9 +144,8 @@ def test_with_fewer_than_a_third_byzantine_every_market_settles_true(
     assert len(protocol.plan.byzantine) == 2 and run.faulty_replicas == protocol.plan.byzantine
     assert m["settlement.correct_fraction"] == 1.0 and m["settlement.finalized_fraction"] == 1.0
     table = api.run(settle).tables["settlement_steps"]
-    # the Byzantine reporters voted, replayed and forged; the checks caught them (a vote
-    # replayed from an earlier round needs a second round: see the next test)
-    for reason in ("non_reporter", "wrong_market", "bad_signature"):
+    # the Byzantine reporters voted, replayed and forged; the checks caught them
+    for reason in ("non_reporter", "bad_signature"):
         assert table[f"rejected_{reason}"].sum() > 0, reason
     assert table["refused_settlements"].sum() > 0  # forged certificates, refused by the chain
     assert m["ledger.conservation_error"] == 0 and m["ledger.replica_divergence"] == 0
@@ -159,11 +160,11 @@ def test_a_third_or_more_byzantine_shows_no_finality(settle: dict[str, Any]) -> 
     assert m["settlement.finalized_fraction"] == 0.0 and m["settlement.correct_fraction"] == 0.0
     assert math.isnan(m["settlement.latency_s"])
     rows = api.run(settle).tables["settlement_steps"]
-    assert rows.height == 2 * 8  # a round every timeout, for each market
-    assert rows["round"].to_list() == list(range(8)) * 2
+    assert rows.height >= 2 * 4  # round after round, timeouts growing, for each market
+    assert rows["round"].to_list() == list(range(rows.height // 2)) * 2
     votes = rows["votes"].str.json_decode()
     assert (votes.list.max() <= 4).all()  # 4 honest votes, or 3 colluding: never 5
-    for reason in ("non_reporter", "wrong_market", "replayed_round", "bad_signature"):
+    for reason in ("non_reporter", "bad_signature"):
         assert rows[f"rejected_{reason}"].sum() > 0, reason
     assert not run.exchange.applied and m["ledger.conservation_error"] == 0
     audit(run, protocol)
@@ -374,21 +375,19 @@ def schedule(seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(st.integers(min_value=0, max_value=2**31 - 1))
 def test_random_fault_schedules_never_lose_money_diverge_or_pay_without_proof(seed: int) -> None:
-    run, m, protocol = _simulate(schedule(seed))
+    """The optimistic oracle's money and replicas under random faults (BFT's safety and
+    liveness have their own property: ``test_bft_property``). Examples are drawn afresh."""
+    world = schedule(seed)
+    world["settlement"]["protocol"] = "optimistic"
+    run, m, protocol = _simulate(world)
     assert m["ledger.conservation_error"] == 0 and m["ledger.payout_error"] == 0
     assert m["ledger.replica_divergence"] == 0
     _honest_live_replicas_match_the_chain(run)
     audit(run, protocol)
-    # BFT safety: fewer than 2f + 1 colluders never make a wrong outcome final, whatever
-    # crashes and partitions do. (The optimistic oracle's safety also needs an honest disputer
-    # to see each proposal within its liveness, which a schedule may prevent.)
-    if protocol.protocol == "bft" and len(protocol.plan.byzantine) < protocol.quorum:
-        finals = final_outcomes(run.exchange)
-        assert all(run.world.outcomes[market] == o for market, o in finals.items())
 
 
 def test_a_replica_hears_of_blocks_its_neighbours_only_fetched() -> None:

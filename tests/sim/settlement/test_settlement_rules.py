@@ -1,4 +1,5 @@
-"""The pure rules of BFT voting: quorum sizes, vote checks, the signature cache, certificates."""
+"""The pure rules of BFT settlement: quorums, message checks, the signature cache, certificates,
+equivocation evidence."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ from market.crypto import CryptoMeter, base_mul, keypair, sign
 from market.oracle import Settlement
 from sim.settlement import majority_ok
 from sim.settlement.rules import (
+    NIL,
     Keyring,
-    Tally,
     Vote,
     bft_quorum,
     certificate,
     certificate_ok,
-    check_vote,
+    check_signed,
+    equivocation,
+    evidence_ok,
     fault_tolerance,
     observations,
     rota,
     settlement_ok,
+    sign_proposal,
     sign_vote,
     step_message,
     vote_message,
@@ -45,11 +49,27 @@ def ring(keys: dict[int, int]) -> Keyring:
 
 
 def _vote(
-    keys: dict[int, int], reporter: int, *, market: int = 2, round_: int = 1, outcome: int = 0
+    keys: dict[int, int],
+    reporter: int,
+    *,
+    market: int = 2,
+    round_: int = 1,
+    outcome: int = 0,
+    step: str = "precommit",
 ) -> Vote:
     return sign_vote(
-        keys[reporter], reporter=reporter, market=market, round_=round_, outcome=outcome, meter=None
+        keys[reporter],
+        reporter=reporter,
+        market=market,
+        round_=round_,
+        outcome=outcome,
+        meter=None,
+        step=step,  # type: ignore[arg-type]
     )
+
+
+def _check(vote: Vote, ring: Keyring) -> str | None:
+    return check_signed(vote, keyring=ring, outcomes=2)
 
 
 @pytest.mark.parametrize(
@@ -76,8 +96,16 @@ def test_two_quorums_share_more_than_f_reporters_so_an_honest_one() -> None:
         assert 2 * q - size > f and q <= size - f, size  # safe, and the honest are enough
 
 
-def test_a_valid_vote_passes_every_check(keys: dict[int, int], ring: Keyring) -> None:
-    assert check_vote(_vote(keys, 5), market=2, round_=1, keyring=ring) is None
+def test_a_valid_vote_or_proposal_passes_every_check(keys: dict[int, int], ring: Keyring) -> None:
+    assert _check(_vote(keys, 5), ring) is None
+    assert _check(_vote(keys, 5, outcome=NIL, step="prevote"), ring) is None  # a nil vote
+    proposal = sign_proposal(
+        keys[8], reporter=8, market=2, round_=1, outcome=1, valid_round=0, meter=None
+    )
+    assert check_signed(proposal, keyring=ring, outcomes=2) is None
+    assert check_signed(replace(proposal, valid_round=-1), keyring=ring, outcomes=2) == (
+        "bad_signature"  # validRound is signed too: a lock's proof cannot be made up
+    )
 
 
 def test_each_bad_vote_is_rejected_for_its_own_reason(keys: dict[int, int], ring: Keyring) -> None:
@@ -86,11 +114,23 @@ def test_each_bad_vote_is_rejected_for_its_own_reason(keys: dict[int, int], ring
     forged = replace(good, signature=bytes(64))
     tampered = replace(good, outcome=1)  # the signature was on outcome 0
     impostor = replace(_vote(keys, 8), reporter=5)  # 8's signature claimed as 5's
-    assert check_vote(sybil, market=2, round_=1, keyring=ring) == "non_reporter"
-    assert check_vote(good, market=3, round_=1, keyring=ring) == "wrong_market"
-    assert check_vote(good, market=2, round_=2, keyring=ring) == "replayed_round"
+    assert _check(sybil, ring) == "non_reporter"
+    assert _check(_vote(keys, 5, outcome=2), ring) == "out_of_range"
     for bad in (forged, tampered, impostor):
-        assert check_vote(bad, market=2, round_=1, keyring=ring) == "bad_signature"
+        assert _check(bad, ring) == "bad_signature"
+
+
+def test_a_vote_replayed_into_another_market_round_or_step_does_not_verify(
+    keys: dict[int, int], ring: Keyring
+) -> None:
+    prevote = _vote(keys, 5, step="prevote")
+    assert _check(prevote, ring) is None
+    for replayed in (
+        replace(prevote, market=3),
+        replace(prevote, round=2),
+        replace(prevote, step="precommit"),  # a prevote does not count as a precommit
+    ):
+        assert _check(replayed, ring) == "bad_signature"
 
 
 def test_each_signed_message_is_verified_once_however_many_nodes_check_it(
@@ -98,31 +138,46 @@ def test_each_signed_message_is_verified_once_however_many_nodes_check_it(
 ) -> None:
     vote = _vote(keys, 5)
     for _ in range(50):  # fifty nodes receive the same vote
-        assert check_vote(vote, market=2, round_=1, keyring=ring) is None
+        assert _check(vote, ring) is None
     assert ring.meter is not None and ring.meter.ops == {"verify": 1}
     forged = replace(vote, signature=bytes(64))
     for _ in range(3):
-        assert check_vote(forged, market=2, round_=1, keyring=ring) == "bad_signature"
+        assert _check(forged, ring) == "bad_signature"
     assert ring.meter.ops == {"verify": 2}  # the forgery is a new message: checked, then cached
-    # replays and misdirected votes are caught before any verification
-    check_vote(vote, market=9, round_=1, keyring=ring)
-    check_vote(vote, market=2, round_=0, keyring=ring)
+    _check(_vote(keys, OUTSIDER), ring)  # a sybil's vote costs no verification
     assert ring.meter.ops == {"verify": 2}
 
 
-def test_a_tally_counts_each_reporter_once_and_certifies_at_the_quorum(
+def test_two_signed_values_of_one_step_are_evidence_the_chain_can_check(
     keys: dict[int, int], ring: Keyring
 ) -> None:
-    tally = Tally(1, 2)
-    assert tally.add(_vote(keys, 3)) and tally.add(_vote(keys, 5))
-    assert tally.certificate(3) is None
-    assert not tally.add(_vote(keys, 5, outcome=1))  # equivocation: the first vote stands
-    assert tally.counts == [2, 0]
-    assert tally.add(_vote(keys, 8, outcome=1)) and tally.certificate(3) is None
-    assert tally.add(_vote(keys, 13))
-    cert = tally.certificate(3)
-    assert cert is not None and (cert.outcome, cert.voters, cert.round) == (0, (3, 5, 13), 1)
-    assert certificate_ok(cert, keyring=ring, quorum=3)
+    a, b = _vote(keys, 5, outcome=0), _vote(keys, 5, outcome=1)
+    evidence = equivocation(b, a)
+    assert evidence is not None and evidence.kind == "evidence"
+    assert (evidence.voters, evidence.market, evidence.round, evidence.step) == (
+        (5,),
+        2,
+        1,
+        "precommit",
+    )
+    assert evidence.values == (0, 1) and evidence_ok(evidence, keyring=ring)
+    assert settlement_ok(evidence, keyring=ring, quorum=3)
+    nil = _vote(keys, 5, outcome=NIL)
+    assert equivocation(a, nil) is not None  # a value against nil counts too
+    # not evidence: the same vote twice, or two different steps, rounds, markets or signers
+    assert equivocation(a, a) is None
+    assert equivocation(a, _vote(keys, 5, outcome=1, step="prevote")) is None
+    assert equivocation(a, _vote(keys, 5, outcome=1, round_=2)) is None
+    assert equivocation(a, _vote(keys, 5, outcome=1, market=3)) is None
+    assert equivocation(a, _vote(keys, 8, outcome=1)) is None
+    # forged evidence is refused: a made-up second signature, or one moved from another signer
+    assert not evidence_ok(replace(evidence, signatures=(a.signature, bytes(64))), keyring=ring)
+    other = _vote(keys, 8, outcome=1)
+    assert not evidence_ok(
+        replace(evidence, signatures=(a.signature, other.signature)), keyring=ring
+    )
+    assert not evidence_ok(replace(evidence, values=(0, 0)), keyring=ring)
+    assert not evidence_ok(replace(evidence, step="prevote"), keyring=ring)
 
 
 def test_a_certificate_needs_a_quorum_of_distinct_valid_signatures(
@@ -143,6 +198,9 @@ def test_a_certificate_needs_a_quorum_of_distinct_valid_signatures(
     # the same signatures do not justify another outcome, market or round
     for moved in (replace(cert, outcome=1), replace(cert, market=3), replace(cert, round=2)):
         assert not certificate_ok(moved, keyring=ring, quorum=3)
+    # prevotes are not precommits: a polka is not a certificate
+    polka = certificate([_vote(keys, r, step="prevote") for r in (3, 5, 8)])
+    assert not certificate_ok(polka, keyring=ring, quorum=3)
     sybils = certificate([*votes[:2], _vote(keys, OUTSIDER)])
     assert not certificate_ok(sybils, keyring=ring, quorum=3)
 
@@ -166,16 +224,17 @@ def test_replicas_check_bond_steps_by_their_posters_signature(
 
 def test_messages_are_domain_separated_and_injective() -> None:
     seen = {
-        vote_message(m, r, o, rep)
+        vote_message(m, r, s, o, rep)
         for m in range(3)
         for r in range(3)
-        for o in range(2)
+        for s in ("prevote", "precommit")
+        for o in (NIL, 0, 1)
         for rep in (1, 2)
     }
-    assert len(seen) == 3 * 3 * 2 * 2
+    assert len(seen) == 3 * 3 * 2 * 3 * 2
     step = Settlement(1, 1, (5,), kind="propose")
     assert step_message(step) != step_message(replace(step, kind="dispute"))
-    assert step_message(step) != vote_message(1, 0, 1, 5)
+    assert step_message(step) != vote_message(1, 0, "precommit", 1, 5)
 
 
 def test_the_leader_rota_changes_every_round_and_visits_everyone() -> None:
