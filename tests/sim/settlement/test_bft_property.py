@@ -11,7 +11,13 @@ end at least 600 s before the horizon, message loss, noisy honest observations, 
 * **liveness**: every market for which ``⌊2n/3⌋ + 1`` honest reporters that are running at the
   horizon observed one outcome is final by the horizon (the network healed in time);
 * **money**: nothing paid without a certificate (the independent replay of :func:`audit`), the
-  payout audit 0, no replica divergence.
+  payout audit 0, and every honest running replica in the chain's state at its own height.
+
+How far behind a replica may be at the horizon is not asserted here: over lossy links no finite
+margin holds in every world (one drawn world, 15 % loss, left a replica one block short 82 s
+after the block closed, its diffusion, three tip pushes and six status polls all lost).
+Catch-up time is a measured distribution, tested over several seeds in ``test_catch_up.py``;
+here it is only recorded (``event``) so a run's statistics show how often replicas lag.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from hypothesis import strategies as st
 
 from sim.settlement.rules import fault_tolerance
 from tests.sim.settlement.test_settlement import (
-    _honest_live_replicas_match_the_chain,
+    _honest_live_replicas_hold_a_prefix_of_the_chain,
     _simulate,
     audit,
 )
@@ -78,7 +84,7 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@settings(max_examples=100, deadline=None, database=None,
+@settings(max_examples=100, deadline=None, database=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
 @given(worlds())
 def test_bft_is_safe_under_any_tolerated_fault_and_live_once_the_network_heals(
@@ -112,5 +118,8 @@ def test_bft_is_safe_under_any_tolerated_fault_and_live_once_the_network_heals(
     # money: paid only on a certificate, to the right accounts; replicas agree
     assert m["ledger.payout_error"] == 0 and m["ledger.conservation_error"] == 0
     assert m["ledger.replica_divergence"] == 0
-    audit(run, protocol)
-    _honest_live_replicas_match_the_chain(run)
+    states = audit(run, protocol)
+    _honest_live_replicas_hold_a_prefix_of_the_chain(run, states)
+    closed = sum(1 for block, _ in run.blocks if block.t <= END - 60.0)
+    if any(run.replicas[node].next_height < closed for node in running if node in run.replicas):
+        event("an honest replica a block short 60 s after it closed")

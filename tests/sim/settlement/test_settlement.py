@@ -58,13 +58,17 @@ def final_outcomes(exchange: Exchange) -> dict[int, int]:
     return out
 
 
-def audit(run: Simulation, protocol: SettlementProtocol) -> None:
-    """Replay the chain independently; check payouts, certificates and bonds."""
+def audit(run: Simulation, protocol: SettlementProtocol) -> list[bytes]:
+    """Replay the chain independently; check payouts, certificates and bonds.
+
+    Returns the replayed state's hash at every height: before block 0, after it, and so on.
+    """
     public = {node: base_mul(secret) for node, secret in protocol.keys.secrets.items()}
     fresh = Keyring(public)
     check = partial(settlement_ok, keyring=fresh, quorum=protocol.quorum)
     exchange = run.start_state.copy()
     terms = exchange.terms
+    states = [exchange.state_hash()]
     for block, _ in run.blocks:
         for tx in block.txs:
             if not isinstance(tx, SettleTx):
@@ -85,7 +89,8 @@ def audit(run: Simulation, protocol: SettlementProtocol) -> None:
                     assert s.kind == "expire" and terms is not None
                     assert not requests[-1].disputed
                     assert block.t >= requests[-1].t + terms.liveness
-    assert exchange.state_hash() == run.exchange.state_hash()
+        states.append(exchange.state_hash())
+    assert states[-1] == run.exchange.state_hash()
     held = sum(
         r.bond * (2 if r.disputed else 1)
         for market, requests in exchange.requests.items()
@@ -93,6 +98,15 @@ def audit(run: Simulation, protocol: SettlementProtocol) -> None:
         for r in requests
     )
     assert exchange.ledger.cash(BOND_ESCROW) == held
+    return states
+
+
+def _honest_live_replicas_hold_a_prefix_of_the_chain(run: Simulation, states: list[bytes]) -> None:
+    """Every reporter neither Byzantine nor down is in the chain's state at its own height: a
+    replica may lag (loss delays it) but never diverges. ``states`` come from :func:`audit`."""
+    for node, replica in run.replicas.items():
+        if node not in run.faulty_replicas:
+            assert replica.exchange.state_hash() == states[replica.next_height], node
 
 
 def _honest_live_replicas_match_the_chain(run: Simulation, *, margin_s: float = 60.0) -> None:
