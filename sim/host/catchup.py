@@ -16,7 +16,8 @@ than diffused: its cost grows with the replicas, not with the network (diffusing
 40 % more messages in a loss-free run of the small world, sending it 12 %). The status poll
 stays, for what pushing cannot reach (a replica cut off when the notices went out). Measured on
 the small world over five seeds (``tests/sim/settlement/test_catch_up.py``), the worst catch-up at
-20 % link loss fell from 12–142 s to 12–44 s, and at 40 % from 110–635 s to 78–364 s.
+20 % link loss is 6–48 s with the pushes and 8–54 s with polls alone, and at 40 % 74–150 s
+against 162–613 s. Every hop is lossy, so this is a distribution with a tail, not a bound.
 
 :attr:`CatchUp.caught_up` records, for every block a running replica did not apply as diffusion
 delivered it, how long after the block closed the replica applied it (``ledger.catch_up_s``).
