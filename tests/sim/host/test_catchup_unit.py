@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from sim.chain.blocks import Block, CloseTx
-from sim.host.catchup import FETCH_RETRY_S, SYNC_INTERVAL_S, TIP_PUSHES
+from sim.host.catchup import FETCH_RETRY_S, SYNC_INTERVAL_S, TIP_FIRST_PUSH, TIP_PUSH_WINDOW
 from sim.host.instant import InstantHost, tiny_world
 from sim.scenario import Scenario
 
@@ -103,28 +103,64 @@ def test_a_fetch_that_is_lost_is_retried_with_another_holder() -> None:
 def test_without_a_later_block_the_pushed_tip_reveals_the_gap() -> None:
     host = _host(lambda kind, _s, dst: kind == "block" and dst == LAGGARD)
     _block(host)  # the last block: nothing later will reveal it, but its proposer pushes the tip
-    pushed = TIP_PUSHES[0] * BLOCK_S + HOP
+    pushed = TIP_FIRST_PUSH * BLOCK_S + HOP
     # the notice arrives, the laggard waits a grace, asks a holder, who answers
     assert _applies_exactly_at(host, LAGGARD, 0, pushed + BLOCK_S + 2 * HOP)
     assert host.catch_up is not None
     assert host.catch_up.caught_up == [(LAGGARD, pytest.approx(pushed + BLOCK_S + 2 * HOP))]
 
 
-def test_the_tip_is_pushed_only_while_the_chain_stays_quiet() -> None:
+def test_the_tip_is_pushed_once_to_each_replica_and_only_while_the_chain_stays_quiet() -> None:
     host = _host(lambda _kind, _s, _dst: False)
     _block(host)
-    host.run(until=TIP_PUSHES[0] * BLOCK_S + 1.0)
+    host.run(until=TIP_FIRST_PUSH * BLOCK_S + 1.0)
     once = host.net.stats.sent["tip"]
-    host.run(until=TIP_PUSHES[-1] * BLOCK_S + 100.0)
-    assert once > 0 and host.net.stats.sent["tip"] == len(TIP_PUSHES) * once
+    assert once == 2 * (len(REPLICAS) - 1)  # a notice to each other replica, and its ack
+    host.run(until=TIP_PUSH_WINDOW * BLOCK_S + 100.0)
+    assert host.net.stats.sent["tip"] == once  # every notice acknowledged: none sent again
     quiet = host.net.stats.sent["tip"]
-    gap = TIP_PUSHES[0] * BLOCK_S / 2
+    gap = TIP_FIRST_PUSH * BLOCK_S / 2
     for _ in range(5):  # blocks closer together than the first push: each is its own notice
         _block(host)
         host.run(until=host.now + gap)
     host.run(until=host.now + gap + 0.5)
     assert host.net.stats.sent["tip"] == quiet + once  # only the last one was pushed, once
     assert host.catch_up is not None and host.catch_up.caught_up == []  # nobody lagged
+
+
+def test_a_lost_notice_is_sent_again_after_a_doubling_wait_until_acknowledged() -> None:
+    notices: list[float] = []
+
+    def lose(kind: str, src: int, dst: int) -> bool:
+        if kind == "tip" and dst == LAGGARD:
+            notices.append(host.now)
+            return len(notices) <= 2  # the first two notices are lost
+        return kind == "block" and dst == LAGGARD
+
+    host = _host(lose)
+    _block(host)
+    first = TIP_FIRST_PUSH * BLOCK_S
+    third = first + first + 2 * first  # pushes at 1, 2 and 4 times the first wait
+    assert _applies_exactly_at(host, LAGGARD, 0, third + HOP + BLOCK_S + 2 * HOP)
+    host.run(until=TIP_PUSH_WINDOW * BLOCK_S + 100.0)
+    assert notices == pytest.approx([first, 2 * first, 4 * first])  # acked: no fourth
+
+
+def test_a_replica_that_never_acknowledges_is_left_to_the_polls_after_the_window() -> None:
+    notices: list[float] = []
+
+    def lose(kind: str, src: int, dst: int) -> bool:
+        if kind == "tip" and dst == LAGGARD:
+            notices.append(host.now)
+            return True
+        return False
+
+    host = _host(lose)
+    _block(host)
+    host.run(until=10 * TIP_PUSH_WINDOW * BLOCK_S)
+    first = TIP_FIRST_PUSH * BLOCK_S
+    doubling = [first * 2**k for k in range(8) if first * 2**k <= TIP_PUSH_WINDOW * BLOCK_S]
+    assert notices == pytest.approx(doubling)  # 2, 4, 8, 16, 32 s after the block, then no more
 
 
 def test_without_a_later_block_or_a_pushed_tip_the_status_poll_reveals_the_gap() -> None:
