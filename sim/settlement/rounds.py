@@ -291,9 +291,10 @@ class Voting:
                 interval = step_timeout(self.round_timeout_s, 0)
                 self.sim.every(interval, partial(self._gossip, node))
 
-    def _live(self, market: int) -> bool:
-        """Consensus goes on until the market's certificate is in the chain, not a round more."""
-        return not self.sim.exchange.ledger.is_settled(market)
+    def _live(self, node: int, market: int) -> bool:
+        """``node`` goes on with ``market``'s consensus until its own replica holds the block
+        with the certificate (it cannot know before), not a round more."""
+        return not settled_at(self.sim, node, market)
 
     def _act(self, node: int, market: int, actions: Sequence[Action]) -> None:
         """Carry out what ``node``'s machine for ``market`` says: sign and send, arm, decide."""
@@ -344,7 +345,9 @@ class Voting:
         stalled reporter repeats its own messages of the current round (the same signatures:
         nothing is signed again, and every receiver counts a signer once).
         """
-        live = [m for m in sorted(self.opened) if (node, m) in self.machines and self._live(m)]
+        live = [
+            m for m in sorted(self.opened) if (node, m) in self.machines and self._live(node, m)
+        ]
         if not live:
             self.gossiping.discard(node)
             return False
@@ -390,7 +393,7 @@ class Voting:
             return
         for market, step, round_ in timers:
             machine = self.machines[(node, market)]
-            if self._live(market):
+            if self._live(node, market):
                 self._act(node, market, machine.on_timeout(step, round_))
                 if machine.round > round_:
                     self.row(market, machine.round)
@@ -462,7 +465,7 @@ class Voting:
         if isinstance(item, Vote):
             self._listen(node, item)
         machine = self.machines.get((node, item.market))
-        if machine is None or not self._live(item.market):
+        if machine is None or not self._live(node, item.market):
             return True
         before = machine.round
         match item:
@@ -499,7 +502,10 @@ class Voting:
     # -- the chain ---------------------------------------------------------------------------------
 
     def certificates_for(self, proposer: int) -> list[Settlement]:
-        """The certificates honest ``proposer`` holds for markets the chain has not settled."""
+        """The certificates honest ``proposer`` holds for markets the chain has not settled.
+
+        The block proposer reads the canonical chain: sequencers agree on the tip among
+        themselves (the assumption stated in :mod:`sim.chain.blocks`)."""
         listener = self.listeners.get(proposer)
         if listener is None:
             return []

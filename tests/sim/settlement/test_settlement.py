@@ -218,6 +218,29 @@ def test_loss_and_a_partition_delay_settlement_until_it_heals(settle: dict[str, 
     _honest_live_replicas_match_the_chain(run)
 
 
+def test_a_reporter_cut_off_from_the_certificate_goes_on_voting_until_its_replica_holds_it(
+    settle: dict[str, Any],
+) -> None:
+    """Stopping is each reporter's own knowledge, not the simulator's: two reporters cut off
+    while the other five (a quorum) settle cannot see the block, so they keep sending their
+    votes after the chain holds it, and stop once the partition heals and they fetch it."""
+    heal = RESOLVE + 600.0
+    settle["faults"] = {"partitions": [{"reporters": [5, 6], "start_s": RESOLVE - 100.0,
+                                        "end_s": heal}]}  # fmt: skip
+    run, m, protocol = _simulate(settle)
+    assert m["settlement.finalized_fraction"] == 1.0 and m["settlement.correct_fraction"] == 1.0
+    assert all(r.t_final < heal for r in protocol.rows() if r.finalized)  # settled meanwhile
+    assert not protocol.voting.gossiping and m["ledger.replica_lag_blocks"] == 0
+    audit(run, protocol)
+    _honest_live_replicas_match_the_chain(run)
+    settle["duration_s"] = heal - 100.0  # stop the same run while the two are still cut off
+    run, m, protocol = _simulate(settle)
+    assert m["settlement.finalized_fraction"] == 1.0
+    cut_off = {protocol.reporters[5], protocol.reporters[6]}
+    assert protocol.voting.gossiping == cut_off
+    assert all(run.replicas[node].next_height < len(run.blocks) for node in cut_off)
+
+
 def test_a_restarted_reporter_catches_up_by_height(settle: dict[str, Any]) -> None:
     settle["faults"] = {"crashes": [{"reporter": 3, "at_s": 5000.0, "restart_s": 6500.0}]}
     run, m, protocol = _simulate(settle)
