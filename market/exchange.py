@@ -327,7 +327,7 @@ class Exchange:
         """Take a piece of evidence once; the first against a reporter slashes its account."""
         if len(s.voters) != 1 or not 0 <= s.market < len(self.makers):
             return {}
-        key = (s.voters[0], s.market, s.round, s.step)
+        key = s.accused()
         if key in self.evidence:
             return {}
         self.evidence.add(key)

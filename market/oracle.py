@@ -50,6 +50,11 @@ class Settlement:
     step: str = ""
     values: tuple[int, ...] = ()
 
+    def accused(self) -> tuple[int, int, int, str]:
+        """``evidence``: ``(signer, market, round, step)``, the one signature slot it shows
+        signed twice; the chain takes one piece of evidence per slot."""
+        return (self.voters[0], self.market, self.round, self.step)
+
     def evidence_bytes(self) -> int:
         """Bytes of the evidence on the wire: voter ids, signatures, request and time."""
         header = {"certificate": 0, "evidence": 6 + 2 * len(self.values)}.get(self.kind, 12)

@@ -100,7 +100,7 @@ class ByzantineReporters(Component):
         self.honest_votes: list[Vote] = []
         """Honest votes flooded so far (what replays are taken from)."""
         self.votes: dict[tuple[int, int], list[Vote]] = {}
-        """The Byzantine precommits of each ``(market, round)``."""
+        """The Byzantine precommits of each ``(market, round)`` (``fixed``: its forgeries')."""
         self.outbox: dict[tuple[int, int], list[Signed]] = {}
         """Messages to send at the end of this instant, by ``(origin, destination)``; -1 floods."""
         self.forged: set[tuple[int, int]] = set()
@@ -188,8 +188,8 @@ class ByzantineReporters(Component):
             meter=None,
             step=step,
         )
-        if step == "precommit" and value == self.wrong[market]:
-            self.votes.setdefault((market, round_), []).append(vote)
+        if self.strategy == "fixed" and step == "precommit" and value == self.wrong[market]:
+            self.votes.setdefault((market, round_), []).append(vote)  # what it forges from
         return vote
 
     def _queue(self, origin: int, dst: int, item: Signed) -> None:

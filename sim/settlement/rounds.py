@@ -141,26 +141,24 @@ class Listener:
         """Every certificate formed here, by market (two only if someone equivocated)."""
         self.evidence: dict[tuple[int, int, int, str], Settlement] = {}
 
-    def add(self, vote: Vote) -> tuple[Settlement | None, Settlement | None]:
-        """Keep a checked vote; returns a certificate it completed and evidence it makes."""
-        key = (vote.reporter, vote.market, vote.round, vote.step)
-        first = self.first.setdefault(key, vote)
+    def add(self, vote: Vote) -> Settlement | None:
+        """Keep a checked vote, and evidence if it is its signer's second value in that step;
+        returns the certificate it completed, if any."""
+        first = self.first.setdefault((vote.reporter, vote.market, vote.round, vote.step), vote)
         evidence = equivocation(first, vote)
-        if evidence is not None and key not in self.evidence:
-            self.evidence[key] = evidence
-        else:
-            evidence = None
+        if evidence is not None:
+            self.evidence.setdefault(evidence.accused(), evidence)
         if vote.step != "precommit" or vote.outcome == NIL:
-            return None, evidence
+            return None
         signers = self.precommits.setdefault((vote.market, vote.round, vote.outcome), {})
         if vote.reporter in signers:
-            return None, evidence
+            return None
         signers[vote.reporter] = vote
         if len(signers) != self.quorum:
-            return None, evidence
+            return None
         cert = certificate(list(signers.values()))
         self.certificates.setdefault(vote.market, []).append(cert)
-        return cert, evidence
+        return cert
 
 
 class Voting:
@@ -495,7 +493,7 @@ class Voting:
         listener = self.listeners.get(node)
         if listener is None:
             return
-        cert, _ = listener.add(vote)
+        cert = listener.add(vote)
         if cert is not None:
             self.formed.setdefault(cert.market, set()).add(cert.outcome)
 

@@ -334,11 +334,6 @@ def equivocation(first: Vote, second: Vote) -> Settlement | None:
     )
 
 
-def evidence_key(evidence: Settlement) -> tuple[int, int, int, str]:
-    """``(signer, market, round, step)``: what one piece of evidence is about."""
-    return (evidence.voters[0], evidence.market, evidence.round, evidence.step)
-
-
 def evidence_ok(evidence: Settlement, *, keyring: Keyring) -> bool:
     """Whether ``evidence`` holds two valid signatures of its signer on two values of one step."""
     e = evidence

@@ -9,25 +9,27 @@ received) and says what to do on receiving a checked message or a timeout, as
 or reads a clock: the driver (:mod:`sim.settlement.rounds`) does, and the unit tests drive it
 by hand.
 
-The rules, in the paper's words (line numbers of Algorithm 1):
+The rules, in the paper's words with its ``2f+1`` written ``q`` (the two are equal only when
+``n = 3f + 1``; the code always counts ``q``), by line of Algorithm 1:
 
 * ``StartRound(r)`` (11-21): the proposer ``proposer(market, r)`` proposes ``validValue`` if it
   has one, else its own value, with ``validRound``; anyone else arms ``timeoutPropose(r)``;
 * on the proposer's ``PROPOSAL(v, −1)`` in step propose (22-27): prevote ``v`` if ``valid(v)``
   and it is not locked on another value, else nil;
-* on ``PROPOSAL(v, vr)`` with ``0 ≤ vr < r`` and ``2f+1`` prevotes for ``v`` in ``vr`` (28-33):
+* on ``PROPOSAL(v, vr)`` with ``0 ≤ vr < r`` and ``q`` prevotes for ``v`` in ``vr`` (28-33):
   prevote ``v`` if ``valid(v)`` and (``lockedRound ≤ vr`` or ``lockedValue = v``), else nil;
-* ``2f+1`` prevotes of any value in the round, in step prevote, first time: arm
+* ``q`` prevotes of any value in the round, in step prevote, first time: arm
   ``timeoutPrevote`` (34-35);
-* the proposal ``v`` and ``2f+1`` prevotes for it (a *polka*), ``valid(v)``, step prevote or
+* the proposal ``v`` and ``q`` prevotes for it (a *polka*), ``valid(v)``, step prevote or
   later, first time (36-43): in step prevote, lock ``v`` and precommit it; either way
   ``validValue = v``, ``validRound = r``;
-* ``2f+1`` nil prevotes in step prevote: precommit nil (44-46);
-* ``2f+1`` precommits of any value in the round, first time: arm ``timeoutPrecommit`` (47-48);
-* ``2f+1`` precommits for ``v`` in any round: decide ``v`` (49-54). Here a vote carries its
+* ``q`` nil prevotes in step prevote: precommit nil (44-46);
+* ``q`` precommits of any value in the round, first time: arm ``timeoutPrecommit`` (47-48);
+* ``q`` precommits for ``v`` in any round: decide ``v`` (49-54). Here a vote carries its
   value, not a hash of it, so the proposal is not needed to know ``v``, and the decision does
   not test ``valid(v)``: validity is each reporter's own observation (honest reporters may
-  disagree), and ``2f+1`` precommits include ``f+1`` honest reporters who found ``v`` valid;
+  disagree), and ``q`` precommits include ``q − f ≥ f + 1`` honest reporters who found ``v``
+  valid;
 * ``f+1`` messages of a round above the current one: skip to that round (55-56);
 * timeouts (57-65): propose → prevote nil; prevote → precommit nil; precommit → next round.
 
@@ -69,7 +71,7 @@ class Arm:
 
 @dataclass(frozen=True, slots=True)
 class Decide:
-    """``2f+1`` precommits for ``value`` in ``round``: the market's value, with its certificate."""
+    """``q`` precommits for ``value`` in ``round``: the market's value, with its certificate."""
 
     round: int
     value: int
@@ -201,7 +203,7 @@ class Tendermint:
             self._decide(self.round, out)
 
     def _decide(self, round_: int, out: list[Action]) -> bool:
-        """Lines 49-54: ``2f+1`` precommits for a value in ``round_``."""
+        """Lines 49-54: ``q`` precommits for a value in ``round_``."""
         for (r, step, value), signers in self.votes.items():
             if r == round_ and step == "precommit" and value != NIL and len(signers) >= self.quorum:
                 self.decision = Decide(round_, value)
@@ -249,7 +251,7 @@ class Tendermint:
         return False
 
     def _first(self, rule: str, round_: int, step: VoteStep) -> bool:
-        """``2f+1`` votes of any value in ``step`` of ``round_``, for the first time."""
+        """``q`` votes of any value in ``step`` of ``round_``, for the first time."""
         if (rule, round_) in self._once or len(self.signers.get((round_, step), ())) < self.quorum:
             return False
         self._once.add((rule, round_))

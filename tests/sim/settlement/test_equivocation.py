@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from market.crypto import base_mul
-from sim.settlement.rules import Keyring, certificate_ok, evidence_key, evidence_ok
+from sim.settlement.rules import Keyring, certificate_ok, evidence_ok
 from tests.conftest import SMALL
 from tests.sim.settlement.test_settlement import _simulate, audit
 
@@ -84,7 +84,7 @@ def test_below_a_third_equivocators_never_conflict_and_are_slashed(seed: int) ->
     fresh = Keyring({n: base_mul(s) for n, s in protocol.keys.secrets.items()})
     evidence = [s for s in run.exchange.applied if s.kind == "evidence"]
     assert all(evidence_ok(e, keyring=fresh) for e in evidence)
-    keys = {evidence_key(e) for e in evidence}
+    keys = {e.accused() for e in evidence}
     assert len(keys) == len(evidence) == m["settlement.equivocations_detected"]
     assert {signer for signer, *_ in keys} <= protocol.plan.byzantine  # never an honest one
     slashed = {signer for signer, *_ in keys}
