@@ -37,9 +37,10 @@ def privacy_holds_against(ctx: ui.Context, rel: str) -> None:
         st.caption("No differential privacy in this run: no epsilon holds against anyone.")
         return
     st.caption(
-        f"Every epsilon on this page holds against **{against}** "
-        "(server-side noise: not the coordinator, which sees the exact sum; "
-        "clients-side noise: the coordinator too)."
+        f"The run's epsilon, amplified by sampling, holds against **{against}** "
+        "(amplification hides nothing from the coordinator, which knows who took part; with "
+        "server-side noise it also sees the exact sum). Each client's own epsilon below is "
+        "unamplified, over the rounds it took part in."
     )
 
 
@@ -50,11 +51,21 @@ def clients(ctx: ui.Context, rel: str, metrics: pl.DataFrame | None) -> None:
     if not ui.have(roster, "fl_clients", ("client",), NO_FORECASTER):
         return
     assert roster is not None
-    withdrawn = queries.fmt(queries.metric_value(metrics, "fl.clients_withdrawn"))
-    exhausted = queries.fmt(queries.metric_value(metrics, "fl.clients_exhausted"))
+    withdrawn = queries.metric_value(metrics, "fl.clients_withdrawn")
+    exhausted = queries.metric_value(metrics, "fl.clients_exhausted")
     remembered = queries.fmt(queries.metric_value(metrics, "fl.withdrawn_mia_auc"))
+    left = (
+        f"{queries.fmt(withdrawn)} withdrew consent"
+        if queries.is_number(withdrawn)
+        else "no withdrawals in this run's settings"
+    )
+    spent = (
+        f"{queries.fmt(exhausted)} spent their budget"
+        if queries.is_number(exhausted)
+        else "no per-client budget"
+    )
     st.caption(
-        f"{roster.height} clients; {withdrawn} withdrew consent, {exhausted} spent their budget. "
+        f"{roster.height} clients; {left}, {spent}. "
         f"Withdrawal is not erasure: the membership attack on the final model against the "
         f"withdrawn clients' records alone has AUC {remembered} (0.5: nothing remembered; "
         "none when nobody withdrew). Each client's epsilon counts only the rounds it took "

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sim.federated.dp import RdpLedger
+from sim.federated.rounds import ClientNoise
 from sim.federated.strategy import FLConfig
 
 DROPOUT_FLOOR = 0.5
@@ -41,16 +42,22 @@ strict majority of the share holders, so a completed round keeps more than half 
 noise, and its multiplier is at least ``σ·√½``."""
 
 
-def worst_round_multiplier(config: FLConfig) -> float:
+def worst_round_multiplier(
+    config: FLConfig, noise: ClientNoise | None, *, members: int, dim: int
+) -> float:
     """The smallest noise multiplier one round can be accounted at (for the budget check).
 
-    ``σ`` when the server adds the noise; ``σ·√½`` in clients mode, where dropouts remove
-    their share of the noise but a completed round keeps more than half of it
-    (:data:`DROPOUT_FLOOR`).
+    ``σ`` when the server adds the noise. In clients mode (``noise``: the members' shares)
+    dropouts remove their share of the noise but a completed round keeps more than half of it
+    (:data:`DROPOUT_FLOOR`), so ``σ·√½``, lowered further by Kairouz et al.'s ``τ`` for a round
+    of all ``members`` clients (:meth:`ClientNoise.worst_multiplier`; ``τ`` underflows to 0 at
+    ordinary scales, but not for tiny ``σ`` with thousands of members).
     """
-    if config.clients_noise:
-        return config.dp_noise_multiplier * math.sqrt(DROPOUT_FLOOR)
-    return config.dp_noise_multiplier
+    if not config.clients_noise:
+        return config.dp_noise_multiplier
+    if noise is None:
+        raise ValueError("clients-side noise needs the members' ClientNoise")
+    return noise.worst_multiplier(members=members, dim=dim, surviving=DROPOUT_FLOOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +102,17 @@ class ConsentLedger:
 
     @classmethod
     def for_config(
-        cls, config: FLConfig, ledger: RdpLedger, withdrawals: Mapping[int, int]
+        cls, config: FLConfig, ledger: RdpLedger, withdrawals: Mapping[int, int], *, worst: float
     ) -> ConsentLedger:
-        """The consent ledger of a run's settings (a finite budget needs DP)."""
+        """The consent ledger of a run's settings (a finite budget needs DP); ``worst`` is
+        :func:`worst_round_multiplier` for the run."""
         if math.isfinite(config.client_epsilon_budget) and not config.dp:
             raise ValueError("a per-client epsilon budget needs DP (dp_noise_multiplier > 0)")
         return cls(
             ledger,
             config.dp_delta,
             config.client_epsilon_budget,
-            worst_round_multiplier(config),
+            worst,
             dict(withdrawals),
         )
 

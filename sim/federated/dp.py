@@ -68,8 +68,11 @@ def gaussian_noise(size: int, *, std: float, rng: np.random.Generator) -> np.nda
 NOISE_TAILS = 8.0
 """Standard deviations of the summed client noise the secure ring leaves room for (clients mode).
 
-The ring's per-coordinate range is widened from ``C`` to ``C·(1 + NOISE_TAILS·σ)`` so that the
-noisy sum wraps modulo ``2^32`` with probability below ``2·d·Φ(−8) ≈ 10^-14`` per round. A wrap
+The ring's per-coordinate range is widened from ``C`` to ``C·(1 + NOISE_TAILS·σ)`` per member, so
+the sum of ``k`` members has ``8kσC`` of room for noise whose standard deviation is about ``σC``:
+the noisy sum wraps modulo ``2^32`` with probability below ``2·d·Φ(−8) ≈ 10^-14`` per round (far
+below, for ``k > 1``; the price is a fixed point ``1 + 8σ`` times coarser than the clip alone
+would need, which the rounding term of the sensitivity accounts for). A wrap
 would cost accuracy, never privacy: reduction modulo the ring commutes with the sum, so it is
 post-processing of the noisy sum (Kairouz, Liu & Steinke 2021, section 4).
 """

@@ -60,7 +60,7 @@ from sim.federated.attacks import (
     recovered_records,
     thin_roc,
 )
-from sim.federated.consent import ClientPrivacy, ConsentLedger
+from sim.federated.consent import ClientPrivacy, ConsentLedger, worst_round_multiplier
 from sim.federated.dp import RdpLedger
 from sim.federated.net_rounds import PlainRound, RoundEnd, RoundPlan, SecureRound
 from sim.federated.rounds import Observation, close_round, start_round
@@ -150,7 +150,15 @@ class FederatedForecaster(Component):
             sampling_rate=self.config.client_fraction,
             noise_multiplier=self.config.dp_noise_multiplier,
         )
-        self.consent = ConsentLedger.for_config(self.config, self.ledger, self.forecast.withdrawals)
+        worst = worst_round_multiplier(
+            self.config,
+            self.session.noise,
+            members=len(self.session.clients),
+            dim=self.session.strategy.payload_size(self.session.model.size),
+        )
+        self.consent = ConsentLedger.for_config(
+            self.config, self.ledger, self.forecast.withdrawals, worst=worst
+        )
         self.params = self.session.model.init(self.rng)
         self.courier = Courier(
             sim, coordinator=self.forecast.coordinator, nodes=self.forecast.client_nodes
@@ -330,8 +338,15 @@ class FederatedForecaster(Component):
             "fl.reconstruction_rate": reconstruction_rate(self.received, self.records),
             "fl.client_epsilon_max": max(epsilons),
             "fl.client_epsilon_mean": float(np.mean(epsilons)),
-            "fl.clients_withdrawn": float(len(withdrawn)),
-            "fl.clients_exhausted": float(sum(c.exhausted_at is not None for c in clients)),
+            # NaN, not 0, when the run gives clients no way to withdraw or no budget to exhaust
+            "fl.clients_withdrawn": (
+                float(len(withdrawn)) if self.config.withdraw_fraction > 0 else math.nan
+            ),
+            "fl.clients_exhausted": (
+                float(sum(c.exhausted_at is not None for c in clients))
+                if math.isfinite(self.config.client_epsilon_budget)
+                else math.nan
+            ),
             "fl.withdrawn_mia_auc": self._withdrawn_auc([c.client for c in withdrawn]),
             "traders.forecaster_pnl": self.trader.pnl(),
         }

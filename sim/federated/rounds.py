@@ -20,7 +20,7 @@ import numpy as np
 
 from market.crypto import CryptoMeter, RandBytes
 from sim.federated.attacks import SecureSumObservation, UpdateObservation
-from sim.federated.dp import discrete_gaussian, distributed_multiplier, share_sigma
+from sim.federated.dp import ddg_tau, discrete_gaussian, distributed_multiplier, share_sigma
 from sim.federated.model import Model
 from sim.federated.secagg import (
     ClientKeys,
@@ -134,6 +134,19 @@ class ClientNoise:
             survivors=survivors,
             dim=dim,
         )
+
+    def worst_multiplier(self, *, members: int, dim: int, surviving: float) -> float:
+        """A floor under :meth:`multiplier` for every round of at most ``members`` members of
+        which at least a ``surviving`` share reached the sum.
+
+        ``σ·√r / √(1 + ½τdσ²r)`` grows with the surviving share ``r`` and shrinks with
+        Kairouz et al.'s ``τ``, which is largest for the most members (the smallest shares,
+        summed over the most terms); so the floor takes ``r = surviving`` and that ``τ``.
+        """
+        sigma = self.noise_multiplier
+        share = share_sigma(sigma, sensitivity=self.sensitivity(members, dim), members=members)
+        tau = ddg_tau(share, members)
+        return sigma * math.sqrt(surviving) / math.sqrt(1 + tau * dim * sigma**2 * surviving / 2)
 
     def of_sum(self, result: SecureSum, dim: int) -> float:
         """:meth:`multiplier` of a completed secure sum (its members: survivors and dropped)."""

@@ -137,16 +137,19 @@ class FLConfig:
     def epsilon_against(self) -> str:
         """Whom the run's ``ε`` holds against (the ``fl_rounds.epsilon_against`` column).
 
-        Server mode: everyone who sees only the released models, but not the coordinator,
-        which holds the exact sum of the clipped updates before it adds the noise. Clients
-        mode (with secure aggregation, which it requires): the coordinator too, since it only
-        ever unmasks an already noised sum (clients that pool their noise shares with it
+        The run's ``ε`` is amplified by Poisson sampling, which only protects against someone
+        who does not know who was sampled. Server mode: everyone who sees only the released
+        models, but not the coordinator, which holds the exact sum of the clipped updates
+        before it adds the noise. Clients mode (with secure aggregation, which it requires):
+        the coordinator only ever unmasks an already noised sum, but it builds each round's
+        roster, so the sampling does not hide anyone from it: against it each client has its
+        own unamplified ``fl_clients.epsilon`` (clients that pool their noise shares with it
         are not covered: each share is only ``1/k`` of the noise). Without DP: nobody.
         """
         if not self.dp:
             return "nobody"
         if self.clients_noise:
-            return "everyone, the coordinator included"
+            return "everyone but the coordinator, which is held to each client's own epsilon"
         return "everyone but the coordinator"
 
 
@@ -237,7 +240,8 @@ class FedAvg:
         """A bound on every payload coordinate's magnitude, for fixed-point secure sums.
 
         Under DP the clip bounds every coordinate; in clients mode the ring also leaves room
-        for :data:`~sim.federated.dp.NOISE_TAILS` standard deviations of the summed noise.
+        for at least :data:`~sim.federated.dp.NOISE_TAILS` standard deviations of the summed
+        noise (``k`` times that: every member's range is widened).
         """
         if self.clients_noise:
             return self.clip * (1 + NOISE_TAILS * self.noise_multiplier)
