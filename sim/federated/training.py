@@ -23,6 +23,7 @@ key pair before it can take part again (:func:`rotate`); the simpy layer does th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -316,7 +317,16 @@ def train(
     model: Model | None = None,
     timer: PhaseTimer | None = None,
 ) -> TrainingResult:
-    """Federated training as the simulation runs it, without a clock (see the module doc)."""
+    """Federated training as the simulation runs it, without a clock (see the module doc).
+
+    Consent (``withdraw_fraction``, ``client_epsilon_budget``) lives in the network
+    simulation's forecaster only; asking this driver for it is refused rather than ignored.
+    """
+    if config.withdraw_fraction > 0 or math.isfinite(config.client_epsilon_budget):
+        raise ValueError(
+            "withdraw_fraction and client_epsilon_budget need the network simulation "
+            "(sim.federated.process), not the in-process driver"
+        )
     ledger = RdpLedger.for_rounds(
         sampling_rate=config.client_fraction, noise_multiplier=config.dp_noise_multiplier
     )

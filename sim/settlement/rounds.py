@@ -73,7 +73,8 @@ BUNDLE_WINDOW = 1 / 30
 """How long a node gathers its outgoing messages into one bundle, as a share of
 ``round_timeout_s`` (a tenth of the first propose timeout: 1 s at the default 30 s)."""
 RoundHook = Callable[[int, int], None]
-"""``hook(market, round_)``: an honest reporter entered ``round_`` of ``market``."""
+"""``hook(market, round_)``: ``round_`` of ``market`` got its record, the first time an honest
+reporter entered it or a checked message of that round was counted, whichever came first."""
 CastHook = Callable[[int, Sequence[Signed]], None]
 """``hook(origin, items)``: honest ``origin`` is flooding these messages."""
 Timer = tuple[int, Step, int]

@@ -51,6 +51,15 @@ def run(config: FLConfig, seed: int = 2, timer: PhaseTimer | None = None) -> Tra
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("consent", [{"withdraw_fraction": 0.2}, {"client_epsilon_budget": 5.0}])
+def test_the_in_process_driver_refuses_consent_settings_it_does_not_enforce(
+    consent: dict[str, float],
+) -> None:
+    config = FLConfig(rounds=1, dp_noise_multiplier=1.0, **consent)
+    with pytest.raises(ValueError, match="network simulation"):
+        run(config)
+
+
 def test_training_improves_the_holdout_brier() -> None:
     config = replace(SMALL, rounds=15)
     _data, test = world(config)
