@@ -39,7 +39,7 @@ from sim.federated.strategy import FLConfig
 DROPOUT_FLOOR = 0.5
 """Smallest survivor share of a completed clients-mode round: secure aggregation aborts below a
 strict majority of the share holders, so a completed round keeps more than half its members'
-noise, and its multiplier is at least ``σ·√½``."""
+noise, and its multiplier is at least ``σ·√½`` (less the tiny part of Kairouz et al.'s ``τ``)."""
 
 
 def worst_round_multiplier(
