@@ -353,7 +353,8 @@ def test_learning_page_draws_each_clients_epsilon_and_who_withdrew(app_argv: Pat
     assert lines.height == history.height + roster.height
     captions = " | ".join(c.value for c in at.caption)
     assert "holds against **everyone but the coordinator**" in captions
-    assert "withdrew consent" in captions and "not erasure" in captions
+    assert "3 withdrew consent" in captions and "not erasure" in captions
+    assert "no per-client budget" in captions  # fl.clients_exhausted is NaN: no budget set
     assert "Max client epsilon" in [m.label for m in at.metric]
     del manifest
 

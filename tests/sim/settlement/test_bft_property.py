@@ -15,7 +15,8 @@ end at least 600 s before the horizon, message loss, noisy honest observations, 
 
 How far behind a replica may be at the horizon is not asserted here: over lossy links no finite
 margin holds in every world (one drawn world, 15 % loss, left a replica one block short 82 s
-after the block closed, its diffusion, three tip pushes and six status polls all lost).
+after the block closed, its diffusion, three tip pushes and six status polls all lost, before
+the tip notices were acknowledged and re-sent).
 Catch-up time is a measured distribution, tested over several seeds in ``test_catch_up.py``;
 here it is only recorded (``event``) so a run's statistics show how often replicas lag.
 """
